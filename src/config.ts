@@ -1,0 +1,156 @@
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { ConfigError } from './errors.js';
+
+const port = z.number().int().min(1).max(65535);
+
+const Schema = z
+  .object({
+    drachtio: z.object({ host: z.string().min(1), port, secret: z.string().min(1) }).strict(),
+    rtp: z
+      .object({
+        bindAddress: z.string().min(1),
+        advertisedAddress: z.string().min(1),
+        portMin: port,
+        portMax: port,
+        codecs: z.array(z.enum(['PCMU', 'PCMA'])).min(1),
+        jitterMs: z.number().int().min(0).max(2000),
+        maxSkewMs: z.number().int().min(50).max(10_000),
+      })
+      .strict()
+      .refine((r) => r.portMin < r.portMax, { message: 'rtp.portMin must be below rtp.portMax' }),
+    recording: z
+      .object({
+        format: z.enum(['mp3-8-mono', 'mp3-16-stereo', 'mp3-32-stereo']),
+        leftChannel: z.enum(['other', 'recordDN']),
+        maxDurationSec: z.number().int().min(1),
+      })
+      .strict(),
+    spool: z.object({ dir: z.string().min(1) }).strict(),
+    encoder: z.object({ workers: z.number().int().min(0).max(256) }).strict(),
+    log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }).strict(),
+  })
+  .strict();
+
+export type Config = z.infer<typeof Schema>;
+
+export const ENV_PREFIX = 'MSMLREC_';
+/** conf/default.yaml, found from src/ (tsx) or dist/src/ (compiled). */
+export const DEFAULT_CONFIG_PATH = fileURLToPath(
+  new URL(import.meta.url.includes('/dist/') ? '../../conf/default.yaml' : '../conf/default.yaml', import.meta.url),
+);
+
+type Tree = { [k: string]: unknown };
+
+const isTree = (v: unknown): v is Tree => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function envName(path: string[]): string {
+  return ENV_PREFIX + path.map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+}
+
+function merge(base: Tree, over: Tree, where: string): Tree {
+  const out: Tree = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    if (!(k in base)) throw new ConfigError(`${where}: unknown option "${k}"`);
+    out[k] = isTree(base[k]) && isTree(v) ? merge(base[k] as Tree, v, `${where}.${k}`) : v;
+  }
+  return out;
+}
+
+function coerce(raw: string, like: unknown, name: string): unknown {
+  if (typeof like === 'number') {
+    const n = Number(raw);
+    if (raw.trim() === '' || Number.isNaN(n)) throw new ConfigError(`${name}: "${raw}" is not a number`);
+    return n;
+  }
+  if (typeof like === 'boolean') {
+    if (!/^(true|false|1|0)$/i.test(raw)) throw new ConfigError(`${name}: "${raw}" is not true/false`);
+    return /^(true|1)$/i.test(raw);
+  }
+  if (Array.isArray(like)) return raw.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  return raw;
+}
+
+/** Collects env overrides for every leaf of `defaults`; rejects MSMLREC_ variables that name no option. */
+function envOverrides(defaults: Tree, env: NodeJS.ProcessEnv): Tree {
+  const known = new Set<string>([`${ENV_PREFIX}CONFIG`]);
+  const walk = (node: Tree, path: string[]): Tree => {
+    const out: Tree = {};
+    for (const [k, v] of Object.entries(node)) {
+      const p = [...path, k];
+      if (isTree(v)) {
+        const sub = walk(v, p);
+        if (Object.keys(sub).length) out[k] = sub;
+      } else {
+        const name = envName(p);
+        known.add(name);
+        if (env[name] !== undefined) out[k] = coerce(env[name] as string, v, name);
+      }
+    }
+    return out;
+  };
+  const over = walk(defaults, []);
+  const unknown = Object.keys(env).filter((k) => k.startsWith(ENV_PREFIX) && !known.has(k));
+  if (unknown.length) throw new ConfigError(`unknown environment variable(s): ${unknown.join(', ')}`);
+  return over;
+}
+
+function readYaml(path: string): Tree {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`cannot read config file ${path}: ${(err as Error).message}`);
+  }
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    throw new ConfigError(`config file ${path} is not valid YAML: ${(err as Error).message}`);
+  }
+  if (doc === null || doc === undefined) return {};
+  if (!isTree(doc)) throw new ConfigError(`config file ${path} must be a mapping`);
+  return doc;
+}
+
+/**
+ * Loads conf/default.yaml, lays MSMLREC_CONFIG's file over it, then the MSMLREC_ environment, and validates the
+ * result once. Throws ConfigError naming every problem.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, defaultsPath = DEFAULT_CONFIG_PATH): Config {
+  const defaults = readYaml(defaultsPath);
+  let tree = defaults;
+  const extra = env[`${ENV_PREFIX}CONFIG`];
+  if (extra) tree = merge(tree, readYaml(extra), extra);
+  tree = merge(tree, envOverrides(defaults, env), 'environment');
+  const r = Schema.safeParse(tree);
+  if (!r.success) {
+    const msgs = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new ConfigError(`invalid configuration: ${msgs.join('; ')}`);
+  }
+  return r.data;
+}
+
+/** Encoder workers to start: the configured number, or one per core. */
+export function encoderWorkers(c: Config): number {
+  return c.encoder.workers > 0 ? c.encoder.workers : Math.max(1, availableParallelism());
+}
+
+/** Renders the config for the start-up log with secrets hidden. */
+export function redacted(c: Config): Config {
+  return { ...c, drachtio: { ...c.drachtio, secret: '***' } };
+}
+
+export function mp3Format(c: Config): { channels: 1 | 2; kbps: 8 | 16 | 32 } {
+  switch (c.recording.format) {
+    case 'mp3-8-mono':
+      return { channels: 1, kbps: 8 };
+    case 'mp3-16-stereo':
+      return { channels: 2, kbps: 16 };
+    case 'mp3-32-stereo':
+      return { channels: 2, kbps: 32 };
+  }
+}

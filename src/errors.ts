@@ -1,0 +1,51 @@
+/**
+ * The few named errors of msml-recorder. Each carries what its callers need to answer:
+ * a SIP status for signaling, an MSML `<result response>` code for MSML requests, and
+ * whether a delivery job should retry.
+ */
+export class RecorderError extends Error {
+  /** SIP status to answer an initial request with. */
+  readonly sipStatus: number;
+  /** MSML result code (RFC 5707 style) to answer an MSML request with. */
+  readonly msmlCode: number;
+  /** Whether a job failing with this error should be retried. */
+  readonly retryable: boolean;
+
+  constructor(message: string, opts: { sipStatus?: number; msmlCode?: number; retryable?: boolean; cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.sipStatus = opts.sipStatus ?? 500;
+    this.msmlCode = opts.msmlCode ?? 500;
+    this.retryable = opts.retryable ?? false;
+  }
+}
+
+/** Configuration that cannot be used; raised once at start. */
+export class ConfigError extends RecorderError {}
+
+/** An SDP we cannot parse (400) or cannot answer (488). */
+export class SdpError extends RecorderError {}
+
+/** An INVITE that is not an MSML recording request (e.g. malformed Request-URI). */
+export class SignalingError extends RecorderError {}
+
+/** An MSML body that is malformed, unsupported or addresses something unknown. */
+export class MsmlError extends RecorderError {
+  constructor(message: string, msmlCode: number) {
+    super(message, { msmlCode, sipStatus: 200 });
+  }
+}
+
+/** No capacity left (RTP ports, draining): answer 503. */
+export class CapacityError extends RecorderError {
+  constructor(message: string) {
+    super(message, { sipStatus: 503, msmlCode: 500, retryable: true });
+  }
+}
+
+/** Local storage failed (disk full, unwritable spool). */
+export class SpoolError extends RecorderError {
+  constructor(message: string, cause?: unknown) {
+    super(message, { sipStatus: 500, msmlCode: 500, retryable: true, cause });
+  }
+}

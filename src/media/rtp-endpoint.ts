@@ -1,0 +1,74 @@
+import { createSocket, type Socket } from 'node:dgram';
+import { parseRtp, type RtpPacket } from './rtp-packet.js';
+import type { RtpPortPool } from './rtp-port-pool.js';
+
+export interface RtpEndpointStats {
+  datagrams: number;
+  malformed: number;
+  lastMalformed: string | null;
+}
+
+/**
+ * One UDP socket on a pooled even port. Parses what arrives and hands RTP to `onPacket` with the arrival time
+ * and the source (for symmetric RTP). Sends are best-effort. `close()` is idempotent and returns the port.
+ */
+export class RtpEndpoint {
+  readonly stats: RtpEndpointStats = { datagrams: 0, malformed: 0, lastMalformed: null };
+  onPacket: (p: RtpPacket, arrivalMs: number, from: { address: string; port: number }) => void = () => undefined;
+  private closed = false;
+
+  private constructor(
+    private readonly socket: Socket,
+    readonly port: number,
+    private readonly pool: RtpPortPool,
+  ) {
+    socket.on('message', (msg, rinfo) => {
+      const at = performance.now();
+      this.stats.datagrams++;
+      const p = parseRtp(msg);
+      if (typeof p === 'string') {
+        this.stats.malformed++;
+        this.stats.lastMalformed = p;
+        return;
+      }
+      this.onPacket(p, at, { address: rinfo.address, port: rinfo.port });
+    });
+    socket.on('error', () => undefined);
+  }
+
+  /** Binds a socket on a port from the pool, skipping ports another process holds. */
+  static async open(pool: RtpPortPool, bindAddress: string, attempts = 16): Promise<RtpEndpoint> {
+    let lastErr: unknown;
+    for (let i = 0; i < attempts; i++) {
+      const port = pool.take();
+      const socket = createSocket({ type: bindAddress.includes(':') ? 'udp6' : 'udp4', recvBufferSize: 256 * 1024 });
+      try {
+        await new Promise<void>((resolve, reject) => {
+          socket.once('error', reject);
+          socket.bind(port, bindAddress, () => {
+            socket.off('error', reject);
+            resolve();
+          });
+        });
+        return new RtpEndpoint(socket, port, pool);
+      } catch (err) {
+        lastErr = err;
+        socket.close();
+        pool.release(port);
+      }
+    }
+    throw lastErr;
+  }
+
+  send(data: Uint8Array, address: string, port: number): void {
+    if (this.closed) return;
+    this.socket.send(data, port, address);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.socket.close();
+    this.pool.release(this.port);
+  }
+}

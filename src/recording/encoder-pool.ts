@@ -1,0 +1,135 @@
+import { Worker } from 'node:worker_threads';
+import { fileURLToPath } from 'node:url';
+import type { Logger } from 'pino';
+import { RecorderError } from '../errors.js';
+import type { Mp3Format } from './mp3-encoder.js';
+import type { WorkerReply, WorkerRequest } from './encoder-worker.js';
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
+type Pending = { resolve: (b: Uint8Array) => void; reject: (e: Error) => void; sentAt: number };
+
+interface Slot {
+  worker: Worker;
+  pending: Map<number, Pending>;
+  recordings: Set<string>;
+  samplesQueued: number;
+}
+
+// Under tsx (tests, demo) this module is a .ts file and so is the worker; compiled, both are .js.
+const workerUrl = new URL(import.meta.url.endsWith('.ts') ? './encoder-worker.ts' : './encoder-worker.js', import.meta.url);
+
+/**
+ * A fixed pool of worker threads that encode MP3. A recording is pinned to the least-loaded worker when it
+ * opens. If a worker dies, only the recordings it held fail (their pending calls reject); a fresh worker takes
+ * its place for new recordings.
+ */
+export class EncoderPool {
+  private slots: Slot[] = [];
+  private byRecording = new Map<string, Slot>();
+  private nextMsg = 1;
+  private closed = false;
+
+  constructor(
+    private readonly size: number,
+    private readonly log: Logger,
+  ) {
+    for (let i = 0; i < size; i++) this.slots.push(this.spawn());
+  }
+
+  private spawn(): Slot {
+    const worker = new Worker(fileURLToPath(workerUrl), { execArgv: process.execArgv });
+    const slot: Slot = { worker, pending: new Map(), recordings: new Set(), samplesQueued: 0 };
+    worker.on('message', (r: WorkerReply) => {
+      const p = slot.pending.get(r.msgId);
+      if (!p) return;
+      slot.pending.delete(r.msgId);
+      if (r.error !== undefined) p.reject(new RecorderError(`encoder: ${r.error}`));
+      else p.resolve(r.bytes ?? new Uint8Array(0));
+    });
+    const fail = (why: string): void => {
+      const err = new RecorderError(`encoder worker died: ${why}`);
+      for (const p of slot.pending.values()) p.reject(err);
+      slot.pending.clear();
+      for (const id of slot.recordings) this.byRecording.delete(id);
+      const i = this.slots.indexOf(slot);
+      if (i >= 0 && !this.closed) {
+        this.log.error({ why, recordings: [...slot.recordings] }, 'encoder worker died; its recordings fail');
+        this.slots[i] = this.spawn();
+      }
+    };
+    worker.on('error', (e) => fail(e.message));
+    worker.on('exit', (code) => {
+      if (!this.closed || slot.pending.size > 0) fail(`exit code ${code}`);
+    });
+    worker.unref();
+    return slot;
+  }
+
+  private call(slot: Slot, req: DistributiveOmit<WorkerRequest, 'msgId'>, transfer: ArrayBuffer[] = []): Promise<Uint8Array> {
+    if (this.closed) return Promise.reject(new RecorderError('encoder pool is closed'));
+    const msgId = this.nextMsg++;
+    return new Promise((resolve, reject) => {
+      slot.pending.set(msgId, { resolve, reject, sentAt: Date.now() });
+      slot.worker.postMessage({ ...req, msgId } as WorkerRequest, transfer);
+    });
+  }
+
+  private slotOf(id: string): Slot {
+    const s = this.byRecording.get(id);
+    if (!s) throw new RecorderError(`encoder for recording ${id} is gone`);
+    return s;
+  }
+
+  async open(id: string, format: Mp3Format): Promise<void> {
+    const slot = this.slots.reduce((a, b) => (b.recordings.size < a.recordings.size ? b : a));
+    slot.recordings.add(id);
+    this.byRecording.set(id, slot);
+    await this.call(slot, { op: 'open', id, format });
+  }
+
+  encode(id: string, channels: Int16Array[]): Promise<Uint8Array> {
+    let slot: Slot;
+    try {
+      slot = this.slotOf(id);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.call(slot, { op: 'encode', id, channels }, channels.map((c) => c.buffer as ArrayBuffer));
+  }
+
+  /** Flushes and drops the encoder of a recording; returns the last MP3 bytes. */
+  async finish(id: string): Promise<Uint8Array> {
+    const slot = this.slotOf(id);
+    try {
+      return await this.call(slot, { op: 'close', id });
+    } finally {
+      slot.recordings.delete(id);
+      this.byRecording.delete(id);
+    }
+  }
+
+  /** Requests waiting for an answer, over all workers. */
+  get queueDepth(): number {
+    return this.slots.reduce((n, s) => n + s.pending.size, 0);
+  }
+
+  /** Age of the oldest unanswered request, ms. */
+  get oldestPendingMs(): number {
+    let oldest = Infinity;
+    for (const s of this.slots) for (const p of s.pending.values()) oldest = Math.min(oldest, p.sentAt);
+    return oldest === Infinity ? 0 : Date.now() - oldest;
+  }
+
+  /** Test hook: makes the worker of a recording exit. */
+  crashWorkerOf(id: string): void {
+    const slot = this.slotOf(id);
+    slot.worker.postMessage({ op: 'crash', msgId: this.nextMsg++ } satisfies WorkerRequest);
+  }
+
+  /** Stops every worker. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.slots.map((s) => s.worker.terminate()));
+  }
+}

@@ -1,0 +1,99 @@
+/**
+ * The sidecar written beside each spooled recording: everything known about it, in one JSON document.
+ * Delivery (jobs/) builds the Recording Processor body from it. Pure.
+ */
+export interface LegSummary {
+  callId: string;
+  slot: number;
+  role: 'other' | 'recordDN';
+  codec: string | null;
+  remote: string | null;
+  packets: number;
+  lost: number;
+  late: number;
+  duplicates: number;
+  ssrcChanges: number;
+}
+
+export interface RecordingEvent {
+  /** pause | resume | hold | unhold | ... */
+  type: string;
+  /** Offset from the start of the recording, ms. */
+  offsetMs: number;
+  time: string;
+}
+
+export interface RecordingContext {
+  id: string;
+  mediaId: string;
+  confId: string | null;
+  callUUID: string | null;
+  dialogId: string;
+  dn: string | null;
+  tenant: string | null;
+  ivrProfile: string | null;
+  tenantDbid: string | null;
+  uriParams: Record<string, string>;
+  msml: {
+    dest: string | null;
+    format: string | null;
+    maxtimeMs: number | null;
+    attrs: Record<string, string>;
+    params: Record<string, string>;
+  };
+}
+
+export interface Sidecar extends RecordingContext {
+  schema: 1;
+  startTime: string;
+  stopTime: string;
+  durationMs: number;
+  endReason: string;
+  truncated: boolean;
+  error: string | null;
+  audio: { type: 'audio/mp3'; channels: 1 | 2; kbps: number; sampleRate: 8000; leftChannel: string | null };
+  files: { mp3: { name: string; size: number } };
+  events: RecordingEvent[];
+  legs: LegSummary[];
+}
+
+export function buildSidecar(
+  ctx: RecordingContext,
+  t: {
+    startWallMs: number;
+    samples: number;
+    endReason: string;
+    truncated: boolean;
+    error: string | null;
+    channels: 1 | 2;
+    kbps: number;
+    leftChannel: string | null;
+    mp3Name: string;
+    mp3Size: number;
+    events: RecordingEvent[];
+    legs: LegSummary[];
+  },
+): Sidecar {
+  const durationMs = Math.round(t.samples / 8);
+  return {
+    schema: 1,
+    ...ctx,
+    startTime: new Date(t.startWallMs).toISOString(),
+    stopTime: new Date(t.startWallMs + durationMs).toISOString(),
+    durationMs,
+    endReason: t.endReason,
+    truncated: t.truncated,
+    error: t.error,
+    audio: { type: 'audio/mp3', channels: t.channels, kbps: t.kbps, sampleRate: 8000, leftChannel: t.leftChannel },
+    files: { mp3: { name: t.mp3Name, size: t.mp3Size } },
+    events: t.events,
+    legs: t.legs,
+  };
+}
+
+/** `<CallUUID>_<YYYY-MM-DD>_<hh-mm-ss>-<8hex>-<8hex>-<8hex>`, the GIR media id shape, safe as a file name. */
+export function makeMediaId(base: string, wallMs: number, rand: () => string): string {
+  const d = new Date(wallMs).toISOString();
+  const safe = base.replace(/[^A-Za-z0-9._-]/g, '_').slice(0, 80) || 'recording';
+  return `${safe}_${d.slice(0, 10)}_${d.slice(11, 19).replace(/:/g, '-')}-${rand()}-${rand()}-${rand()}`;
+}

@@ -1,0 +1,240 @@
+import type { Logger } from 'pino';
+import { MsmlError, RecorderError } from '../errors.js';
+import { MsmlCode } from '../msml/msml-codes.js';
+import { parseMsml, type MsmlRequest } from '../msml/msml-parse.js';
+import { eventBody, resultBody } from '../msml/msml-respond.js';
+import { Recording, type FinalizedRecording, type RecordingDeps } from '../recording/recording.js';
+import type { RecordingUri } from '../sip/request-uri.js';
+import type { Leg, LegDialog, PartyRole } from './leg.js';
+
+export interface SessionDeps {
+  recording: Omit<RecordingDeps, 'log'>;
+  /** Which role is the left channel (slot 0). */
+  leftChannel: PartyRole;
+  maxDurationMs: number;
+  /** Called with every finalized recording (delivery hooks in here). */
+  onFinalized: (r: FinalizedRecording) => void;
+}
+
+export interface MsmlAnswer {
+  /** MSML result code. */
+  code: number;
+  body: string;
+}
+
+interface ActiveRecording {
+  rec: Recording;
+  dialogId: string;
+  name: string;
+  control: LegDialog;
+  wantsExit: boolean;
+  maxTimer: NodeJS.Timeout;
+}
+
+/**
+ * A recording session: every dialog with the same MSML conf-id (one per call party in 3PCC), the recording that
+ * spans them, and the MSML requests that drive it. `close()` is idempotent and cascades: recording, then legs.
+ */
+export class CallSession {
+  readonly legs: Leg[] = [];
+  readonly finalized: FinalizedRecording[] = [];
+  private active: ActiveRecording | null = null;
+  private closing: Promise<void> | null = null;
+  private recordings = 0;
+  onClosed: () => void = () => undefined;
+
+  constructor(
+    readonly key: string,
+    readonly uri: RecordingUri,
+    readonly callUUID: string | null,
+    private readonly deps: SessionDeps,
+    readonly log: Logger,
+  ) {}
+
+  get closed(): boolean {
+    return this.closing !== null;
+  }
+
+  /** The role of the next leg: the first dialog of a conf-id is the far end, the second the recorded DN. */
+  nextRole(): PartyRole {
+    return this.legs.length === 0 ? 'other' : 'recordDN';
+  }
+
+  /** The recording slot (0 = left) of a role, or of an m-line index in a single two-m-line dialog. */
+  slotOf(role: PartyRole): number {
+    return role === this.deps.leftChannel ? 0 : 1;
+  }
+
+  addLeg(leg: Leg): void {
+    this.legs.push(leg);
+  }
+
+  /** Audio from a leg's stream. */
+  readonly sink = (slot: number, at: number, pcm: Int16Array): void => {
+    this.active?.rec.write(slot, at, pcm);
+  };
+
+  /** Periodic work: release due packets, encode what is old enough. */
+  tick(): void {
+    for (const l of this.legs) for (const s of l.streams) s.poll();
+    this.active?.rec.tick();
+  }
+
+  /** Handles one MSML body from an INFO on `dialog`. Never throws: errors become MSML results. */
+  async handleMsml(body: string, dialog: LegDialog): Promise<MsmlAnswer> {
+    try {
+      const doc = parseMsml(body);
+      if (doc.kind !== 'requests') {
+        throw new MsmlError(`Unsupported: a media server does not accept an MSML <${doc.kind}>`, MsmlCode.UNSUPPORTED);
+      }
+      let last: MsmlAnswer = { code: MsmlCode.OK, body: resultBody(MsmlCode.OK) };
+      for (const r of doc.requests) last = await this.apply(r, dialog);
+      if (doc.ignored.length) this.log.warn({ ignored: doc.ignored }, 'MSML elements ignored');
+      return last;
+    } catch (err) {
+      const code = err instanceof RecorderError ? err.msmlCode : MsmlCode.INTERNAL;
+      const description = err instanceof Error ? err.message : String(err);
+      this.log.warn({ code, description }, 'MSML request refused');
+      return { code, body: resultBody(code, { description }) };
+    }
+  }
+
+  private matches(id: string): boolean {
+    const a = this.active;
+    if (!a) return false;
+    return id === a.dialogId || id.endsWith(`/dialog:${a.name}`) || id === a.name || id === `dialog:${a.name}` || id.endsWith('/record') || id === 'record' || id === this.uri.confId || id === `conf:${this.uri.confId}`;
+  }
+
+  private async apply(r: MsmlRequest, dialog: LegDialog): Promise<MsmlAnswer> {
+    switch (r.kind) {
+      case 'dialogstart':
+        return this.start(r, dialog);
+      case 'dialogend': {
+        if (!this.matches(r.id)) throw new MsmlError(`No such dialog: ${r.id}`, MsmlCode.NO_SUCH_OBJECT);
+        await this.stopRecording('record.terminate');
+        return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK) };
+      }
+      case 'send': {
+        if (!this.matches(r.target)) throw new MsmlError(`No such dialog: ${r.target}`, MsmlCode.NO_SUCH_OBJECT);
+        const rec = this.active?.rec as Recording;
+        switch (r.event.toLowerCase()) {
+          case 'pause':
+          case 'suspend':
+            rec.pause();
+            break;
+          case 'resume':
+            rec.resume();
+            break;
+          case 'terminate':
+          case 'stop':
+            await this.stopRecording('record.terminate');
+            break;
+          default:
+            throw new MsmlError(`Unsupported event "${r.event}": pause, resume and terminate are`, MsmlCode.UNSUPPORTED);
+        }
+        return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK) };
+      }
+      case 'createconference':
+        return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK, { confId: `conf:${r.name ?? this.uri.confId ?? this.key}` }) };
+      case 'destroyconference':
+        await this.stopRecording('record.terminate');
+        return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK) };
+      default:
+        // join/unjoin/modifystream/modifyconference: the legs are already relayed and recorded
+        return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK) };
+    }
+  }
+
+  private async start(r: Extract<MsmlRequest, { kind: 'dialogstart' }>, dialog: LegDialog): Promise<MsmlAnswer> {
+    if (this.closed) throw new MsmlError('Session is ending', MsmlCode.NO_SUCH_OBJECT);
+    if (this.active) throw new MsmlError(`A recording is already running: ${this.active.dialogId}`, MsmlCode.ALREADY_EXISTS);
+    const name = r.name ?? `record${this.recordings + 1}`;
+    const dialogId = `${r.target}/dialog:${name}`;
+    const params = r.record.params;
+    const id = params.id ?? `${this.callUUID ?? this.uri.confId ?? this.key}_${this.recordings + 1}`;
+    const log = this.log.child({ recording: id });
+    const rec = new Recording(
+      { ...this.deps.recording, log },
+      {
+        id,
+        confId: this.uri.confId,
+        callUUID: this.callUUID,
+        dialogId,
+        dn: this.uri.dn,
+        tenant: this.uri.tenant,
+        ivrProfile: this.uri.ivrProfile,
+        tenantDbid: this.uri.tenantDbid,
+        uriParams: this.uri.params,
+        msml: { dest: r.record.dest, format: r.record.format, maxtimeMs: r.record.maxtimeMs, attrs: r.record.attrs, params },
+      },
+      2,
+    );
+    await rec.open();
+    this.recordings++;
+    const maxMs = Math.min(r.record.maxtimeMs ?? this.deps.maxDurationMs, this.deps.maxDurationMs);
+    const maxTimer = setTimeout(() => void this.stopRecording('record.complete.maxlength'), maxMs);
+    maxTimer.unref();
+    const wantsExit = r.record.exitNamelist !== null;
+    this.active = { rec, dialogId, name, control: dialog, wantsExit, maxTimer };
+    log.info({ dialogId, mediaId: rec.mediaId, maxMs }, 'recording started');
+    return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK, { dialogId }) };
+  }
+
+  /** Stops the running recording (if any), finalizes it and tells SIP Server with MSML events. */
+  async stopRecording(reason: string, notify = true): Promise<void> {
+    const a = this.active;
+    if (!a) return;
+    this.active = null;
+    clearTimeout(a.maxTimer);
+    for (const l of this.legs) for (const s of l.streams) s.drain();
+    let fin: FinalizedRecording;
+    try {
+      fin = await a.rec.stop(reason, this.legs.flatMap((l) => l.summaries()));
+    } catch (err) {
+      this.log.error({ err }, 'recording could not be finalized');
+      if (notify) await this.sendEvents(a, 'record.failed', 0);
+      return;
+    }
+    this.finalized.push(fin);
+    this.deps.onFinalized(fin);
+    if (notify) await this.sendEvents(a, a.rec.failed ? 'record.failed' : reason, fin.sidecar.durationMs);
+  }
+
+  private async sendEvents(a: ActiveRecording, end: string, lenMs: number): Promise<void> {
+    const leg = this.legs.find((l) => l.dialog === a.control);
+    if (!leg || leg.ended) return;
+    const headers = { 'Content-Type': 'application/vnd.radisys.msml+xml' };
+    try {
+      if (a.wantsExit) {
+        await a.control.request({ method: 'INFO', headers, body: eventBody('moml.exit', a.dialogId, [['record.end', end], ['record.len', String(lenMs)]]) });
+      }
+      await a.control.request({ method: 'INFO', headers, body: eventBody('msml.dialog.exit', a.dialogId) });
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'could not send MSML events to SIP Server');
+    }
+  }
+
+  /** A leg's dialog ended (BYE from SIP Server). The recording ends with the control dialog or the last leg. */
+  async legEnded(leg: Leg, reason: string): Promise<void> {
+    leg.ended = true;
+    this.log.info({ callId: leg.callId, reason }, 'leg ended');
+    const controlGone = this.active?.control === leg.dialog;
+    if (controlGone || this.legs.every((l) => l.ended)) {
+      await this.stopRecording('record.terminate', !controlGone);
+    }
+    if (this.legs.every((l) => l.ended)) await this.close('all legs ended');
+  }
+
+  /** Ends everything: finalizes the recording, closes the legs (BYE to the ones still up). Idempotent. */
+  close(reason: string): Promise<void> {
+    if (!this.closing) {
+      this.closing = (async () => {
+        this.log.info({ reason }, 'session closing');
+        await this.stopRecording('record.terminate', false);
+        await Promise.all(this.legs.map((l) => l.close({ bye: !l.ended })));
+        this.onClosed();
+      })();
+    }
+    return this.closing;
+  }
+}

@@ -1,0 +1,202 @@
+import * as sdpTransform from 'sdp-transform';
+import type { MediaDescription, SessionDescription } from 'sdp-transform';
+import { SdpError } from '../errors.js';
+
+export type G711Codec = 'PCMU' | 'PCMA';
+export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
+
+/** Static payload types of G.711 (RFC 3551). */
+export const G711_STATIC_PT: Record<G711Codec, number> = { PCMU: 0, PCMA: 8 };
+
+/** What was agreed for one audio m-line, from the remote side's point of view. */
+export interface NegotiatedMedia {
+  /** Index of the m-line in the SDP (0-based, counting every m-line). */
+  mline: number;
+  payloadType: number;
+  codec: G711Codec;
+  /** RFC 4733 payload type if both sides do telephone-event, else null. */
+  telephoneEventPt: number | null;
+  /** Where the remote side wants RTP; null when it gave 0.0.0.0 or port 0 (hold). */
+  remoteAddress: string | null;
+  remotePort: number;
+  /** The remote side's direction attribute. */
+  remoteDirection: Direction;
+  /** Our direction in the answer. */
+  localDirection: Direction;
+  ptime: number;
+  /** `a=label` if present (SIPREC-style forks). */
+  label: string | null;
+}
+
+export interface SdpLocal {
+  /** Address we advertise in c=/o=. */
+  address: string;
+  /** One RTP port per usable audio m-line, in m-line order. */
+  ports: number[];
+  sessionId: number;
+  sessionVersion: number;
+}
+
+const REVERSE: Record<Direction, Direction> = { sendrecv: 'sendrecv', sendonly: 'recvonly', recvonly: 'sendonly', inactive: 'inactive' };
+
+function parse(sdp: string): SessionDescription {
+  if (typeof sdp !== 'string' || !/^v=0\s*$/m.test(sdp) || !/^m=/m.test(sdp)) {
+    throw new SdpError('SDP is malformed: missing v=0 or m= line', { sipStatus: 400 });
+  }
+  let s: SessionDescription;
+  try {
+    s = sdpTransform.parse(sdp);
+  } catch (err) {
+    throw new SdpError(`SDP is malformed: ${(err as Error).message}`, { sipStatus: 400, cause: err });
+  }
+  if (!Array.isArray(s.media) || s.media.length === 0) throw new SdpError('SDP has no media', { sipStatus: 400 });
+  for (const m of s.media) {
+    if (!Number.isInteger(m.port) || m.port < 0 || m.port > 65535) throw new SdpError(`SDP m=${m.type} has a bad port`, { sipStatus: 400 });
+  }
+  return s;
+}
+
+function isUsableAudio(m: MediaDescription): boolean {
+  return m.type === 'audio' && /^RTP\/AVP$/i.test(m.protocol);
+}
+
+function payloadList(m: MediaDescription): number[] {
+  return String(m.payloads ?? '')
+    .trim()
+    .split(/\s+/)
+    .filter((p) => p !== '')
+    .map(Number);
+}
+
+/** Finds the codec name for a payload type: rtpmap first, then the static table. */
+function codecOf(m: MediaDescription, pt: number): string | null {
+  const rtp = m.rtp?.find((r) => r.payload === pt);
+  if (rtp) return `${rtp.codec.toUpperCase()}/${rtp.rate}`;
+  if (pt === 0) return 'PCMU/8000';
+  if (pt === 8) return 'PCMA/8000';
+  return null;
+}
+
+/**
+ * Picks, for every usable audio m-line of a remote SDP (offer or answer), the first G.711 codec in the remote's
+ * order that we allow. Throws SdpError 400 for unparseable SDP and 488 when no audio m-line can be used.
+ */
+export function negotiate(sdp: string, allowed: readonly G711Codec[]): NegotiatedMedia[] {
+  const s = parse(sdp);
+  const out: NegotiatedMedia[] = [];
+  s.media.forEach((m, mline) => {
+    if (!isUsableAudio(m) || (m.port === 0 && out.length > 0)) return;
+    const pts = payloadList(m);
+    let chosen: { pt: number; codec: G711Codec } | null = null;
+    for (const pt of pts) {
+      const name = codecOf(m, pt);
+      const codec = allowed.find((c) => name === `${c}/8000`);
+      if (codec) {
+        chosen = { pt, codec };
+        break;
+      }
+    }
+    if (!chosen) return;
+    const te = pts.find((pt) => /^TELEPHONE-EVENT\/8000$/.test(codecOf(m, pt) ?? '')) ?? null;
+    const address = m.connection?.ip ?? s.connection?.ip ?? null;
+    const remoteDirection = ((m.direction ?? s.direction ?? 'sendrecv') as Direction);
+    const held = address === null || address === '0.0.0.0' || m.port === 0;
+    out.push({
+      mline,
+      payloadType: chosen.pt,
+      codec: chosen.codec,
+      telephoneEventPt: te,
+      remoteAddress: held ? null : address,
+      remotePort: m.port,
+      remoteDirection,
+      localDirection: REVERSE[remoteDirection],
+      ptime: m.ptime ?? 20,
+      label: m.label !== undefined ? String(m.label) : null,
+    });
+  });
+  if (out.length === 0) {
+    throw new SdpError(`SDP offers no usable audio: we accept ${allowed.join('/')} over RTP/AVP`, { sipStatus: 488 });
+  }
+  return out;
+}
+
+function audioMedia(port: number, pt: number, codec: G711Codec, te: number | null, dir: Direction, ptime: number): MediaDescription {
+  const rtp: { payload: number; codec: string; rate: number }[] = [{ payload: pt, codec, rate: 8000 }];
+  const fmtp: { payload: number; config: string }[] = [];
+  if (te !== null) {
+    rtp.push({ payload: te, codec: 'telephone-event', rate: 8000 });
+    fmtp.push({ payload: te, config: '0-15' });
+  }
+  return {
+    type: 'audio',
+    port,
+    protocol: 'RTP/AVP',
+    payloads: [pt, ...(te === null ? [] : [te])].join(' '),
+    rtp,
+    fmtp,
+    ptime,
+    direction: dir,
+  } as MediaDescription;
+}
+
+function session(local: SdpLocal, media: MediaDescription[]): string {
+  return sdpTransform.write({
+    version: 0,
+    origin: {
+      username: 'msml-recorder',
+      sessionId: local.sessionId,
+      sessionVersion: local.sessionVersion,
+      netType: 'IN',
+      ipVer: local.address.includes(':') ? 6 : 4,
+      address: local.address,
+    },
+    name: '-',
+    connection: { version: local.address.includes(':') ? 6 : 4, ip: local.address },
+    timing: { start: 0, stop: 0 },
+    media,
+  } as SessionDescription);
+}
+
+/**
+ * Renders our answer to `offerSdp` given what `negotiate` chose. Every m-line of the offer appears in the answer
+ * (RFC 3264 §6): the ones we use with our port, the rest rejected with port 0.
+ */
+export function renderAnswer(offerSdp: string, chosen: NegotiatedMedia[], local: SdpLocal): string {
+  if (local.ports.length !== chosen.length) throw new Error('renderAnswer: one local port per negotiated m-line');
+  const offer = parse(offerSdp);
+  const media = offer.media.map((m, i) => {
+    const k = chosen.findIndex((c) => c.mline === i);
+    if (k < 0) {
+      return { type: m.type, port: 0, protocol: m.protocol, payloads: m.payloads } as MediaDescription;
+    }
+    const c = chosen[k];
+    const md = audioMedia(local.ports[k], c.payloadType, c.codec, c.telephoneEventPt, c.localDirection, c.ptime);
+    if (c.label !== null) md.label = c.label;
+    return md;
+  });
+  return session(local, media);
+}
+
+/** Renders an offer (for an offer-less INVITE or re-INVITE, 3PCC): one audio m-line per port with every allowed codec. */
+export function renderOffer(local: SdpLocal, codecs: readonly G711Codec[], telephoneEventPt = 101): string {
+  const media = local.ports.map((port) => {
+    const rtp: { payload: number; codec: string; rate: number }[] = codecs.map((c) => ({ payload: G711_STATIC_PT[c], codec: c, rate: 8000 }));
+    rtp.push({ payload: telephoneEventPt, codec: 'telephone-event', rate: 8000 });
+    return {
+      type: 'audio',
+      port,
+      protocol: 'RTP/AVP',
+      payloads: [...codecs.map((c) => G711_STATIC_PT[c]), telephoneEventPt].join(' '),
+      rtp,
+      fmtp: [{ payload: telephoneEventPt, config: '0-15' }],
+      ptime: 20,
+      direction: 'sendrecv',
+    } as MediaDescription;
+  });
+  return session(local, media);
+}
+
+/** True when an INVITE/ACK body carries no SDP (3PCC offer-less INVITE). */
+export function isOfferless(body: string | undefined | null): boolean {
+  return body === undefined || body === null || body.trim() === '';
+}
