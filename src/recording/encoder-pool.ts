@@ -10,9 +10,9 @@ type Pending = { resolve: (b: Uint8Array) => void; reject: (e: Error) => void; s
 
 interface Slot {
   worker: Worker;
+  dead: boolean;
   pending: Map<number, Pending>;
   recordings: Set<string>;
-  samplesQueued: number;
 }
 
 // Under tsx (tests, demo) this module is a .ts file and so is the worker; compiled, both are .js.
@@ -37,16 +37,23 @@ export class EncoderPool {
   }
 
   private spawn(): Slot {
-    const worker = new Worker(fileURLToPath(workerUrl), { execArgv: process.execArgv });
-    const slot: Slot = { worker, pending: new Map(), recordings: new Set(), samplesQueued: 0 };
+    // From source (tests, demo) the worker registers tsx itself: Node 20 workers do not inherit loader hooks.
+    const worker = workerUrl.pathname.endsWith('.ts')
+      ? new Worker(`import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(workerUrl.href)}); });`, { eval: true })
+      : new Worker(fileURLToPath(workerUrl));
+    const bornAt = Date.now();
+    const slot: Slot = { worker, dead: false, pending: new Map(), recordings: new Set() };
     worker.on('message', (r: WorkerReply) => {
       const p = slot.pending.get(r.msgId);
       if (!p) return;
       slot.pending.delete(r.msgId);
+      if (slot.pending.size === 0) worker.unref();
       if (r.error !== undefined) p.reject(new RecorderError(`encoder: ${r.error}`));
       else p.resolve(r.bytes ?? new Uint8Array(0));
     });
     const fail = (why: string): void => {
+      if (slot.dead) return;
+      slot.dead = true;
       const err = new RecorderError(`encoder worker died: ${why}`);
       for (const p of slot.pending.values()) p.reject(err);
       slot.pending.clear();
@@ -54,7 +61,11 @@ export class EncoderPool {
       const i = this.slots.indexOf(slot);
       if (i >= 0 && !this.closed) {
         this.log.error({ why, recordings: [...slot.recordings] }, 'encoder worker died; its recordings fail');
-        this.slots[i] = this.spawn();
+        // a worker that dies at birth is broken, not unlucky: wait before trying again
+        const delay = Date.now() - bornAt < 2000 ? 2000 : 0;
+        setTimeout(() => {
+          if (!this.closed && this.slots[i] === slot) this.slots[i] = this.spawn();
+        }, delay).unref();
       }
     };
     worker.on('error', (e) => fail(e.message));
@@ -70,6 +81,8 @@ export class EncoderPool {
     const msgId = this.nextMsg++;
     return new Promise((resolve, reject) => {
       slot.pending.set(msgId, { resolve, reject, sentAt: Date.now() });
+      // an idle pool must not keep the process alive; a busy one must
+      if (slot.pending.size === 1) slot.worker.ref();
       slot.worker.postMessage({ ...req, msgId } as WorkerRequest, transfer);
     });
   }
@@ -81,7 +94,9 @@ export class EncoderPool {
   }
 
   async open(id: string, format: Mp3Format): Promise<void> {
-    const slot = this.slots.reduce((a, b) => (b.recordings.size < a.recordings.size ? b : a));
+    const live = this.slots.filter((s) => !s.dead);
+    if (live.length === 0) throw new RecorderError('no MP3 encoder is available');
+    const slot = live.reduce((a, b) => (b.recordings.size < a.recordings.size ? b : a));
     slot.recordings.add(id);
     this.byRecording.set(id, slot);
     await this.call(slot, { op: 'open', id, format });

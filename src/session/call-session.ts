@@ -55,9 +55,20 @@ export class CallSession {
     return this.closing !== null;
   }
 
-  /** The role of the next leg: the first dialog of a conf-id is the far end, the second the recorded DN. */
+  private rolesGiven = 0;
+
+  /**
+   * The role of the next leg: the first dialog of a conf-id is the far end, the second the recorded DN (SIP Server
+   * INVITEs the parties in that order; nothing in the messages says it otherwise). Counted at INVITE time, so two
+   * INVITEs racing each other still get different roles.
+   */
   nextRole(): PartyRole {
-    return this.legs.length === 0 ? 'other' : 'recordDN';
+    return this.rolesGiven++ === 0 ? 'other' : 'recordDN';
+  }
+
+  /** Notes hold/unhold and similar in the running recording's history. */
+  noteCallEvent(type: string): void {
+    this.active?.rec.event(type);
   }
 
   /** The recording slot (0 = left) of a role, or of an m-line index in a single two-m-line dialog. */

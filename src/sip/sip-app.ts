@@ -1,0 +1,200 @@
+import type Srf from 'drachtio-srf';
+import type { Logger } from 'pino';
+import type { Config } from '../config.js';
+import { RecorderError } from '../errors.js';
+import { MediaStream } from '../media/media-stream.js';
+import { RtpEndpoint } from '../media/rtp-endpoint.js';
+import type { RtpPortPool } from '../media/rtp-port-pool.js';
+import type { SampleClock } from '../media/sample-clock.js';
+import { CallSession, type SessionDeps } from '../session/call-session.js';
+import { Leg, type LegDialog, type PartyRole } from '../session/leg.js';
+import type { SessionRegistry } from '../session/session-registry.js';
+import { parseRecordingUri } from './request-uri.js';
+import { isOfferless, negotiate, renderAnswer, renderOffer, type NegotiatedMedia, type SdpLocal } from './sdp-answer.js';
+
+/** MSML content types we accept on INFO (reply with the request's own type). */
+export const MSML_CONTENT_TYPES = new Set(['application/vnd.radisys.msml+xml', 'application/msml+xml', 'application/xml', 'text/xml']);
+
+export interface SipAppDeps {
+  config: Config;
+  log: Logger;
+  registry: SessionRegistry;
+  ports: RtpPortPool;
+  clock: SampleClock;
+  session: SessionDeps;
+  /** True while draining: new INVITEs get 503. */
+  draining: () => boolean;
+}
+
+type SrfReq = Srf.SrfRequest;
+type SrfRes = Srf.SrfResponse;
+
+function warning(text: string): Record<string, string> {
+  return { Warning: `399 msml-recorder "${text.replace(/"/g, "'").slice(0, 200)}"` };
+}
+
+function contentType(req: SrfReq): string {
+  return (req.get('Content-Type') ?? '').split(';')[0].trim().toLowerCase();
+}
+
+/** Adapts a drachtio-srf Dialog to what a leg needs. */
+function legDialog(dlg: Srf.Dialog): LegDialog {
+  const d = dlg as unknown as {
+    id: string;
+    sip: { callId: string };
+    request(opts: object): Promise<unknown>;
+    destroy(opts?: object): Promise<unknown>;
+  };
+  return {
+    id: d.id,
+    sip: d.sip,
+    request: (opts) => d.request(opts),
+    destroy: (opts) => d.destroy(opts),
+  };
+}
+
+/**
+ * Registers the recorder's SIP handlers on drachtio-srf: INVITE (with an offer, or offer-less for 3PCC), OPTIONS,
+ * and per dialog INFO (MSML), re-INVITE, ACK and BYE. Every failure becomes a SIP or MSML answer.
+ */
+export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
+  const { config, log } = deps;
+  let sdpSession = Math.floor(Date.now() / 1000);
+
+  srf.use('options', (req: SrfReq, res: SrfRes) => {
+    res.send(deps.draining() ? 503 : 200);
+  });
+
+  // An INFO or BYE that drachtio hands us outside a dialog belongs to no dialog we have.
+  srf.use('info', (req: SrfReq, res: SrfRes) => {
+    log.info({ callId: req.get('Call-ID') }, 'INFO for an unknown dialog: 481');
+    res.send(481);
+  });
+
+  srf.invite(async (req: SrfReq, res: SrfRes) => {
+    const callId = req.get('Call-ID');
+    const clog = log.child({ callId });
+    if (deps.draining()) {
+      res.send(503, { headers: warning('draining') });
+      return;
+    }
+    let session: CallSession | null = null;
+    const endpoints: RtpEndpoint[] = [];
+    try {
+      const uri = parseRecordingUri(req.uri);
+      const callUUID = req.get('X-Genesys-CallUUID') || null;
+      const key = uri.confId ?? callId;
+      session = deps.registry.get(key) ?? null;
+      if (!session) {
+        session = new CallSession(key, uri, callUUID, deps.session, log.child({ conf: key, callUUID }));
+        deps.registry.add(session);
+      }
+      const offerless = isOfferless(req.body);
+      const negotiated: NegotiatedMedia[] | null = offerless ? null : negotiate(req.body, config.rtp.codecs);
+      const count = negotiated ? negotiated.length : 1;
+      for (let i = 0; i < count; i++) endpoints.push(await RtpEndpoint.open(deps.ports, config.rtp.bindAddress));
+      const local: SdpLocal = {
+        address: config.rtp.advertisedAddress,
+        ports: endpoints.map((e) => e.port),
+        sessionId: sdpSession++,
+        sessionVersion: 1,
+      };
+      const sdp = negotiated ? renderAnswer(req.body, negotiated, local) : renderOffer(local, config.rtp.codecs);
+      const legRole = session.nextRole();
+      const s = session;
+      const roleOf = (i: number): PartyRole => (count > 1 ? (i === 0 ? 'other' : 'recordDN') : legRole);
+      const streams = endpoints.map(
+        (ep, i) =>
+          new MediaStream(ep, negotiated?.[i] ?? null, s.slotOf(roleOf(i)), s.sink, {
+            jitterMs: config.rtp.jitterMs,
+            maxSkewMs: config.rtp.maxSkewMs,
+            clock: deps.clock,
+          }),
+      );
+      const dlg = await srf.createUAS(req, res, { localSdp: sdp });
+      const leg = new Leg(legDialog(dlg), callId, legRole, streams);
+      session.addLeg(leg);
+      clog.info({ conf: key, role: legRole, offerless, ports: local.ports, codecs: negotiated?.map((n) => n.codec) }, 'leg answered');
+      watchDialog(dlg, leg, session, local, clog);
+    } catch (err) {
+      for (const e of endpoints) e.close();
+      if (session && session.legs.length === 0) deps.registry.remove(session);
+      const status = err instanceof RecorderError ? err.sipStatus : ((err as { status?: number }).status ?? 500);
+      const text = err instanceof Error ? err.message : String(err);
+      if (status === 487) {
+        clog.info('INVITE canceled');
+        return;
+      }
+      clog.warn({ status, err: text }, 'INVITE refused');
+      if (!res.finalResponseSent) res.send(status, { headers: warning(text) });
+    }
+  });
+
+  function watchDialog(dlg: Srf.Dialog, leg: Leg, session: CallSession, local: SdpLocal, clog: Logger): void {
+    let awaitingAnswer = leg.streams.every((s) => s.media === null);
+
+    const apply = (negotiated: NegotiatedMedia[]): void => {
+      leg.streams.forEach((s, i) => {
+        const n = negotiated[i];
+        if (!n) return;
+        const wasHeld = s.media !== null && (s.media.remoteAddress === null || s.media.remoteDirection !== 'sendrecv');
+        const held = n.remoteAddress === null || n.remoteDirection === 'sendonly' || n.remoteDirection === 'inactive';
+        s.update(n);
+        if (held !== wasHeld) session.noteCallEvent(held ? 'hold' : 'unhold');
+      });
+    };
+
+    dlg.on('ack', (ack: SrfReq) => {
+      if (!awaitingAnswer) return;
+      awaitingAnswer = false;
+      if (isOfferless(ack.body)) {
+        clog.warn('offer-less INVITE answered but the ACK carried no SDP: no media on this leg');
+        return;
+      }
+      try {
+        apply(negotiate(ack.body, config.rtp.codecs));
+      } catch (err) {
+        clog.warn({ err: (err as Error).message }, 'SDP answer in ACK unusable; ending the leg');
+        void session.legEnded(leg, 'bad answer in ACK').then(() => leg.close({ bye: true }));
+      }
+    });
+
+    dlg.on('modify', (req: SrfReq, res: SrfRes) => {
+      local.sessionVersion++;
+      try {
+        if (isOfferless(req.body)) {
+          awaitingAnswer = true;
+          res.send(200, { body: renderOffer(local, config.rtp.codecs), headers: { 'Content-Type': 'application/sdp' } });
+          return;
+        }
+        const negotiated = negotiate(req.body, config.rtp.codecs).slice(0, leg.streams.length);
+        const answer = renderAnswer(req.body, negotiated, { ...local, ports: local.ports.slice(0, negotiated.length) });
+        apply(negotiated);
+        res.send(200, { body: answer, headers: { 'Content-Type': 'application/sdp' } });
+      } catch (err) {
+        const status = err instanceof RecorderError ? err.sipStatus : 500;
+        clog.warn({ status, err: (err as Error).message }, 're-INVITE refused');
+        res.send(status, { headers: warning((err as Error).message) });
+      }
+    });
+
+    dlg.on('info', async (req: SrfReq, res: SrfRes) => {
+      const type = contentType(req);
+      if (!req.body || req.body.trim() === '') {
+        res.send(200);
+        return;
+      }
+      if (!MSML_CONTENT_TYPES.has(type)) {
+        clog.warn({ type }, 'INFO with a body that is not MSML: 415');
+        res.send(415, { headers: { Accept: [...MSML_CONTENT_TYPES].join(', ') } });
+        return;
+      }
+      const answer = await session.handleMsml(req.body, leg.dialog);
+      res.send(200, { body: answer.body, headers: { 'Content-Type': type } });
+    });
+
+    dlg.on('destroy', (_req: SrfReq, reason?: string) => {
+      void session.legEnded(leg, reason ?? 'BYE').then(() => leg.close({ bye: false }));
+    });
+  }
+}

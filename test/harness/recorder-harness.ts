@@ -1,0 +1,177 @@
+/**
+ * Starts the pieces of an end-to-end test on loopback: the drachtio simulator, the recorder as its own process
+ * (exactly as `npm start` runs it, but from source through tsx), and SIPp.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DrachtioSim, freeDualPort } from '../sim/drachtio-sim.js';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `msmlrec-${prefix}-`));
+}
+
+export interface AppProcess {
+  proc: ChildProcess;
+  logs: string[];
+  spoolDir: string;
+  /** Resolves with the first log line whose msg matches. */
+  waitForLog(pattern: RegExp, timeoutMs?: number): Promise<Record<string, unknown>>;
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+let portBase = 20000 + Math.floor(Math.random() * 200) * 100 + (process.pid % 10) * 10000 * 0;
+
+/** A block of even RTP ports for one app instance, distinct per call within this process. */
+export function rtpRange(size = 40): { min: number; max: number } {
+  portBase += size + 2;
+  if (portBase > 60000) portBase = 20000;
+  const min = portBase - (portBase % 2);
+  return { min, max: min + size };
+}
+
+export async function startApp(sim: DrachtioSim, env: Record<string, string> = {}): Promise<AppProcess> {
+  const spoolDir = env.MSMLREC_SPOOL_DIR ?? tempDir('spool');
+  const range = rtpRange();
+  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/main.ts')], {
+    cwd: ROOT,
+    env: {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      MSMLREC_DRACHTIO_HOST: '127.0.0.1',
+      MSMLREC_DRACHTIO_PORT: String(sim.controlPort),
+      MSMLREC_DRACHTIO_SECRET: 'cymru',
+      MSMLREC_SPOOL_DIR: spoolDir,
+      MSMLREC_RTP_BIND_ADDRESS: '127.0.0.1',
+      MSMLREC_RTP_ADVERTISED_ADDRESS: '127.0.0.1',
+      MSMLREC_RTP_PORT_MIN: String(range.min),
+      MSMLREC_RTP_PORT_MAX: String(range.max),
+      MSMLREC_ENCODER_WORKERS: '1',
+      MSMLREC_LOG_LEVEL: 'debug',
+      ...env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  const waiters: { re: RegExp; resolve: (o: Record<string, unknown>) => void }[] = [];
+  let partial = '';
+  const onLine = (line: string): void => {
+    logs.push(line);
+    let obj: Record<string, unknown> = {};
+    try {
+      obj = JSON.parse(line);
+    } catch {
+      obj = { msg: line };
+    }
+    for (const w of [...waiters]) {
+      if (w.re.test(String(obj.msg))) {
+        waiters.splice(waiters.indexOf(w), 1);
+        w.resolve(obj);
+      }
+    }
+  };
+  proc.stdout?.on('data', (d: Buffer) => {
+    partial += d.toString();
+    const lines = partial.split('\n');
+    partial = lines.pop() ?? '';
+    lines.forEach(onLine);
+  });
+  proc.stderr?.on('data', (d: Buffer) => logs.push(`stderr: ${d.toString()}`));
+  const exited = new Promise<number | null>((resolve) => proc.on('exit', (code) => resolve(code)));
+  const app: AppProcess = {
+    proc,
+    logs,
+    spoolDir,
+    waitForLog(re, timeoutMs = 20_000) {
+      for (const line of logs) {
+        try {
+          const o = JSON.parse(line);
+          if (re.test(String(o.msg))) return Promise.resolve(o);
+        } catch {
+          /* not JSON */
+        }
+      }
+      return new Promise((resolve, reject) => {
+        const t = setTimeout(() => reject(new Error(`timed out waiting for log ${re}; last logs:\n${logs.slice(-15).join('\n')}`)), timeoutMs);
+        waiters.push({
+          re,
+          resolve: (o) => {
+            clearTimeout(t);
+            resolve(o);
+          },
+        });
+      });
+    },
+    async stop(signal = 'SIGTERM') {
+      if (proc.exitCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      return exited;
+    },
+  };
+  await app.waitForLog(/connected to drachtio-server/);
+  // the app registers its routes right after connecting
+  const t0 = Date.now();
+  while (!sim.frames.some((f) => f.dir === 'in' && f.text.includes('|route|invite')) && Date.now() - t0 < 5000) {
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return app;
+}
+
+export async function startSim(): Promise<DrachtioSim> {
+  return new DrachtioSim({ secret: 'cymru', trace: process.env.SIM_TRACE === '1' }).start();
+}
+
+export interface SippResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+  errors: string;
+}
+
+/** Runs a SIPp scenario once against the simulator's SIP port. `{{name}}` placeholders are filled from `vars`. */
+export async function runSipp(sim: DrachtioSim, scenario: string, vars: Record<string, string | number>, opts: { timeoutS?: number; transport?: 'u1' | 't1' } = {}): Promise<SippResult> {
+  const dir = tempDir('sipp');
+  const template = readFileSync(join(ROOT, 'test/sipp', scenario), 'utf8');
+  const rendered = template.replace(/\{\{(\w+)\}\}/g, (_, k: string) => {
+    if (!(k in vars)) throw new Error(`scenario ${scenario} needs {{${k}}}`);
+    return String(vars[k]);
+  });
+  const scenarioPath = join(dir, scenario);
+  writeFileSync(scenarioPath, rendered);
+  const sipPort = await freeDualPort();
+  let mediaPort = await freeDualPort();
+  if (mediaPort % 2) mediaPort += 1;
+  const args = [
+    `127.0.0.1:${sim.sipPort}`,
+    '-sf', scenarioPath,
+    '-m', '1',
+    '-i', '127.0.0.1',
+    '-p', String(sipPort),
+    '-mi', '127.0.0.1',
+    '-mp', String(mediaPort),
+    '-t', opts.transport ?? 'u1',
+    '-timeout', `${opts.timeoutS ?? 60}s`,
+    '-timeout_error',
+    '-nostdin',
+    '-trace_err',
+    ...(process.env.SIPP_TRACE ? ['-trace_msg', '-trace_screen'] : []),
+    '-error_file', join(dir, 'errors.log'),
+  ];
+  const proc = spawn('sipp', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const code = await new Promise<number | null>((resolve) => proc.on('exit', (c) => resolve(c)));
+  let errors = '';
+  try {
+    errors = readFileSync(join(dir, 'errors.log'), 'utf8');
+  } catch {
+    /* no errors file: no errors */
+  }
+  return { code, stdout: stdout.slice(-4000), stderr: stderr.slice(-4000), errors: errors.slice(-4000) };
+}
