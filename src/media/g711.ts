@@ -39,9 +39,10 @@ export function decodeG711(law: G711Law, input: Uint8Array, out: Int16Array): nu
   return n;
 }
 
-const SEG_END = [0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff, 0x1fff, 0x3fff, 0x7fff];
-function segment(v: number): number {
-  for (let i = 0; i < 8; i++) if (v <= SEG_END[i]) return i;
+const SEG_AEND = [0x1f, 0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff];
+const SEG_UEND = [0x3f, 0x7f, 0xff, 0x1ff, 0x3ff, 0x7ff, 0xfff, 0x1fff];
+function segment(v: number, ends: number[]): number {
+  for (let i = 0; i < 8; i++) if (v <= ends[i]) return i;
   return 8;
 }
 
@@ -56,7 +57,7 @@ export function linearToUlaw(pcm: number): number {
   } else mask = 0xff;
   if (pcm > 8159) pcm = 8159;
   pcm += BIAS >> 2;
-  const seg = segment(pcm);
+  const seg = segment(pcm, SEG_UEND);
   if (seg >= 8) return 0x7f ^ mask;
   return (((seg << 4) | ((pcm >> (seg + 1)) & 0xf)) ^ mask) & 0xff;
 }
@@ -70,7 +71,7 @@ export function linearToAlaw(pcm: number): number {
     mask = 0x55;
     pcm = -pcm - 1;
   }
-  const seg = segment(pcm);
+  const seg = segment(pcm, SEG_AEND);
   if (seg >= 8) return 0x7f ^ mask;
   let aval = seg << 4;
   if (seg < 2) aval |= (pcm >> 1) & 0xf;

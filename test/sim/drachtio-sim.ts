@@ -90,7 +90,8 @@ export class DrachtioSim {
 
   async start(): Promise<this> {
     this.sipPort = this.opts.sipPort ?? (await freeDualPort(this.host));
-    this.stack = sip.create({ address: this.host, port: this.sipPort, publicAddress: this.host, udp: true, tcp: true }, (rq, remote) =>
+    // publicAddress must differ from the peers' host: the `sip` package takes a URI with its own host for a flow token
+    this.stack = sip.create({ address: this.host, port: this.sipPort, publicAddress: 'localhost', udp: true, tcp: true }, (rq, remote) =>
       this.fromNetwork(rq, remote),
     );
     this.server = createServer((sock) => this.onApp(sock));

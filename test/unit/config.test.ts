@@ -1,0 +1,39 @@
+import t from 'tap';
+import { thrown } from '../harness/thrown.js';
+import { writeFileSync, mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { loadConfig, mp3Format, redacted } from '../../src/config.js';
+
+t.test('defaults load and validate', async (t) => {
+  const c = loadConfig({});
+  t.equal(c.drachtio.port, 9022);
+  t.equal(c.recording.format, 'mp3-16-stereo');
+  t.same(mp3Format(c), { channels: 2, kbps: 16 });
+  t.equal(redacted(c).drachtio.secret, '***');
+});
+
+t.test('env overrides every leaf with one prefix, typed', async (t) => {
+  const c = loadConfig({ MSMLREC_RTP_PORT_MIN: '25000', MSMLREC_RTP_CODECS: 'PCMA', MSMLREC_RECORDING_FORMAT: 'mp3-8-mono', MSMLREC_DRACHTIO_SECRET: 's3' });
+  t.equal(c.rtp.portMin, 25000);
+  t.same(c.rtp.codecs, ['PCMA']);
+  t.same(mp3Format(c), { channels: 1, kbps: 8 });
+  t.equal(c.drachtio.secret, 's3');
+});
+
+t.test('a config file laid over the defaults', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'cfg-'));
+  const f = join(dir, 'site.yaml');
+  writeFileSync(f, 'rtp:\n  advertisedAddress: 203.0.113.7\n');
+  t.equal(loadConfig({ MSMLREC_CONFIG: f }).rtp.advertisedAddress, '203.0.113.7');
+  writeFileSync(f, 'rtp:\n  advertisedAdress: typo\n');
+  t.match(thrown(() => loadConfig({ MSMLREC_CONFIG: f })), { name: 'ConfigError', message: /unknown option "advertisedAdress"/ });
+});
+
+t.test('bad config is refused with a clear message', async (t) => {
+  t.match(thrown(() => loadConfig({ MSMLREC_RTP_PORT_MIN: 'lots' })), { name: 'ConfigError', message: /MSMLREC_RTP_PORT_MIN: "lots" is not a number/ });
+  t.match(thrown(() => loadConfig({ MSMLREC_RTP_PORTMIN: '1' })), { name: 'ConfigError', message: /unknown environment variable\(s\): MSMLREC_RTP_PORTMIN/ });
+  t.match(thrown(() => loadConfig({ MSMLREC_RECORDING_FORMAT: 'mp3-64-stereo' })), { name: 'ConfigError', message: /recording.format/ });
+  t.match(thrown(() => loadConfig({ MSMLREC_RTP_PORT_MIN: '30000', MSMLREC_RTP_PORT_MAX: '20000' })), { name: 'ConfigError', message: /portMin must be below/ });
+  t.match(thrown(() => loadConfig({ MSMLREC_RTP_CODECS: 'G729' })), { name: 'ConfigError', message: /rtp.codecs/ });
+});

@@ -1,0 +1,60 @@
+import t from 'tap';
+import { JitterBuffer } from '../../src/media/jitter-buffer.js';
+
+const seqs = (ps: { sequence: number }[]): number[] => ps.map((p) => p.sequence);
+
+t.test('in order packets pass straight through', async (t) => {
+  const jb = new JitterBuffer<{ sequence: number }>(60);
+  t.same(seqs(jb.push({ sequence: 1 }, 0)), [1]);
+  t.same(seqs(jb.push({ sequence: 2 }, 20)), [2]);
+  t.equal(jb.stats.lost, 0);
+});
+
+t.test('reordering is undone; a gap waits for the latency, then counts as lost', async (t) => {
+  const jb = new JitterBuffer<{ sequence: number }>(60);
+  jb.push({ sequence: 10 }, 0);
+  t.same(seqs(jb.push({ sequence: 12 }, 40)), [], '12 waits for 11');
+  t.same(seqs(jb.push({ sequence: 11 }, 45)), [11, 12], '11 arrives late but within the window');
+  t.equal(jb.stats.reordered, 1);
+  t.same(seqs(jb.push({ sequence: 14 }, 60)), [], '14 waits for 13');
+  t.same(seqs(jb.poll(100)), [], 'not yet');
+  t.same(seqs(jb.poll(120)), [14], 'after 60 ms 13 is given up');
+  t.equal(jb.stats.lost, 1);
+  t.same(seqs(jb.push({ sequence: 13 }, 130)), [], '13 arriving now is late');
+  t.equal(jb.stats.late, 1);
+});
+
+t.test('duplicates are dropped whether held or already released', async (t) => {
+  const jb = new JitterBuffer<{ sequence: number }>(60);
+  jb.push({ sequence: 1 }, 0);
+  t.same(seqs(jb.push({ sequence: 1 }, 1)), []);
+  jb.push({ sequence: 3 }, 2);
+  t.same(seqs(jb.push({ sequence: 3 }, 3)), []);
+  t.equal(jb.stats.duplicates, 2);
+});
+
+t.test('sequence wrap 65535 -> 0 is continuous, in and out of order', async (t) => {
+  const jb = new JitterBuffer<{ sequence: number }>(60);
+  const out: number[] = [];
+  for (const s of [65533, 65534, 0, 65535, 1, 2]) out.push(...seqs(jb.push({ sequence: s }, 0)));
+  t.same(out, [65533, 65534, 65535, 0, 1, 2]);
+  t.equal(jb.stats.lost, 0);
+});
+
+t.test('a far jump is a stream restart, not 30000 lost packets', async (t) => {
+  const jb = new JitterBuffer<{ sequence: number }>(60);
+  jb.push({ sequence: 100 }, 0);
+  t.same(seqs(jb.push({ sequence: 40000 }, 20)), [40000]);
+  t.equal(jb.stats.resets, 1);
+  t.equal(jb.stats.lost, 0);
+});
+
+t.test('flush hands over everything held, in order', async (t) => {
+  const jb = new JitterBuffer<{ sequence: number }>(1000);
+  jb.push({ sequence: 1 }, 0);
+  jb.push({ sequence: 4 }, 0);
+  jb.push({ sequence: 3 }, 0);
+  t.same(seqs(jb.flush()), [3, 4]);
+  t.equal(jb.stats.lost, 1);
+  t.equal(jb.size, 0);
+});
