@@ -36,7 +36,6 @@ export function startRecorder(config: Config): Recorder {
     log,
     registry,
     ports,
-    clock: systemClock,
     draining: () => draining,
     session: {
       recording: {

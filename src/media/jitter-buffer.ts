@@ -103,23 +103,31 @@ export class JitterBuffer<T extends Sequenced> {
         continue;
       }
       // a gap: give up on it once the oldest held packet has waited long enough
-      let oldest: Held<T> | null = null;
-      for (const x of this.held.values()) if (!oldest || x.ext < oldest.ext) oldest = x;
+      const oldest = this.lowestHeld();
       if (oldest && nowMs - oldest.at >= this.latencyMs) {
-        this.stats.lost += oldest.ext - this.next;
-        this.next = oldest.ext;
+        this.skipTo(oldest);
         continue;
       }
       return out;
     }
   }
 
-  private releaseOldest(): T[] {
+  private lowestHeld(): Held<T> | null {
     let oldest: Held<T> | null = null;
     for (const x of this.held.values()) if (!oldest || x.ext < oldest.ext) oldest = x;
+    return oldest;
+  }
+
+  /** Gives up on the gap in front of `h`: the missing packets count as lost. */
+  private skipTo(h: Held<T>): void {
+    this.stats.lost += h.ext - (this.next as number);
+    this.next = h.ext;
+  }
+
+  private releaseOldest(): T[] {
+    const oldest = this.lowestHeld();
     if (!oldest || this.next === null) return [];
-    this.stats.lost += oldest.ext - this.next;
-    this.next = oldest.ext;
+    this.skipTo(oldest);
     return this.poll(Number.NEGATIVE_INFINITY);
   }
 

@@ -4,7 +4,7 @@ import { JitterBuffer, type JitterStats } from './jitter-buffer.js';
 import { LegTimeline } from './leg-timeline.js';
 import type { RtpEndpoint } from './rtp-endpoint.js';
 import type { RtpPacket } from './rtp-packet.js';
-import { SAMPLE_RATE, type SampleClock } from './sample-clock.js';
+import { SAMPLE_RATE } from './sample-clock.js';
 
 /** Where decoded audio goes: a recording slot, at a clock position. */
 export type AudioSink = (slot: number, at: number, pcm: Int16Array) => void;
@@ -19,7 +19,6 @@ interface Arrived {
 export interface StreamOptions {
   jitterMs: number;
   maxSkewMs: number;
-  clock: SampleClock;
 }
 
 /**

@@ -5,7 +5,6 @@ import { RecorderError } from '../errors.js';
 import { MediaStream } from '../media/media-stream.js';
 import { RtpEndpoint } from '../media/rtp-endpoint.js';
 import type { RtpPortPool } from '../media/rtp-port-pool.js';
-import type { SampleClock } from '../media/sample-clock.js';
 import { CallSession, type SessionDeps } from '../session/call-session.js';
 import { Leg, type LegDialog, type PartyRole } from '../session/leg.js';
 import type { SessionRegistry } from '../session/session-registry.js';
@@ -20,7 +19,6 @@ export interface SipAppDeps {
   log: Logger;
   registry: SessionRegistry;
   ports: RtpPortPool;
-  clock: SampleClock;
   session: SessionDeps;
   /** True while draining: new INVITEs get 503. */
   draining: () => boolean;
@@ -108,7 +106,6 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
           new MediaStream(ep, negotiated?.[i] ?? null, s.slotOf(roleOf(i)), s.sink, {
             jitterMs: config.rtp.jitterMs,
             maxSkewMs: config.rtp.maxSkewMs,
-            clock: deps.clock,
           }),
       );
       const dlg = await srf.createUAS(req, res, { localSdp: sdp });
