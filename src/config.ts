@@ -27,6 +27,7 @@ const Schema = z
         format: z.enum(['mp3-8-mono', 'mp3-16-stereo', 'mp3-32-stereo']),
         leftChannel: z.enum(['other', 'recordDN']),
         maxDurationSec: z.number().int().min(1),
+        wavCopy: z.enum(['off', 'PCMU', 'PCMA']),
       })
       .strict(),
     spool: z.object({ dir: z.string().min(1) }).strict(),

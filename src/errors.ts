@@ -49,3 +49,10 @@ export class SpoolError extends RecorderError {
     super(message, { sipStatus: 500, msmlCode: 500, retryable: true, cause });
   }
 }
+
+/** An MP3 encoder worker died under a request; the recording may continue on a new encoder. */
+export class EncoderCrashError extends RecorderError {
+  constructor(message: string) {
+    super(message, { sipStatus: 500, msmlCode: 500, retryable: true });
+  }
+}

@@ -43,6 +43,7 @@ export function startRecorder(config: Config): Recorder {
         spoolDir,
         clock: systemClock,
         format: mp3Format(config),
+        wav: config.recording.wavCopy === 'off' ? null : config.recording.wavCopy,
         holdSamples: ((config.rtp.jitterMs + 60) * 8000) / 1000,
         leftChannel: config.recording.leftChannel,
       },

@@ -79,11 +79,47 @@ export function linearToAlaw(pcm: number): number {
   return (aval ^ mask) & 0xff;
 }
 
-/** Encodes 16-bit PCM to G.711. */
-export function encodeG711(law: G711Law, pcm: Int16Array): Uint8Array {
-  const out = new Uint8Array(pcm.length);
-  const f = law === 'PCMU' ? linearToUlaw : linearToAlaw;
-  for (let i = 0; i < pcm.length; i++) out[i] = f(pcm[i]);
+// 16-bit linear -> G.711 lookup (64 KiB per law): encoding a WAV copy or a relayed packet is one load per sample.
+const ENC: Record<G711Law, Uint8Array | null> = { PCMU: null, PCMA: null };
+function encTable(law: G711Law): Uint8Array {
+  let t = ENC[law];
+  if (!t) {
+    t = new Uint8Array(65536);
+    const f = law === 'PCMU' ? linearToUlaw : linearToAlaw;
+    for (let v = -32768; v < 32768; v++) t[v & 0xffff] = f(v);
+    ENC[law] = t;
+  }
+  return t;
+}
+
+/** Encodes 16-bit PCM to G.711 (into `out` when given, which must be at least as long). */
+export function encodeG711(law: G711Law, pcm: Int16Array, out = new Uint8Array(pcm.length)): Uint8Array {
+  const t = encTable(law);
+  for (let i = 0; i < pcm.length; i++) out[i] = t[pcm[i] & 0xffff];
+  return out;
+}
+
+// μ-law <-> A-law byte maps (through linear, as G.711 Annex tables do): relaying between legs that differ.
+const TRANSCODE: Record<string, Uint8Array> = {};
+function transcodeTable(from: G711Law, to: G711Law): Uint8Array {
+  const key = `${from}>${to}`;
+  let t = TRANSCODE[key];
+  if (!t) {
+    const lin = from === 'PCMU' ? ULAW : ALAW;
+    const enc = encTable(to);
+    t = new Uint8Array(256);
+    for (let i = 0; i < 256; i++) t[i] = enc[lin[i] & 0xffff];
+    TRANSCODE[key] = t;
+  }
+  return t;
+}
+
+/** Converts G.711 bytes from one law to the other (a copy; the same law returns the input). */
+export function transcodeG711(from: G711Law, to: G711Law, input: Uint8Array): Uint8Array {
+  if (from === to) return input;
+  const t = transcodeTable(from, to);
+  const out = new Uint8Array(input.length);
+  for (let i = 0; i < input.length; i++) out[i] = t[input[i]];
   return out;
 }
 

@@ -1,18 +1,30 @@
 /**
- * Places the RTP packets of one leg on the recorder's sample clock (8 kHz samples since an arbitrary
- * monotonic origin). The first packet of an SSRC anchors RTP time to the packet's arrival; later packets
- * follow their RTP timestamps, so loss and silence suppression become gaps at the right place. A new SSRC,
- * or a timestamp that strays more than `maxSkewSamples` from arrival time (a sender restart, a jump), anchors
- * again, which shifts only this leg. Pure: arrival time is passed in.
+ * Places the RTP packets of one leg on the recorder's sample clock (8 kHz samples since an arbitrary monotonic
+ * origin). The first packet of an SSRC anchors RTP time to its arrival; later packets follow their RTP timestamps,
+ * so loss and silence suppression become gaps at the right place. Pure: arrival time is passed in.
+ *
+ * - A new SSRC, or a timestamp that strays more than `maxSkewSamples` from arrival (a sender restart, a hold whose
+ *   timestamps did not advance), anchors again. That shifts only this leg.
+ * - Clock drift: a sender's 8 kHz clock is never exactly ours (±100 ppm is 0.36 s an hour). The offset follows the
+ *   least-delayed packets of the last few seconds (jitter only ever adds delay, so their arrival is the truest), in
+ *   steps once it is `slewSamples` off, so two legs stay aligned to within a few ms however long the call.
  */
 export class LegTimeline {
   ssrcChanges = 0;
   reanchors = 0;
+  /** Drift corrections applied (each a step of at least `slewSamples`). */
+  slews = 0;
   private ssrc: number | null = null;
   private lastExt = 0;
   private offset = 0;
+  private blockMin = Infinity;
+  private blockCount = 0;
+  private mins: number[] = [];
 
-  constructor(private readonly maxSkewSamples: number) {}
+  constructor(
+    private readonly maxSkewSamples: number,
+    private readonly opts: { blockPackets?: number; blocks?: number; slewSamples?: number } = {},
+  ) {}
 
   private extend(ts: number): number {
     // 32-bit wrap: pick the candidate nearest to the last extended timestamp
@@ -24,13 +36,39 @@ export class LegTimeline {
     return best;
   }
 
+  private anchor(ext: number, arrivalSample: number): void {
+    this.offset = arrivalSample - ext;
+    this.blockMin = Infinity;
+    this.blockCount = 0;
+    this.mins = [];
+  }
+
+  /** Tracks arrival − timestamp; every block, moves the offset to the window's minimum if it is off by enough. */
+  private trackDrift(ext: number, arrivalSample: number): void {
+    const blockPackets = this.opts.blockPackets ?? 50;
+    const blocks = this.opts.blocks ?? 4;
+    const slew = this.opts.slewSamples ?? 8;
+    this.blockMin = Math.min(this.blockMin, arrivalSample - ext);
+    if (++this.blockCount < blockPackets) return;
+    this.mins.push(this.blockMin);
+    if (this.mins.length > blocks) this.mins.shift();
+    this.blockMin = Infinity;
+    this.blockCount = 0;
+    if (this.mins.length < blocks) return;
+    const target = Math.min(...this.mins);
+    if (Math.abs(target - this.offset) >= slew) {
+      this.offset = target;
+      this.slews++;
+    }
+  }
+
   /** Returns the sample-clock position of the packet's first sample. */
   place(ssrc: number, timestamp: number, arrivalSample: number): number {
     if (ssrc !== this.ssrc) {
       if (this.ssrc !== null) this.ssrcChanges++;
       this.ssrc = ssrc;
       this.lastExt = timestamp;
-      this.offset = arrivalSample - timestamp;
+      this.anchor(timestamp, arrivalSample);
       return arrivalSample;
     }
     const ext = this.extend(timestamp);
@@ -38,8 +76,10 @@ export class LegTimeline {
     let pos = ext + this.offset;
     if (Math.abs(pos - arrivalSample) > this.maxSkewSamples) {
       this.reanchors++;
-      this.offset = arrivalSample - ext;
+      this.anchor(ext, arrivalSample);
       pos = arrivalSample;
+    } else {
+      this.trackDrift(ext, arrivalSample);
     }
     return pos;
   }

@@ -1,9 +1,9 @@
-import type { NegotiatedMedia } from '../sip/sdp-answer.js';
-import { decodeG711 } from './g711.js';
+import type { Direction, NegotiatedMedia } from '../sip/sdp-answer.js';
+import { decodeG711, transcodeG711, type G711Law } from './g711.js';
 import { JitterBuffer, type JitterStats } from './jitter-buffer.js';
 import { LegTimeline } from './leg-timeline.js';
 import type { RtpEndpoint } from './rtp-endpoint.js';
-import type { RtpPacket } from './rtp-packet.js';
+import { buildRtp, type RtpPacket } from './rtp-packet.js';
 import { SAMPLE_RATE } from './sample-clock.js';
 
 /** Where decoded audio goes: a recording slot, at a clock position. */
@@ -12,6 +12,7 @@ export type AudioSink = (slot: number, at: number, pcm: Int16Array) => void;
 interface Arrived {
   sequence: number;
   packet: RtpPacket;
+  codec: G711Law;
   payload: Uint8Array;
   arrival: number;
 }
@@ -21,17 +22,40 @@ export interface StreamOptions {
   maxSkewMs: number;
 }
 
+export interface RelayStats {
+  /** Packets sent on to the peer leg. */
+  relayed: number;
+  /** Of those, converted between μ-law and A-law. */
+  transcoded: number;
+  /** Packets not relayed: no peer, peer on hold or with no address yet. */
+  dropped: number;
+}
+
+const sends = (d: Direction): boolean => d === 'sendrecv' || d === 'sendonly';
+const receives = (d: Direction): boolean => d === 'sendrecv' || d === 'recvonly';
+
 /**
- * One negotiated audio m-line of a leg: receives RTP on its endpoint, reorders it, places it on the clock and
- * decodes it into its recording slot. Packets of other payload types (telephone-event, comfort noise, an
- * unnegotiated codec) are counted and not recorded: their time becomes silence.
+ * One negotiated audio m-line of a leg. Receives RTP on its endpoint and
+ * - relays it at once to the peer stream (the other party's leg in 3PCC), converting μ-law/A-law when the legs
+ *   differ, sent from the peer's socket to wherever the peer's packets come from (symmetric RTP);
+ * - reorders it, places it on the clock by RTP timestamp and decodes it into its recording slot.
+ * While the leg is on hold its audio is not recorded (the recording has silence there, by clock). Packets of other
+ * payload types (comfort noise, an unnegotiated codec) are counted and neither relayed nor recorded; telephone-events
+ * are relayed when the peer negotiated them.
  */
 export class MediaStream {
   readonly jitter: JitterBuffer<Arrived>;
   readonly timeline: LegTimeline;
+  readonly relay: RelayStats = { relayed: 0, transcoded: 0, dropped: 0 };
   ignoredPackets = 0;
+  /** Packets that arrived while the leg was on hold (not recorded). */
+  heldPackets = 0;
+  /** The other party's stream, to relay to. */
+  peer: MediaStream | null = null;
   /** The far end learnt from where its packets come from (symmetric RTP); SDP address until then. */
   remote: { address: string; port: number } | null;
+  /** The remote direction of the first negotiation: sendonly from the start is a recording fork, not a hold. */
+  private firstDirection: Direction | null = null;
   private pcm = new Int16Array(1024);
   private closed = false;
 
@@ -41,42 +65,92 @@ export class MediaStream {
     readonly slot: number,
     private readonly sink: AudioSink,
     private readonly opts: StreamOptions,
+    private readonly nowMs: () => number = () => performance.now(),
   ) {
     this.jitter = new JitterBuffer(opts.jitterMs);
     this.timeline = new LegTimeline((opts.maxSkewMs * SAMPLE_RATE) / 1000);
-    this.remote = media?.remoteAddress ? { address: media.remoteAddress, port: media.remotePort } : null;
+    this.remote = null;
+    if (media) this.update(media);
     endpoint.onPacket = (p, arrivalMs, from) => this.receive(p, arrivalMs, from);
   }
 
-  /** Applies a new negotiation (re-INVITE, 3PCC answer in the ACK). The recording slot stays. */
+  /** Applies a new negotiation (re-INVITE, transfer, 3PCC answer in the ACK). The recording slot stays. */
   update(media: NegotiatedMedia): void {
+    const moved = !this.media || this.media.remoteAddress !== media.remoteAddress || this.media.remotePort !== media.remotePort;
     this.media = media;
-    this.remote = media.remoteAddress ? { address: media.remoteAddress, port: media.remotePort } : null;
+    this.firstDirection ??= media.remoteDirection;
+    if (moved) this.remote = media.remoteAddress ? { address: media.remoteAddress, port: media.remotePort } : null;
+  }
+
+  /**
+   * On hold: the far end said it will not send (inactive, recvonly, c=0.0.0.0), or went from sendrecv to sendonly
+   * (a hold with music). Its audio is silence in the recording until it is taken off hold.
+   */
+  get held(): boolean {
+    const m = this.media;
+    if (!m) return false;
+    if (m.remoteAddress === null || !sends(m.remoteDirection)) return true;
+    return m.remoteDirection === 'sendonly' && this.firstDirection === 'sendrecv';
   }
 
   private receive(p: RtpPacket, arrivalMs: number, from: { address: string; port: number }): void {
-    if (this.closed || !this.media) return;
-    if (p.payloadType !== this.media.payloadType) {
+    const m = this.media;
+    if (this.closed || !m) return;
+    const isAudio = p.payloadType === m.payloadType;
+    if (!isAudio && p.payloadType !== m.telephoneEventPt) {
       this.ignoredPackets++;
       return;
     }
     this.remote = from;
+    if (this.peer) this.peer.forward(p, isAudio ? m.codec : null);
+    else this.relay.dropped++;
+    if (!isAudio) {
+      this.ignoredPackets++;
+      return;
+    }
+    if (this.held) {
+      this.heldPackets++;
+      return;
+    }
     const arrival = (arrivalMs * SAMPLE_RATE) / 1000;
-    const item: Arrived = { sequence: p.sequence, packet: p, payload: Uint8Array.from(p.payload), arrival };
+    const item: Arrived = { sequence: p.sequence, packet: p, codec: m.codec, payload: Uint8Array.from(p.payload), arrival };
     for (const a of this.jitter.push(item, arrivalMs)) this.play(a);
   }
 
+  /** Sends a packet of the other party to this stream's far end. `codec` null = a telephone-event. */
+  forward(p: RtpPacket, codec: G711Law | null): void {
+    const m = this.media;
+    const to = this.remote;
+    if (this.closed || !m || !to || m.remoteAddress === null || !receives(m.remoteDirection)) {
+      this.relay.dropped++;
+      return;
+    }
+    let payloadType = m.payloadType;
+    let payload = p.payload;
+    if (codec === null) {
+      if (m.telephoneEventPt === null) {
+        this.relay.dropped++;
+        return;
+      }
+      payloadType = m.telephoneEventPt;
+    } else if (codec !== m.codec) {
+      payload = transcodeG711(codec, m.codec, payload);
+      this.relay.transcoded++;
+    }
+    this.endpoint.send(buildRtp({ ...p, payloadType, payload }), to.address, to.port);
+    this.relay.relayed++;
+  }
+
   private play(a: Arrived): void {
-    if (!this.media) return;
     const at = this.timeline.place(a.packet.ssrc, a.packet.timestamp, a.arrival);
     if (this.pcm.length < a.payload.length) this.pcm = new Int16Array(a.payload.length);
-    const n = decodeG711(this.media.codec, a.payload, this.pcm);
+    const n = decodeG711(a.codec, a.payload, this.pcm);
     this.sink(this.slot, at, this.pcm.slice(0, n));
   }
 
   /** Releases packets whose waiting time ran out. Call periodically. */
   poll(): void {
-    for (const a of this.jitter.poll(performance.now())) this.play(a);
+    for (const a of this.jitter.poll(this.nowMs())) this.play(a);
   }
 
   /** Hands over everything still held (before the recording stops). */
@@ -84,13 +158,21 @@ export class MediaStream {
     for (const a of this.jitter.flush()) this.play(a);
   }
 
-  get stats(): JitterStats & { ssrcChanges: number; ignored: number; malformed: number } {
-    return { ...this.jitter.stats, ssrcChanges: this.timeline.ssrcChanges, ignored: this.ignoredPackets, malformed: this.endpoint.stats.malformed };
+  get stats(): JitterStats & { ssrcChanges: number; reanchors: number; ignored: number; held: number; malformed: number } {
+    return {
+      ...this.jitter.stats,
+      ssrcChanges: this.timeline.ssrcChanges,
+      reanchors: this.timeline.reanchors,
+      ignored: this.ignoredPackets,
+      held: this.heldPackets,
+      malformed: this.endpoint.stats.malformed,
+    };
   }
 
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.peer = null;
     this.endpoint.close();
   }
 }

@@ -112,13 +112,7 @@ export class ChannelMixer {
     if (this.outputChannels === 2) {
       channels = [0, 1].map((c) => (c < this.inputs ? this.buffers[c].slice(0, n) : new Int16Array(n)));
     } else {
-      const mix = new Int16Array(n);
-      for (let i = 0; i < n; i++) {
-        let v = 0;
-        for (let s = 0; s < this.inputs; s++) v += this.buffers[s][i];
-        mix[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
-      }
-      channels = [mix];
+      channels = [mixDown(this.buffers.map((b) => b.subarray(0, n)))];
     }
     // shift the rest down
     for (let s = 0; s < this.inputs; s++) {
@@ -131,4 +125,16 @@ export class ChannelMixer {
     this.pauses = this.pauses.filter((p) => p.to > this.base);
     return { channels, start };
   }
+}
+
+/** Sums planar channels into one, clipped to 16 bits (the mono file is both parties mixed). */
+export function mixDown(channels: Int16Array[]): Int16Array {
+  const n = channels[0]?.length ?? 0;
+  const mix = new Int16Array(n);
+  for (let i = 0; i < n; i++) {
+    let v = 0;
+    for (const c of channels) v += c[i];
+    mix[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+  }
+  return mix;
 }

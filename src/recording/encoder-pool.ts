@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
-import { RecorderError } from '../errors.js';
+import { EncoderCrashError, RecorderError } from '../errors.js';
 import type { Mp3Format } from './mp3-encoder.js';
 import type { WorkerReply, WorkerRequest } from './encoder-worker.js';
 
@@ -23,6 +23,8 @@ const workerUrl = new URL(import.meta.url.endsWith('.ts') ? './encoder-worker.ts
  * opens. If a worker dies, only the recordings it held fail (their pending calls reject); a fresh worker takes
  * its place for new recordings.
  */
+export { EncoderCrashError };
+
 export class EncoderPool {
   private slots: Slot[] = [];
   private byRecording = new Map<string, Slot>();
@@ -54,7 +56,7 @@ export class EncoderPool {
     const fail = (why: string): void => {
       if (slot.dead) return;
       slot.dead = true;
-      const err = new RecorderError(`encoder worker died: ${why}`);
+      const err = new EncoderCrashError(`encoder worker died: ${why}`);
       for (const p of slot.pending.values()) p.reject(err);
       slot.pending.clear();
       for (const id of slot.recordings) this.byRecording.delete(id);
@@ -89,11 +91,12 @@ export class EncoderPool {
 
   private slotOf(id: string): Slot {
     const s = this.byRecording.get(id);
-    if (!s) throw new RecorderError(`encoder for recording ${id} is gone`);
+    if (!s) throw new EncoderCrashError(`encoder for recording ${id} is gone (its worker died)`);
     return s;
   }
 
   async open(id: string, format: Mp3Format): Promise<void> {
+    this.byRecording.get(id)?.recordings.delete(id);
     const live = this.slots.filter((s) => !s.dead);
     if (live.length === 0) throw new RecorderError('no MP3 encoder is available');
     const slot = live.reduce((a, b) => (b.recordings.size < a.recordings.size ? b : a));
@@ -117,6 +120,10 @@ export class EncoderPool {
     const slot = this.slotOf(id);
     try {
       return await this.call(slot, { op: 'close', id });
+    } catch (err) {
+      // the worker died with the encoder's last frames: what was written stays, the tail is lost
+      if (err instanceof EncoderCrashError) return new Uint8Array(0);
+      throw err;
     } finally {
       slot.recordings.delete(id);
       this.byRecording.delete(id);

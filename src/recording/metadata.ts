@@ -52,7 +52,7 @@ export interface Sidecar extends RecordingContext {
   truncated: boolean;
   error: string | null;
   audio: { type: 'audio/mp3'; channels: 1 | 2; kbps: number; sampleRate: 8000; leftChannel: string | null };
-  files: { mp3: { name: string; size: number } };
+  files: { mp3: { name: string; size: number }; wav?: { name: string; size: number; codec: 'PCMU' | 'PCMA'; channels: number } };
   events: RecordingEvent[];
   legs: LegSummary[];
 }
@@ -68,8 +68,7 @@ export function buildSidecar(
     channels: 1 | 2;
     kbps: number;
     leftChannel: string | null;
-    mp3Name: string;
-    mp3Size: number;
+    files: Sidecar['files'];
     events: RecordingEvent[];
     legs: LegSummary[];
   },
@@ -85,7 +84,7 @@ export function buildSidecar(
     truncated: t.truncated,
     error: t.error,
     audio: { type: 'audio/mp3', channels: t.channels, kbps: t.kbps, sampleRate: 8000, leftChannel: t.leftChannel },
-    files: { mp3: { name: t.mp3Name, size: t.mp3Size } },
+    files: t.files,
     events: t.events,
     legs: t.legs,
   };

@@ -2,11 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { SampleClock } from '../media/sample-clock.js';
-import { ChannelMixer } from './channel-mixer.js';
-import type { EncoderPool } from './encoder-pool.js';
+import { encodeG711, type G711Law } from '../media/g711.js';
+import { ChannelMixer, mixDown } from './channel-mixer.js';
+import { EncoderCrashError, type EncoderPool } from './encoder-pool.js';
 import { buildSidecar, makeMediaId, type LegSummary, type RecordingContext, type RecordingEvent, type Sidecar } from './metadata.js';
+import { framesIn, infoFrame } from './mp3-info-tag.js';
 import type { Mp3Format } from './mp3-encoder.js';
 import { SpoolFile, writeJsonDurably } from './spool-file.js';
+import { interleave, wavHeader, wavSizePatches, type WavHeader } from './wav-header.js';
 
 export interface RecordingDeps {
   pool: EncoderPool;
@@ -14,6 +17,8 @@ export interface RecordingDeps {
   clock: SampleClock;
   log: Logger;
   format: Mp3Format;
+  /** G.711 law of the WAV analytics copy, or null for none. */
+  wav: G711Law | null;
   /** How long (samples) to wait for late packets before a position is encoded. */
   holdSamples: number;
   /** Name of the party on the left channel, for the sidecar. */
@@ -23,42 +28,57 @@ export interface RecordingDeps {
 export interface FinalizedRecording {
   id: string;
   mp3Path: string;
+  wavPath: string | null;
   sidecarPath: string;
   sidecar: Sidecar;
 }
 
 const rand8 = (): string => randomBytes(4).toString('hex').toUpperCase();
+/** Encoder restarts (after a worker crash) a recording may use before it is given up as failed. */
+const MAX_ENCODER_RESTARTS = 3;
 
 /**
  * One recording: mixes the legs' audio onto fixed channels, encodes it in the worker pool and appends it to
- * `<mediaId>.mp3.part` in the spool as it goes; `stop()` writes the tail, fsyncs, renames to `.mp3` and writes
- * the `.json` sidecar. The file covers exactly [start, stop) of the clock whatever the network did.
+ * `<mediaId>.mp3.part` in the spool as it goes (and the G.711 WAV copy to `<mediaId>.wav.part`); `stop()` writes the
+ * tail, patches the MP3 Info frame and the WAV header, fsyncs, renames and writes the `.json` sidecar. The file
+ * covers exactly [start, stop) of the clock whatever the network did.
+ *
+ * Back-pressure: one encode request in flight per recording. While it is out, audio waits in the mixer and goes
+ * in the next, larger batch; nothing is dropped, `lagMs` grows. A crashed encoder worker is replaced and the batch
+ * it held is sent again, so a crash costs the recording a splice (< 0.15 s), not its rest.
  */
 export class Recording {
   readonly mediaId: string;
   readonly startAt: number;
   readonly startWallMs: number;
   private readonly mixer: ChannelMixer;
-  private file: SpoolFile | null = null;
+  private mp3: SpoolFile | null = null;
+  private wav: SpoolFile | null = null;
+  private wavHeader: WavHeader | null = null;
   private chain: Promise<void> = Promise.resolve();
+  private inflight = false;
   private error: Error | null = null;
   private readonly events: RecordingEvent[] = [];
   private stopping: Promise<FinalizedRecording> | null = null;
   private encodedSamples = 0;
+  private encoderRestarts = 0;
 
   constructor(
     private readonly deps: RecordingDeps,
     readonly ctx: Omit<RecordingContext, 'mediaId'>,
-    inputs: number,
   ) {
     this.startAt = deps.clock.now();
     this.startWallMs = deps.clock.wallMs(this.startAt);
     this.mediaId = makeMediaId(ctx.callUUID ?? ctx.confId ?? ctx.id, this.startWallMs, rand8);
-    this.mixer = new ChannelMixer(Math.max(1, inputs), deps.format.channels, this.startAt);
+    this.mixer = new ChannelMixer(2, 2, this.startAt);
   }
 
   get mp3Path(): string {
     return join(this.deps.spoolDir, `${this.mediaId}.mp3`);
+  }
+
+  get wavPath(): string | null {
+    return this.deps.wav ? join(this.deps.spoolDir, `${this.mediaId}.wav`) : null;
   }
 
   get failed(): Error | null {
@@ -69,10 +89,27 @@ export class Recording {
     return this.mixer.paused;
   }
 
-  /** Creates the spool file and the encoder. Throws SpoolError / RecorderError. */
+  /** How far encoding is behind the clock beyond the planned wait for late packets, ms. */
+  get lagMs(): number {
+    return Math.max(0, (this.deps.clock.now() - this.deps.holdSamples - this.mixer.position) / 8);
+  }
+
+  /** Creates the spool files and the encoder. Throws SpoolError / RecorderError; leaves nothing behind if it does. */
   async open(): Promise<void> {
-    this.file = await SpoolFile.create(this.mp3Path);
-    await this.deps.pool.open(this.mediaId, this.deps.format);
+    try {
+      this.mp3 = await SpoolFile.create(this.mp3Path);
+      await this.mp3.append(infoFrame(this.deps.format, { frames: 0, samples: 0, fileBytes: 0 }));
+      if (this.deps.wav && this.wavPath) {
+        this.wavHeader = wavHeader(this.deps.wav, 2);
+        this.wav = await SpoolFile.create(this.wavPath);
+        await this.wav.append(this.wavHeader.bytes);
+      }
+      await this.deps.pool.open(this.mediaId, this.deps.format);
+    } catch (err) {
+      await this.mp3?.discard();
+      await this.wav?.discard();
+      throw err;
+    }
   }
 
   write(slot: number, at: number, pcm: Int16Array): void {
@@ -103,27 +140,45 @@ export class Recording {
     this.note(type, this.deps.clock.now());
   }
 
-  /** Encodes everything older than the hold time. Call periodically. */
+  /** Encodes everything older than the hold time, unless the previous batch is still being encoded. */
   tick(): void {
-    if (this.stopping) return;
+    if (this.stopping || this.inflight) return;
     this.emit(this.deps.clock.now() - this.deps.holdSamples);
   }
 
   private emit(until: number): void {
     const frames = this.mixer.take(until);
     const n = frames.channels[0].length;
-    if (n === 0 || this.error) return;
+    if (n === 0) return;
     this.encodedSamples += n;
-    const encoded = this.deps.pool.encode(this.mediaId, frames.channels);
+    const wavBytes = this.wav && this.deps.wav ? interleave(frames.channels.map((c) => encodeG711(this.deps.wav as G711Law, c))) : null;
+    const input = this.deps.format.channels === 1 ? [mixDown(frames.channels)] : frames.channels;
+    this.inflight = true;
     this.chain = this.chain.then(async () => {
-      if (this.error) return;
       try {
-        await this.file?.append(await encoded);
+        if (wavBytes) await this.wav?.append(wavBytes);
+        if (!this.error) await this.mp3?.append(await this.encode(input));
       } catch (err) {
         this.fail(err as Error);
+      } finally {
+        this.inflight = false;
       }
     });
-    encoded.catch(() => undefined);
+  }
+
+  /** Encodes one batch; if the worker died under it, opens a fresh encoder and sends the batch again. */
+  private async encode(input: Int16Array[]): Promise<Uint8Array> {
+    for (;;) {
+      try {
+        return await this.deps.pool.encode(this.mediaId, input.map((c) => c.slice()));
+      } catch (err) {
+        if (!(err instanceof EncoderCrashError) || this.encoderRestarts >= MAX_ENCODER_RESTARTS) throw err;
+        this.encoderRestarts++;
+        this.deps.log.warn({ mediaId: this.mediaId, err: err.message, restarts: this.encoderRestarts }, 'encoder crashed; continuing on a new one');
+        this.event('encoder.restart');
+        await this.deps.pool.open(this.mediaId, this.deps.format);
+      }
+    }
   }
 
   private fail(err: Error): void {
@@ -134,7 +189,7 @@ export class Recording {
 
   /**
    * Ends the recording at the current clock position: encodes up to it exactly, flushes the encoder, finalizes
-   * the spool file and writes the sidecar. Idempotent: later calls return the same promise.
+   * the spool files and writes the sidecar. Idempotent: later calls return the same promise.
    */
   stop(reason: string, legs: LegSummary[]): Promise<FinalizedRecording> {
     if (!this.stopping) this.stopping = this.finish(reason, legs);
@@ -144,16 +199,28 @@ export class Recording {
   private async finish(reason: string, legs: LegSummary[]): Promise<FinalizedRecording> {
     const stopAt = this.deps.clock.now();
     if (this.mixer.paused) this.mixer.resume(stopAt);
+    await this.chain;
     this.emit(stopAt);
     await this.chain;
     if (!this.error) {
       try {
-        await this.file?.append(await this.deps.pool.finish(this.mediaId));
+        await this.mp3?.append(await this.deps.pool.finish(this.mediaId));
       } catch (err) {
         this.fail(err as Error);
       }
+    } else {
+      await this.deps.pool.finish(this.mediaId).catch(() => undefined);
     }
-    await this.file?.finalize();
+    const mp3 = this.mp3 as SpoolFile;
+    const fmt = this.deps.format;
+    await mp3.writeAt(infoFrame(fmt, { frames: framesIn(fmt, mp3.bytes), samples: this.encodedSamples, fileBytes: mp3.bytes }), 0);
+    await mp3.finalize();
+    const files: Sidecar['files'] = { mp3: { name: `${this.mediaId}.mp3`, size: mp3.bytes } };
+    if (this.wav && this.wavHeader && this.deps.wav) {
+      for (const [at, bytes] of wavSizePatches(this.wavHeader, this.wav.bytes - this.wavHeader.bytes.length)) await this.wav.writeAt(bytes, at);
+      await this.wav.finalize();
+      files.wav = { name: `${this.mediaId}.wav`, size: this.wav.bytes, codec: this.deps.wav, channels: 2 };
+    }
     const sidecar = buildSidecar(
       { ...this.ctx, mediaId: `${this.mediaId}.mp3` },
       {
@@ -162,18 +229,17 @@ export class Recording {
         endReason: reason,
         truncated: this.error !== null,
         error: this.error?.message ?? null,
-        channels: this.deps.format.channels,
-        kbps: this.deps.format.kbps,
+        channels: fmt.channels,
+        kbps: fmt.kbps,
         leftChannel: this.deps.leftChannel,
-        mp3Name: `${this.mediaId}.mp3`,
-        mp3Size: this.file?.bytes ?? 0,
+        files,
         events: this.events,
         legs,
       },
     );
     const sidecarPath = join(this.deps.spoolDir, `${this.mediaId}.json`);
     await writeJsonDurably(sidecarPath, sidecar);
-    this.deps.log.info({ mediaId: this.mediaId, durationMs: sidecar.durationMs, bytes: sidecar.files.mp3.size, reason }, 'recording finalized');
-    return { id: this.ctx.id, mp3Path: this.mp3Path, sidecarPath, sidecar };
+    this.deps.log.info({ mediaId: this.mediaId, durationMs: sidecar.durationMs, bytes: mp3.bytes, reason }, 'recording finalized');
+    return { id: this.ctx.id, mp3Path: this.mp3Path, wavPath: this.wav ? this.wavPath : null, sidecarPath, sidecar };
   }
 }

@@ -1,4 +1,4 @@
-import { open, rename, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { SpoolError } from '../errors.js';
 
@@ -50,7 +50,21 @@ export class SpoolFile {
   /** Writes at an absolute offset (header patching). */
   async writeAt(data: Uint8Array, position: number): Promise<void> {
     if (!this.fh) return;
-    await this.fh.write(data, 0, data.length, position);
+    try {
+      await this.fh.write(data, 0, data.length, position);
+    } catch (err) {
+      throw new SpoolError(`cannot write ${this.partPath}: ${(err as Error).message}`, err);
+    }
+  }
+
+  /** Closes and deletes the `.part` (a recording that could not start). Idempotent. */
+  async discard(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const fh = this.fh;
+    this.fh = null;
+    await fh?.close().catch(() => undefined);
+    await unlink(this.partPath).catch(() => undefined);
   }
 
   /** fsync, close, rename `.part` to the final name, fsync the directory. Idempotent. */

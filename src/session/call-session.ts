@@ -78,6 +78,22 @@ export class CallSession {
 
   addLeg(leg: Leg): void {
     this.legs.push(leg);
+    this.link();
+  }
+
+  /**
+   * Pairs the media of the two parties for relaying: the newest live single-stream leg of each role (a later leg of
+   * a role, e.g. after a transfer, takes over). A two-m-line dialog is a recording fork: nothing to relay.
+   */
+  private link(): void {
+    for (const l of this.legs) for (const s of l.streams) s.peer = null;
+    const newest = (role: PartyRole): Leg | undefined =>
+      [...this.legs].reverse().find((l) => l.role === role && !l.ended && l.streams.length === 1);
+    const a = newest('other');
+    const b = newest('recordDN');
+    if (!a || !b) return;
+    a.streams[0].peer = b.streams[0];
+    b.streams[0].peer = a.streams[0];
   }
 
   /** Audio from a leg's stream. */
@@ -178,7 +194,6 @@ export class CallSession {
         uriParams: this.uri.params,
         msml: { dest: r.record.dest, format: r.record.format, maxtimeMs: r.record.maxtimeMs, attrs: r.record.attrs, params },
       },
-      2,
     );
     await rec.open();
     this.recordings++;
@@ -228,6 +243,7 @@ export class CallSession {
   /** A leg's dialog ended (BYE from SIP Server). The recording ends with the control dialog or the last leg. */
   async legEnded(leg: Leg, reason: string): Promise<void> {
     leg.ended = true;
+    this.link();
     this.log.info({ callId: leg.callId, reason }, 'leg ended');
     const controlGone = this.active?.control === leg.dialog;
     if (controlGone || this.legs.every((l) => l.ended)) {

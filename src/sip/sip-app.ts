@@ -134,10 +134,9 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
       leg.streams.forEach((s, i) => {
         const n = negotiated[i];
         if (!n) return;
-        const wasHeld = s.media !== null && (s.media.remoteAddress === null || s.media.remoteDirection !== 'sendrecv');
-        const held = n.remoteAddress === null || n.remoteDirection === 'sendonly' || n.remoteDirection === 'inactive';
+        const wasHeld = s.media !== null && s.held;
         s.update(n);
-        if (held !== wasHeld) session.noteCallEvent(held ? 'hold' : 'unhold');
+        if (s.held !== wasHeld) session.noteCallEvent(s.held ? 'hold' : 'unhold');
       });
     };
 
