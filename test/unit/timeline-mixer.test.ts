@@ -63,3 +63,46 @@ t.test('mixer: grows for long spans without losing data', async (t) => {
   t.equal(f.channels[0][120], 4);
   t.equal(f.channels[1][120], 0, 'the unused slot is silence');
 });
+
+/**
+ * One hour of 20 ms packets from a sender whose clock runs `ppm` fast, with 0–30 ms of network jitter and a rare
+ * 150 ms spike. Returns the worst placement error (samples) over the last ten minutes, against where the packet's
+ * audio belongs: its send time plus the network's least delay.
+ */
+function driftRun(ppm: number, seed: number): { worst: number; slews: number; reanchors: number } {
+  let x = seed;
+  const rand = (): number => ((x = (x * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  const tl = new LegTimeline(3200);
+  const base = 400; // 50 ms one-way delay
+  const packets = 180_000;
+  let worst = 0;
+  for (let k = 0; k < packets; k++) {
+    const sent = (k * 160) / (1 + ppm * 1e-6);
+    const jitter = rand() * 240 + (rand() < 0.001 ? 1200 : 0);
+    const pos = tl.place(7, (k * 160) % 2 ** 32, sent + base + jitter);
+    if (k > packets - 30_000) worst = Math.max(worst, Math.abs(pos - (sent + base)));
+  }
+  return { worst, slews: tl.slews, reanchors: tl.reanchors };
+}
+
+t.test('timeline: a sender clock off by ±100 ppm stays within 20 ms of true time over an hour', async (t) => {
+  const fast = driftRun(100, 1);
+  const slow = driftRun(-100, 2);
+  t.ok(fast.worst < 80, `+100 ppm: worst error ${(fast.worst / 8).toFixed(1)} ms after an hour`);
+  t.ok(slow.worst < 80, `−100 ppm: worst error ${(slow.worst / 8).toFixed(1)} ms after an hour`);
+  t.ok(fast.slews > 100 && slow.slews > 100, 'the offset was corrected in small steps');
+  t.equal(fast.reanchors + slow.reanchors, 0, 'drift alone never re-anchors');
+  // without the correction an hour at 100 ppm is 360 ms: the assertion above can fail
+  const naive = (180_000 * 160 * 100e-6) / 8;
+  t.ok(naive > 300, `uncorrected drift would be ${naive} ms`);
+});
+
+t.test('timeline: a hold whose timestamps did not advance re-anchors to arrival; the gap stays a gap', async (t) => {
+  const tl = new LegTimeline(3200);
+  tl.place(1, 0, 0);
+  for (let k = 1; k < 100; k++) tl.place(1, k * 160, k * 160);
+  // 5 s on hold, then the sender resumes where its timestamps left off
+  const at = tl.place(1, 100 * 160, 100 * 160 + 40_000);
+  t.equal(at, 100 * 160 + 40_000, 'placed at its arrival, 5 s later');
+  t.equal(tl.reanchors, 1);
+});

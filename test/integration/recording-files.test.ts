@@ -1,0 +1,148 @@
+/**
+ * Recording → worker pool → spool, on a simulated clock, decoded by ffmpeg: every format has the right channel count,
+ * rate and exact duration, the WAV copy matches, and a crashed encoder worker costs a recording a splice, not its rest.
+ */
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import t from 'tap';
+import wavefile from 'wavefile';
+import type { G711Law } from '../../src/media/g711.js';
+import type { SampleClock } from '../../src/media/sample-clock.js';
+import { EncoderPool } from '../../src/recording/encoder-pool.js';
+import { Recording } from '../../src/recording/recording.js';
+import type { Mp3Format } from '../../src/recording/mp3-encoder.js';
+import { decode, probe, rmsDb, span, toneShare } from '../harness/audio.js';
+import { tonePcm } from '../harness/pcap.js';
+
+const log = pino({ level: 'silent' });
+
+class FakeClock implements SampleClock {
+  t = 80_000;
+  now(): number {
+    return this.t;
+  }
+  wallMs(p: number): number {
+    return 1_790_000_000_000 + p / 8;
+  }
+}
+
+const ctx = (id: string) => ({
+  id,
+  confId: 'conf1',
+  callUUID: id,
+  dialogId: 'conn:x/dialog:rec',
+  dn: '7001',
+  tenant: 'Environment',
+  ivrProfile: 'record',
+  tenantDbid: '1',
+  uriParams: {},
+  msml: { dest: null, format: null, maxtimeMs: null, attrs: {}, params: {} },
+});
+
+const LEFT = 500;
+const RIGHT = 1400;
+
+/** Feeds `seconds` of 20 ms packets: left tone on slot 0, right tone on slot 1 except a silent gap in [gapFrom, gapTo). */
+async function feed(rec: Recording, clock: FakeClock, seconds: number, opts: { gap?: [number, number]; onSecond?: (s: number) => void } = {}): Promise<void> {
+  const l = tonePcm({ freq: LEFT, amplitude: 8000 }, seconds);
+  const r = tonePcm({ freq: RIGHT, amplitude: 8000 }, seconds);
+  const start = clock.t;
+  for (let k = 0; k < seconds * 50; k++) {
+    const at = start + k * 160;
+    rec.write(0, at, l.subarray(k * 160, (k + 1) * 160));
+    const sec = k / 50;
+    if (!opts.gap || sec < opts.gap[0] || sec >= opts.gap[1]) rec.write(1, at, r.subarray(k * 160, (k + 1) * 160));
+    clock.t = at + 160;
+    if (k % 5 === 4) {
+      rec.tick();
+      await new Promise((res) => setImmediate(res));
+    }
+    if (k % 50 === 49) opts.onSecond?.((k + 1) / 50);
+  }
+}
+
+const formats: { name: string; format: Mp3Format; wav: G711Law | null }[] = [
+  { name: 'mp3-8-mono + PCMA WAV', format: { channels: 1, kbps: 8 }, wav: 'PCMA' },
+  { name: 'mp3-16-stereo + PCMU WAV', format: { channels: 2, kbps: 16 }, wav: 'PCMU' },
+  { name: 'mp3-32-stereo', format: { channels: 2, kbps: 32 }, wav: null },
+];
+
+t.test('every format decodes with the right channels, rate and exact duration; the WAV copy matches', async (t) => {
+  const pool = new EncoderPool(2, log);
+  t.teardown(() => pool.close());
+  for (const f of formats) {
+    await t.test(f.name, async (t) => {
+      const dir = mkdtempSync(join(tmpdir(), 'rec-files-'));
+      const clock = new FakeClock();
+      const rec = new Recording({ pool, spoolDir: dir, clock, log, format: f.format, wav: f.wav, holdSamples: 1120, leftChannel: 'other' }, ctx(`fmt-${f.format.kbps}`));
+      await rec.open();
+      await feed(rec, clock, 6.3, { gap: [2, 3] });
+      const fin = await rec.stop('record.terminate', []);
+      t.equal(fin.sidecar.durationMs, 6300);
+      const p = probe(fin.mp3Path);
+      t.same([p.codec, p.channels, p.sampleRate], ['mp3', f.format.channels, 8000], 'mp3 stream');
+      t.equal(readFileSync(fin.mp3Path).length % ((72 * f.format.kbps) / 8), 0, 'whole CBR frames');
+      const d = decode(fin.mp3Path);
+      t.equal(d.channels[0].length, 6.3 * 8000, 'decodes to exactly the recorded samples (Info frame: delay and padding)');
+      if (f.format.channels === 2) {
+        t.ok(toneShare(span(d.channels[0], 1, 2), LEFT) > 0.8, 'left: the left tone');
+        t.ok(toneShare(span(d.channels[1], 1, 2), RIGHT) > 0.8, 'right: the right tone');
+        t.ok(rmsDb(span(d.channels[1], 2.1, 2.9)) < -50, 'right: the gap is silence');
+        t.ok(toneShare(span(d.channels[1], 3.1, 4), RIGHT) > 0.8, 'right: the tone after the gap');
+      } else {
+        const both = span(d.channels[0], 1, 2);
+        t.ok(toneShare(both, LEFT) > 0.3 && toneShare(both, RIGHT) > 0.3, 'mono: both parties mixed');
+        t.ok(toneShare(span(d.channels[0], 2.1, 2.9), LEFT) > 0.8, 'mono: only the left party in the gap');
+      }
+      if (f.wav) {
+        t.ok(fin.wavPath, 'a WAV copy');
+        const wp = probe(fin.wavPath as string);
+        t.same([wp.codec, wp.channels, wp.sampleRate], [f.wav === 'PCMU' ? 'pcm_mulaw' : 'pcm_alaw', 2, 8000], 'G.711 WAV, stereo');
+        const w = new wavefile.WaveFile(readFileSync(fin.wavPath as string));
+        const fmt = w.fmt as { audioFormat: number; numChannels: number };
+        t.equal(fmt.audioFormat, f.wav === 'PCMU' ? 7 : 6, 'format tag');
+        const wd = decode(fin.wavPath as string);
+        t.equal(wd.channels[0].length, 6.3 * 8000, 'WAV duration exact: header patched');
+        t.ok(toneShare(span(wd.channels[0], 1, 2), LEFT) > 0.9 && toneShare(span(wd.channels[1], 1, 2), RIGHT) > 0.9, 'WAV channels as the MP3');
+        t.ok(rmsDb(span(wd.channels[1], 2.05, 2.95)) < -60, 'WAV gap is silence');
+        t.equal(fin.sidecar.files.wav?.size, readFileSync(fin.wavPath as string).length);
+      } else {
+        t.equal(fin.wavPath, null);
+      }
+    });
+  }
+});
+
+t.test('a crashed encoder worker: the recording continues on a new one; the other worker\'s recording is untouched', async (t) => {
+  const pool = new EncoderPool(2, log);
+  t.teardown(() => pool.close());
+  const dir = mkdtempSync(join(tmpdir(), 'rec-crash-'));
+  const clock = new FakeClock();
+  const deps = { pool, spoolDir: dir, clock, log, format: { channels: 2, kbps: 16 } as Mp3Format, wav: null, holdSamples: 1120, leftChannel: 'other' };
+  const a = new Recording(deps, ctx('crash-a'));
+  const b = new Recording(deps, ctx('crash-b'));
+  await a.open();
+  await b.open();
+  // both are fed by one loop: b mirrors a's audio
+  const origWrite = a.write.bind(a);
+  a.write = (slot, at, pcm) => {
+    origWrite(slot, at, pcm);
+    b.write(slot, at, pcm);
+  };
+  const origTick = a.tick.bind(a);
+  a.tick = () => {
+    origTick();
+    b.tick();
+  };
+  await feed(a, clock, 8, { onSecond: (s) => s === 3 && pool.crashWorkerOf(a.mediaId) });
+  const [fa, fb] = await Promise.all([a.stop('record.terminate', []), b.stop('record.terminate', [])]);
+  t.equal(fb.sidecar.truncated, false);
+  t.equal(decode(fb.mp3Path).channels[0].length, 8 * 8000, 'the other recording is exact');
+  t.equal(fa.sidecar.truncated, false, 'not truncated: it continued');
+  t.ok(fa.sidecar.events.some((e) => e.type === 'encoder.restart'), 'the restart is in the history');
+  const d = decode(fa.mp3Path);
+  t.ok(Math.abs(d.seconds - 8) < 0.15, `duration ${d.seconds.toFixed(3)} s is 8 s ± 0.15 s (one splice)`);
+  t.ok(toneShare(span(d.channels[0], 6, 7.5), LEFT) > 0.8 && toneShare(span(d.channels[1], 6, 7.5), RIGHT) > 0.8, 'audio after the crash, channels kept');
+});
