@@ -7,7 +7,8 @@
  *   timestamps did not advance), anchors again. That shifts only this leg.
  * - Clock drift: a sender's 8 kHz clock is never exactly ours (±100 ppm is 0.36 s an hour). The offset follows the
  *   least-delayed packets of the last few seconds (jitter only ever adds delay, so their arrival is the truest), in
- *   steps once it is `slewSamples` off, so two legs stay aligned to within a few ms however long the call.
+ *   steps once it is `slewSamples` off, so two legs stay aligned to within a few ms however long the call. The same
+ *   correction removes the delay of the packet that anchored the leg, within the first second.
  */
 export class LegTimeline {
   ssrcChanges = 0;
@@ -17,8 +18,7 @@ export class LegTimeline {
   private ssrc: number | null = null;
   private lastExt = 0;
   private offset = 0;
-  private blockMin = Infinity;
-  private blockCount = 0;
+  private block: number[] = [];
   private mins: number[] = [];
 
   constructor(
@@ -38,23 +38,26 @@ export class LegTimeline {
 
   private anchor(ext: number, arrivalSample: number): void {
     this.offset = arrivalSample - ext;
-    this.blockMin = Infinity;
-    this.blockCount = 0;
+    this.block = [];
     this.mins = [];
   }
 
-  /** Tracks arrival − timestamp; every block, moves the offset to the window's minimum if it is off by enough. */
+  /**
+   * Tracks arrival − timestamp. Each block of packets contributes its 10th-percentile value (not its minimum: a
+   * sender that sends a packet early must not pull the whole leg earlier); the offset moves to the smallest of the
+   * last few blocks' values when it is off by `slewSamples` or more. Until the window is full (the first seconds
+   * after an anchor, when the anchoring packet's own delay is still in the offset) every block may correct it.
+   */
   private trackDrift(ext: number, arrivalSample: number): void {
     const blockPackets = this.opts.blockPackets ?? 50;
     const blocks = this.opts.blocks ?? 4;
     const slew = this.opts.slewSamples ?? 8;
-    this.blockMin = Math.min(this.blockMin, arrivalSample - ext);
-    if (++this.blockCount < blockPackets) return;
-    this.mins.push(this.blockMin);
+    this.block.push(arrivalSample - ext);
+    if (this.block.length < blockPackets) return;
+    this.block.sort((a, b) => a - b);
+    this.mins.push(this.block[Math.floor(this.block.length / 10)]);
+    this.block = [];
     if (this.mins.length > blocks) this.mins.shift();
-    this.blockMin = Infinity;
-    this.blockCount = 0;
-    if (this.mins.length < blocks) return;
     const target = Math.min(...this.mins);
     if (Math.abs(target - this.offset) >= slew) {
       this.offset = target;

@@ -102,7 +102,8 @@ export class MediaStream {
       return;
     }
     this.remote = from;
-    if (this.peer) this.peer.forward(p, isAudio ? m.codec : null);
+    // a party that said it will not send (a=inactive, recvonly) is not relayed either
+    if (this.peer && sends(m.remoteDirection)) this.peer.forward(p, isAudio ? m.codec : null);
     else this.relay.dropped++;
     if (!isAudio) {
       this.ignoredPackets++;

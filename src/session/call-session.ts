@@ -20,6 +20,8 @@ export interface MsmlAnswer {
   /** MSML result code. */
   code: number;
   body: string;
+  /** Work to do once the answer was sent (MSML events that must follow the 200 OK, e.g. after a dialogend). */
+  after?: () => Promise<void>;
 }
 
 interface ActiveRecording {
@@ -39,6 +41,9 @@ export class CallSession {
   readonly legs: Leg[] = [];
   readonly finalized: FinalizedRecording[] = [];
   private active: ActiveRecording | null = null;
+  /** While an MSML request is being applied, events it causes wait until its answer is out (RFC 5707 order). */
+  private inMsml = false;
+  private deferred: (() => Promise<void>)[] = [];
   private closing: Promise<void> | null = null;
   private recordings = 0;
   onClosed: () => void = () => undefined;
@@ -115,9 +120,15 @@ export class CallSession {
         throw new MsmlError(`Unsupported: a media server does not accept an MSML <${doc.kind}>`, MsmlCode.UNSUPPORTED);
       }
       let last: MsmlAnswer = { code: MsmlCode.OK, body: resultBody(MsmlCode.OK) };
-      for (const r of doc.requests) last = await this.apply(r, dialog);
+      this.inMsml = true;
+      try {
+        for (const r of doc.requests) last = await this.apply(r, dialog);
+      } finally {
+        this.inMsml = false;
+      }
       if (doc.ignored.length) this.log.warn({ ignored: doc.ignored }, 'MSML elements ignored');
-      return last;
+      const deferred = this.deferred.splice(0);
+      return deferred.length ? { ...last, after: async () => { for (const d of deferred) await d(); } } : last;
     } catch (err) {
       const code = err instanceof RecorderError ? err.msmlCode : MsmlCode.INTERNAL;
       const description = err instanceof Error ? err.message : String(err);
@@ -218,12 +229,17 @@ export class CallSession {
       fin = await a.rec.stop(reason, this.legs.flatMap((l) => l.summaries()));
     } catch (err) {
       this.log.error({ err }, 'recording could not be finalized');
-      if (notify) await this.sendEvents(a, 'record.failed', 0);
+      if (notify) await this.notify(a, 'record.failed', 0);
       return;
     }
     this.finalized.push(fin);
     this.deps.onFinalized(fin);
-    if (notify) await this.sendEvents(a, a.rec.failed ? 'record.failed' : reason, fin.sidecar.durationMs);
+    if (notify) await this.notify(a, a.rec.failed ? 'record.failed' : reason, fin.sidecar.durationMs);
+  }
+
+  private async notify(a: ActiveRecording, end: string, lenMs: number): Promise<void> {
+    if (this.inMsml) this.deferred.push(() => this.sendEvents(a, end, lenMs));
+    else await this.sendEvents(a, end, lenMs);
   }
 
   private async sendEvents(a: ActiveRecording, end: string, lenMs: number): Promise<void> {

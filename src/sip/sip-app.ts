@@ -187,6 +187,7 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
       }
       const answer = await session.handleMsml(req.body, leg.dialog);
       res.send(200, { body: answer.body, headers: { 'Content-Type': type } });
+      await answer.after?.();
     });
 
     dlg.on('destroy', (_req: SrfReq, reason?: string) => {

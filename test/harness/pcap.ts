@@ -28,11 +28,60 @@ function ipChecksum(b: Buffer): number {
   return ~s & 0xffff;
 }
 
-/** Writes a pcap of `seconds` of the tone as 20 ms RTP packets (50 per second). */
-export function writeRtpPcap(path: string, opts: { law: G711Law; tone: ToneSpec; seconds: number; ssrc?: number; payloadType?: number }): void {
+export interface PcapOptions {
+  law: G711Law;
+  tone: ToneSpec;
+  seconds: number;
+  ssrc?: number;
+  payloadType?: number;
+  /** Silent spans [from, to) in seconds of sender time (markers the tests find again in the recording). */
+  silences?: [number, number][];
+  /** Drop packet k when k % lossEvery === lossAt (lossEvery 50 = 2 %). */
+  lossEvery?: number;
+  lossAt?: number;
+  /** Delay packet k by 30 ms (it arrives after k+1) when k % reorderEvery === reorderAt. */
+  reorderEvery?: number;
+  reorderAt?: number;
+  /** From this second on, a new SSRC with new sequence and timestamp bases (a transfer, a sender restart). */
+  ssrcChangeAt?: number;
+}
+
+export interface PcapPacket {
+  /** Index of the 20 ms slot in sender time. */
+  k: number;
+  /** Send time, µs from the start. */
+  usec: number;
+  rtp: Buffer;
+}
+
+/** The RTP packets of a pcap (before writing): 20 ms each, with the options' loss, reordering and SSRC change. */
+export function rtpPackets(opts: PcapOptions): PcapPacket[] {
   const pt = opts.payloadType ?? (opts.law === 'PCMU' ? 0 : 8);
   const pcm = tonePcm(opts.tone, opts.seconds);
+  for (const [from, to] of opts.silences ?? []) pcm.fill(0, Math.round(from * 8000), Math.round(to * 8000));
   const g711 = encodeG711(opts.law, pcm);
+  const packets = Math.floor(g711.length / 160);
+  const changeK = opts.ssrcChangeAt === undefined ? Infinity : Math.round(opts.ssrcChangeAt * 50);
+  const out: PcapPacket[] = [];
+  for (let k = 0; k < packets; k++) {
+    if (opts.lossEvery && k % opts.lossEvery === (opts.lossAt ?? 0)) continue;
+    const second = k >= changeK;
+    const ssrc = second ? 0x5eed0002 : (opts.ssrc ?? 0x1234abcd);
+    const sequence = second ? 40_000 + (k - changeK) : 1000 + k;
+    const timestamp = second ? 3_000_000_000 + (k - changeK) * 160 : 160_000 + k * 160;
+    const rtp = buildRtp({ payloadType: pt, marker: k === 0 || k === changeK, sequence, timestamp, ssrc, payload: g711.subarray(k * 160, (k + 1) * 160) });
+    out.push({ k, usec: k * 20_000, rtp });
+  }
+  if (opts.reorderEvery) {
+    // network reordering: the chosen packet is held up 30 ms and arrives after its successor
+    for (const p of out) if (p.k % opts.reorderEvery === (opts.reorderAt ?? 0)) p.usec += 30_000;
+    out.sort((a, b) => a.usec - b.usec);
+  }
+  return out;
+}
+
+/** Writes a pcap of `seconds` of the tone as 20 ms RTP packets (50 per second). */
+export function writeRtpPcap(path: string, opts: PcapOptions): PcapPacket[] {
   const chunks: Buffer[] = [];
   const gh = Buffer.alloc(24);
   gh.writeUInt32LE(0xa1b2c3d4, 0);
@@ -41,11 +90,8 @@ export function writeRtpPcap(path: string, opts: { law: G711Law; tone: ToneSpec;
   gh.writeUInt32LE(65535, 16);
   gh.writeUInt32LE(1, 20); // Ethernet
   chunks.push(gh);
-  const packets = Math.floor(g711.length / 160);
-  const seq0 = 1000;
-  const ts0 = 160_000;
-  for (let k = 0; k < packets; k++) {
-    const rtp = buildRtp({ payloadType: pt, marker: k === 0, sequence: seq0 + k, timestamp: ts0 + k * 160, ssrc: opts.ssrc ?? 0x1234abcd, payload: g711.subarray(k * 160, (k + 1) * 160) });
+  const packets = rtpPackets(opts);
+  for (const { rtp, usec } of packets) {
     const udp = Buffer.alloc(8);
     udp.writeUInt16BE(6000, 0);
     udp.writeUInt16BE(6000, 2);
@@ -62,7 +108,6 @@ export function writeRtpPcap(path: string, opts: { law: G711Law; tone: ToneSpec;
     eth.writeUInt16BE(0x0800, 12);
     const frame = Buffer.concat([eth, ip, udp, rtp]);
     const ph = Buffer.alloc(16);
-    const usec = k * 20_000;
     ph.writeUInt32LE(Math.floor(usec / 1e6), 0);
     ph.writeUInt32LE(usec % 1e6, 4);
     ph.writeUInt32LE(frame.length, 8);
@@ -70,4 +115,5 @@ export function writeRtpPcap(path: string, opts: { law: G711Law; tone: ToneSpec;
     chunks.push(ph, frame);
   }
   writeFileSync(path, Buffer.concat(chunks));
+  return packets;
 }
