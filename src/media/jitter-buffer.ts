@@ -67,12 +67,8 @@ export class JitterBuffer<T extends Sequenced> {
     let ext = this.extend(packet.sequence);
     if (Math.abs(ext - this.next) > RESET_DISTANCE) {
       // the stream restarted (new sender, reset sequence): hand over what we hold, then start again
-      out.push(...this.flush());
-      this.stats.resets++;
+      out.push(...this.restart());
       this.next = packet.sequence;
-      this.highest = -1;
-      this.recent.clear();
-      this.recentOrder = [];
       ext = packet.sequence;
     }
     if (ext < this.next) {
@@ -137,6 +133,20 @@ export class JitterBuffer<T extends Sequenced> {
     this.next = h.ext + 1;
     this.stats.released++;
     out.push(h.packet);
+  }
+
+  /**
+   * A new stream begins (a new SSRC: its sequence numbers say nothing about the old one's). Returns what was held,
+   * in order; the next packet starts a fresh sequence.
+   */
+  restart(): T[] {
+    const out = this.flush();
+    this.stats.resets++;
+    this.next = null;
+    this.highest = -1;
+    this.recent.clear();
+    this.recentOrder = [];
+    return out;
   }
 
   /** Releases everything held, in order, counting the gaps as lost. */

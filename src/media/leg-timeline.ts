@@ -51,7 +51,7 @@ export class LegTimeline {
   private trackDrift(ext: number, arrivalSample: number): void {
     const blockPackets = this.opts.blockPackets ?? 50;
     const blocks = this.opts.blocks ?? 4;
-    const slew = this.opts.slewSamples ?? 8;
+    const slew = this.opts.slewSamples ?? 20;
     this.block.push(arrivalSample - ext);
     if (this.block.length < blockPackets) return;
     this.block.sort((a, b) => a - b);

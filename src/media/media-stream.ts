@@ -56,6 +56,7 @@ export class MediaStream {
   remote: { address: string; port: number } | null;
   /** The remote direction of the first negotiation: sendonly from the start is a recording fork, not a hold. */
   private firstDirection: Direction | null = null;
+  private ssrc: number | null = null;
   private pcm = new Int16Array(1024);
   private closed = false;
 
@@ -112,6 +113,11 @@ export class MediaStream {
     if (this.held) {
       this.heldPackets++;
       return;
+    }
+    if (p.ssrc !== this.ssrc) {
+      // a new sender (transfer, restart): its sequence numbers start afresh
+      if (this.ssrc !== null) for (const a of this.jitter.restart()) this.play(a);
+      this.ssrc = p.ssrc;
     }
     const arrival = (arrivalMs * SAMPLE_RATE) / 1000;
     const item: Arrived = { sequence: p.sequence, packet: p, codec: m.codec, payload: Uint8Array.from(p.payload), arrival };

@@ -62,6 +62,8 @@ export class Recording {
   private stopping: Promise<FinalizedRecording> | null = null;
   private encodedSamples = 0;
   private encoderRestarts = 0;
+  /** Longest the recording may be, in samples (MSML maxtime): it ends exactly there however late it is stopped. */
+  maxSamples = Number.POSITIVE_INFINITY;
 
   constructor(
     private readonly deps: RecordingDeps,
@@ -197,7 +199,7 @@ export class Recording {
   }
 
   private async finish(reason: string, legs: LegSummary[]): Promise<FinalizedRecording> {
-    const stopAt = this.deps.clock.now();
+    const stopAt = Math.min(this.deps.clock.now(), this.startAt + this.maxSamples);
     if (this.mixer.paused) this.mixer.resume(stopAt);
     await this.chain;
     this.emit(stopAt);

@@ -209,7 +209,10 @@ export class CallSession {
     await rec.open();
     this.recordings++;
     const maxMs = Math.min(r.record.maxtimeMs ?? this.deps.maxDurationMs, this.deps.maxDurationMs);
-    const maxTimer = setTimeout(() => void this.stopRecording('record.complete.maxlength'), maxMs);
+    rec.maxSamples = maxMs * 8;
+    // the recording's clock started when the request arrived, before the files and the encoder were ready
+    const elapsedMs = (this.deps.recording.clock.now() - rec.startAt) / 8;
+    const maxTimer = setTimeout(() => void this.stopRecording('record.complete.maxlength'), Math.max(0, maxMs - elapsedMs));
     maxTimer.unref();
     const wantsExit = r.record.exitNamelist !== null;
     this.active = { rec, dialogId, name, control: dialog, wantsExit, maxTimer };

@@ -14,12 +14,15 @@ export interface UacDialog {
 export class SipUac {
   private stack!: sip.Stack;
   port = 0;
+  /** Requests the far end sent us (MSML event INFOs, BYE), in order. */
+  readonly received: sip.SipMessage[] = [];
   constructor(private readonly server: string) {}
 
   async start(): Promise<this> {
     this.port = await freeDualPort();
     this.stack = sip.create({ address: '127.0.0.1', publicAddress: 'localhost', port: this.port, udp: true, tcp: false }, (rq) => {
       // answer whatever the far end sends us (MSML events, BYE)
+      this.received.push(rq);
       if (rq.method !== 'ACK') this.stack.send(sip.makeResponse(rq, 200, 'OK'));
     });
     return this;

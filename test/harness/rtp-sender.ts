@@ -1,0 +1,47 @@
+/** Sends G.711 RTP from a real UDP socket at 50 packets/s on an absolute schedule (tests that need no SIPp). */
+import { createSocket, type Socket } from 'node:dgram';
+import { encodeG711, type G711Law } from '../../src/media/g711.js';
+import { buildRtp } from '../../src/media/rtp-packet.js';
+import { tonePcm } from './pcap.js';
+
+export class RtpSender {
+  sent = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private constructor(readonly socket: Socket, readonly port: number) {}
+
+  static async open(): Promise<RtpSender> {
+    const socket = createSocket('udp4');
+    await new Promise<void>((r) => socket.bind(0, '127.0.0.1', () => r()));
+    return new RtpSender(socket, socket.address().port);
+  }
+
+  /** Streams a tone to `to` for `seconds`; resolves when done. */
+  play(to: number, opts: { law: G711Law; freq: number; seconds: number; ssrc: number }): Promise<void> {
+    const g711 = encodeG711(opts.law, tonePcm({ freq: opts.freq, amplitude: 8000 }, opts.seconds));
+    const pt = opts.law === 'PCMU' ? 0 : 8;
+    const t0 = performance.now();
+    let k = 0;
+    return new Promise((resolve) => {
+      const next = (): void => {
+        const now = performance.now();
+        while (k * 20 <= now - t0 && (k + 1) * 160 <= g711.length) {
+          this.socket.send(buildRtp({ payloadType: pt, marker: k === 0, sequence: k, timestamp: k * 160, ssrc: opts.ssrc, payload: g711.subarray(k * 160, (k + 1) * 160) }), to, '127.0.0.1');
+          this.sent++;
+          k++;
+        }
+        if ((k + 1) * 160 > g711.length) {
+          this.timer = null;
+          resolve();
+          return;
+        }
+        this.timer = setTimeout(next, Math.max(1, t0 + k * 20 - performance.now()));
+      };
+      next();
+    });
+  }
+
+  close(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.socket.close();
+  }
+}
