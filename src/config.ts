@@ -31,12 +31,32 @@ const Schema = z
       })
       .strict(),
     spool: z.object({ dir: z.string().min(1) }).strict(),
+    delivery: z
+      .object({
+        enabled: z.boolean(),
+        redisUrl: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+        queue: z.string().min(1),
+        webdavUrl: z.string().url().regex(/^https?:\/\//, 'must be http(s)'),
+        webdavUser: z.string(),
+        webdavPassword: z.string(),
+        metadataUrl: z.union([z.literal(''), z.string().url().regex(/^https?:\/\//, 'must be http(s)')]),
+        metadataUser: z.string(),
+        metadataPassword: z.string(),
+        attempts: z.number().int().min(1).max(1000),
+        backoffMs: z.number().int().min(10),
+        concurrency: z.number().int().min(1).max(64),
+        timeoutMs: z.number().int().min(100),
+        sweepMs: z.number().int().min(100),
+        allowedDestHosts: z.array(z.string().min(1)),
+      })
+      .strict(),
     encoder: z.object({ workers: z.number().int().min(0).max(256) }).strict(),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }).strict(),
   })
   .strict();
 
 export type Config = z.infer<typeof Schema>;
+export type DeliveryConfig = Config['delivery'];
 
 export const ENV_PREFIX = 'MSMLREC_';
 /** conf/default.yaml, found from src/ (tsx) or dist/src/ (compiled). */

@@ -56,3 +56,15 @@ export class EncoderCrashError extends RecorderError {
     super(message, { sipStatus: 500, msmlCode: 500, retryable: true });
   }
 }
+
+/** A delivery step (WebDAV, metadata POST) failed. Network errors, 5xx, 408 and 429 are retried; other 4xx are not. */
+export class DeliveryError extends RecorderError {
+  constructor(
+    message: string,
+    readonly stage: 'mkcol' | 'put' | 'metadata' | 'spool',
+    readonly status: number | null,
+    cause?: unknown,
+  ) {
+    super(message, { retryable: status === null || status >= 500 || status === 408 || status === 429, cause });
+  }
+}

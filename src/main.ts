@@ -1,20 +1,23 @@
 #!/usr/bin/env node
 import { mkdirSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import Srf from 'drachtio-srf';
 import { encoderWorkers, loadConfig, mp3Format, redacted, type Config } from './config.js';
 import { ConfigError } from './errors.js';
+import { DeliveryQueue } from './jobs/delivery-queue.js';
 import { RtpPortPool } from './media/rtp-port-pool.js';
 import { systemClock } from './media/sample-clock.js';
 import { createLogger } from './ops/logger.js';
 import { EncoderPool } from './recording/encoder-pool.js';
+import { recoverSpool } from './recording/spool-recovery.js';
 import { SessionRegistry } from './session/session-registry.js';
 import { attachSipApp } from './sip/sip-app.js';
 
 export interface Recorder {
   srf: Srf;
   registry: SessionRegistry;
+  delivery: DeliveryQueue | null;
   /** Finalizes every recording, closes the pool and disconnects. Idempotent. */
   stop(reason: string): Promise<void>;
 }
@@ -29,7 +32,9 @@ export function startRecorder(config: Config): Recorder {
   const registry = new SessionRegistry();
   const ports = new RtpPortPool(config.rtp.portMin, config.rtp.portMax);
   let draining = false;
+  const delivery = config.delivery.enabled ? new DeliveryQueue(config.delivery, spoolDir, log.child({ part: 'delivery' })) : null;
 
+  let stopping: Promise<void> | null = null;
   const srf = new Srf();
   attachSipApp(srf, {
     config,
@@ -49,7 +54,11 @@ export function startRecorder(config: Config): Recorder {
       },
       leftChannel: config.recording.leftChannel,
       maxDurationMs: config.recording.maxDurationSec * 1000,
-      onFinalized: (r) => log.info({ mp3: r.mp3Path, sidecar: r.sidecarPath, durationMs: r.sidecar.durationMs }, 'recording spooled'),
+      allowedDestHosts: config.delivery.allowedDestHosts,
+      onFinalized: (r) => {
+        log.info({ mp3: r.mp3Path, sidecar: r.sidecarPath, durationMs: r.sidecar.durationMs }, 'recording spooled');
+        void delivery?.enqueue(basename(r.sidecarPath));
+      },
     },
   });
   srf.on('connect', (err: Error, hostport: string) => {
@@ -57,12 +66,18 @@ export function startRecorder(config: Config): Recorder {
     else log.info({ hostport }, 'connected to drachtio-server');
   });
   srf.on('error', (err: Error) => log.warn({ err: err.message }, 'drachtio connection error; reconnecting'));
-  srf.connect({ host: config.drachtio.host, port: config.drachtio.port, secret: config.drachtio.secret });
+  // finish what a previous run left open before taking calls, then deliver everything in the spool
+  void recoverSpool(spoolDir, log.child({ part: 'recovery' }))
+    .catch((err: Error) => log.error({ err: err.message }, 'spool recovery failed'))
+    .then(() => {
+      delivery?.start();
+      if (!stopping) srf.connect({ host: config.drachtio.host, port: config.drachtio.port, secret: config.drachtio.secret });
+    });
 
-  let stopping: Promise<void> | null = null;
   return {
     srf,
     registry,
+    delivery,
     stop(reason) {
       if (!stopping) {
         stopping = (async () => {
@@ -70,6 +85,7 @@ export function startRecorder(config: Config): Recorder {
           log.info({ reason, calls: registry.size }, 'stopping: finalizing recordings');
           await registry.closeAll(reason);
           await pool.close();
+          await delivery?.close();
           srf.disconnect();
           log.info('stopped');
         })();
@@ -79,7 +95,7 @@ export function startRecorder(config: Config): Recorder {
   };
 }
 
-async function main(): Promise<void> {
+export async function main(): Promise<void> {
   let config: Config;
   try {
     config = loadConfig();

@@ -13,6 +13,13 @@ import type { Mp3Format } from './mp3-encoder.js';
 export const SAMPLES_PER_FRAME = 576;
 /** Samples LAME puts in front of the audio (ENCDELAY), measured for lamejs at 8 kHz. */
 export const ENCODER_DELAY = 576;
+/** Samples an MP3 decoder lags (the synthesis filterbank): the last frame's final samples need a frame after them. */
+export const DECODER_DELAY = 529;
+
+/** Samples a file of `frames` audio frames can play when it was cut off mid-stream (no flush): nothing to pad. */
+export function playableSamples(frames: number): number {
+  return Math.max(0, frames * SAMPLES_PER_FRAME - ENCODER_DELAY - DECODER_DELAY);
+}
 
 const BITRATE_INDEX: Record<number, number> = { 8: 1, 16: 2, 32: 4 };
 

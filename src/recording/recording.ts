@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { SampleClock } from '../media/sample-clock.js';
@@ -22,6 +23,17 @@ export interface RecordingDeps {
   /** How long (samples) to wait for late packets before a position is encoded. */
   holdSamples: number;
   /** Name of the party on the left channel, for the sidecar. */
+  leftChannel: string | null;
+}
+
+/** `<mediaId>.open.json`: a recording in progress, for recovery after a crash. */
+export interface OpenRecord {
+  schema: 1;
+  ctx: Omit<RecordingContext, 'mediaId'>;
+  mediaId: string;
+  startWallMs: number;
+  format: Mp3Format;
+  wav: G711Law | null;
   leftChannel: string | null;
 }
 
@@ -79,6 +91,11 @@ export class Recording {
     return join(this.deps.spoolDir, `${this.mediaId}.mp3`);
   }
 
+  /** What a crash recovery needs to finish this recording's files: written at open, removed at finalize. */
+  get openPath(): string {
+    return join(this.deps.spoolDir, `${this.mediaId}.open.json`);
+  }
+
   get wavPath(): string | null {
     return this.deps.wav ? join(this.deps.spoolDir, `${this.mediaId}.wav`) : null;
   }
@@ -107,6 +124,15 @@ export class Recording {
         await this.wav.append(this.wavHeader.bytes);
       }
       await this.deps.pool.open(this.mediaId, this.deps.format);
+      await writeJsonDurably(this.openPath, {
+        schema: 1,
+        ctx: this.ctx,
+        mediaId: this.mediaId,
+        startWallMs: this.startWallMs,
+        format: this.deps.format,
+        wav: this.deps.wav,
+        leftChannel: this.deps.leftChannel,
+      } satisfies OpenRecord);
     } catch (err) {
       await this.mp3?.discard();
       await this.wav?.discard();
@@ -241,6 +267,7 @@ export class Recording {
     );
     const sidecarPath = join(this.deps.spoolDir, `${this.mediaId}.json`);
     await writeJsonDurably(sidecarPath, sidecar);
+    await unlink(this.openPath).catch(() => undefined);
     this.deps.log.info({ mediaId: this.mediaId, durationMs: sidecar.durationMs, bytes: mp3.bytes, reason }, 'recording finalized');
     return { id: this.ctx.id, mp3Path: this.mp3Path, wavPath: this.wav ? this.wavPath : null, sidecarPath, sidecar };
   }

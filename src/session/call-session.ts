@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { MsmlError, RecorderError } from '../errors.js';
+import { destCollection } from '../jobs/deliver-recording.js';
 import { MsmlCode } from '../msml/msml-codes.js';
 import { parseMsml, type MsmlRequest } from '../msml/msml-parse.js';
 import { eventBody, resultBody } from '../msml/msml-respond.js';
@@ -12,6 +13,8 @@ export interface SessionDeps {
   /** Which role is the left channel (slot 0). */
   leftChannel: PartyRole;
   maxDurationMs: number;
+  /** Hosts an MSML record dest may name. */
+  allowedDestHosts: string[];
   /** Called with every finalized recording (delivery hooks in here). */
   onFinalized: (r: FinalizedRecording) => void;
 }
@@ -186,6 +189,11 @@ export class CallSession {
   private async start(r: Extract<MsmlRequest, { kind: 'dialogstart' }>, dialog: LegDialog): Promise<MsmlAnswer> {
     if (this.closed) throw new MsmlError('Session is ending', MsmlCode.NO_SUCH_OBJECT);
     if (this.active) throw new MsmlError(`A recording is already running: ${this.active.dialogId}`, MsmlCode.ALREADY_EXISTS);
+    try {
+      destCollection(r.record.dest, this.deps.allowedDestHosts);
+    } catch (err) {
+      throw new MsmlError(`Bad dest: ${(err as Error).message}`, MsmlCode.BAD_ATTRIBUTE);
+    }
     const name = r.name ?? `record${this.recordings + 1}`;
     const dialogId = `${r.target}/dialog:${name}`;
     const params = r.record.params;

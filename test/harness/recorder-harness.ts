@@ -52,6 +52,7 @@ export async function startApp(sim: DrachtioSim, env: Record<string, string> = {
       MSMLREC_RTP_PORT_MAX: String(range.max),
       MSMLREC_ENCODER_WORKERS: '1',
       MSMLREC_LOG_LEVEL: 'debug',
+      MSMLREC_DELIVERY_ENABLED: 'false',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,156 @@
+import { readdir } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { DeliveryConfig } from '../config.js';
+import { DeliveryError } from '../errors.js';
+import { deliverRecording, type DeliveryProgress } from './deliver-recording.js';
+import { WebDavClient } from './webdav-client.js';
+
+export interface DeliveryJobData {
+  /** Sidecar file name in the spool. */
+  sidecar: string;
+  mediaId: string;
+  progress?: DeliveryProgress;
+}
+
+/** The queue of this recorder instance: each instance delivers its own spool. */
+export function queueName(config: DeliveryConfig, host = hostname()): string {
+  return `${config.queue}-${host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+}
+
+/** Sidecars in the spool: finalized recordings not yet delivered. */
+export async function pendingSidecars(spoolDir: string): Promise<string[]> {
+  const names = await readdir(spoolDir).catch(() => [] as string[]);
+  return names.filter((n) => n.endsWith('.json') && !n.endsWith('.open.json')).sort();
+}
+
+/**
+ * BullMQ delivery of spooled recordings. The spool is the source of truth: a sweeper enqueues every sidecar it finds
+ * (jobId = media id, so enqueuing twice is harmless), which covers Redis being down when a recording finished and
+ * recordings left by a previous run. Jobs retry with exponential backoff; a non-retryable failure (a 4xx) fails the
+ * job at once, and failed jobs stay in Redis until `msml-recorder jobs retry`.
+ */
+export class DeliveryQueue {
+  readonly name: string;
+  private queue: Queue;
+  private worker: Worker;
+  private queued = new Set<string>();
+  private sweeper: NodeJS.Timeout | null = null;
+  private sweeping = false;
+  private closed = false;
+  private redisUp = false;
+  private redisDownSince: number | null = Date.now();
+
+  constructor(
+    private readonly config: DeliveryConfig,
+    private readonly spoolDir: string,
+    private readonly log: Logger,
+  ) {
+    this.name = queueName(config);
+    // the producer fails fast while Redis is away (the sweeper tries again); the worker waits for it
+    const producer = new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
+    producer.on('error', () => undefined);
+    producer.on('ready', () => {
+      if (!this.redisUp) log.info({ queue: this.name }, 'redis connected');
+      this.redisUp = true;
+      // a Redis that restarted may have lost jobs: offer every sidecar again (same job id: no duplicates)
+      this.queued.clear();
+      this.redisDownSince = null;
+      void this.sweep();
+    });
+    producer.on('close', () => {
+      if (this.redisUp) log.warn('redis connection lost; recordings stay in the spool until it is back');
+      this.redisUp = false;
+      this.redisDownSince ??= Date.now();
+    });
+    this.queue = new Queue(this.name, { connection: producer });
+    this.queue.on('error', () => undefined);
+    const webdav = new WebDavClient({ user: config.webdavUser, password: config.webdavPassword, timeoutMs: config.timeoutMs });
+    this.worker = new Worker<DeliveryJobData>(
+      this.name,
+      async (job: Job<DeliveryJobData>) => {
+        try {
+          await deliverRecording(
+            join(this.spoolDir, job.data.sidecar),
+            job.data.progress ?? {},
+            async (progress) => {
+              await job.updateData({ ...job.data, progress });
+            },
+            { config, webdav, log: log.child({ job: job.id }) },
+          );
+        } catch (err) {
+          const retry = !(err instanceof DeliveryError) || err.retryable;
+          log.warn({ job: job.id, attempt: job.attemptsMade + 1, err: (err as Error).message, retry }, 'delivery attempt failed');
+          if (!retry) throw new UnrecoverableError((err as Error).message);
+          throw err;
+        }
+      },
+      { connection: new Redis(config.redisUrl, { maxRetriesPerRequest: null }), concurrency: config.concurrency, autorun: true },
+    );
+    this.worker.on('error', () => undefined);
+    this.worker.on('failed', (job, err) => {
+      if (!job) return;
+      const final = job.attemptsMade >= (job.opts.attempts ?? 1) || err instanceof UnrecoverableError || err.name === 'UnrecoverableError';
+      if (final) log.error({ job: job.id, err: err.message }, 'delivery failed; the job waits for `msml-recorder jobs retry`');
+    });
+  }
+
+  get redisConnected(): boolean {
+    return this.redisUp;
+  }
+
+  /** ms Redis has been unreachable (0 when connected). */
+  get redisDownMs(): number {
+    return this.redisDownSince === null ? 0 : Date.now() - this.redisDownSince;
+  }
+
+  start(): void {
+    this.sweeper = setInterval(() => void this.sweep(), this.config.sweepMs);
+    this.sweeper.unref();
+    void this.sweep();
+  }
+
+  /** Enqueues a finalized recording now (the sweeper catches it later if Redis is away). */
+  async enqueue(sidecarName: string): Promise<boolean> {
+    const mediaId = sidecarName.replace(/\.json$/, '');
+    if (this.queued.has(mediaId) || this.closed) return true;
+    try {
+      await this.queue.add('deliver', { sidecar: sidecarName, mediaId } satisfies DeliveryJobData, {
+        jobId: mediaId,
+        attempts: this.config.attempts,
+        backoff: { type: 'exponential', delay: this.config.backoffMs },
+        removeOnComplete: { age: 86_400, count: 10_000 },
+        removeOnFail: false,
+      });
+      this.queued.add(mediaId);
+      return true;
+    } catch (err) {
+      this.log.warn({ mediaId, err: (err as Error).message }, 'could not enqueue; the recording stays in the spool');
+      return false;
+    }
+  }
+
+  /** Enqueues every sidecar in the spool not yet queued by this process. */
+  async sweep(): Promise<void> {
+    if (this.sweeping || this.closed) return;
+    this.sweeping = true;
+    try {
+      for (const name of await pendingSidecars(this.spoolDir)) {
+        if (!(await this.enqueue(name))) break;
+      }
+    } finally {
+      this.sweeping = false;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.sweeper) clearInterval(this.sweeper);
+    await this.worker.close().catch(() => undefined);
+    await this.queue.close().catch(() => undefined);
+  }
+}

@@ -1,0 +1,57 @@
+import type { Sidecar } from '../recording/metadata.js';
+
+/** Where a recording's files went. */
+export interface StoredFiles {
+  mp3Uri: string;
+  wavUri: string | null;
+}
+
+/** GIR's timestamp shape: yyyy-MM-dd'T'HH:mm:ss.SSS+0000. */
+export function girTime(iso: string): string {
+  return iso.replace(/Z$/, '+0000');
+}
+
+/**
+ * The JSON POSTed to the Recording Processor for one recording, shaped like GIR's recording resource
+ * (shared/reference/genesys-gir-notes.md §4): id = CallUUID, caller/dialed numbers, start/stop, one mediaFiles
+ * element per stored file with every MSML and Request-URI parameter, and the call's event history. Pure.
+ */
+export function buildRecordingResource(s: Sidecar, stored: StoredFiles): Record<string, unknown> {
+  const p = s.msml.params;
+  const parameters: Record<string, string> = {
+    ...s.uriParams,
+    ...p,
+    dateTime: s.startTime.replace(/\.\d+Z$/, 'Z'),
+    ...(s.dn && !p.recordDN ? { recordDN: s.dn } : {}),
+    ...(s.confId ? { confId: s.confId } : {}),
+  };
+  const file = (uri: string, mediaId: string, type: string, size: number, extra: Record<string, unknown> = {}) => ({
+    mediaUri: uri,
+    mediaId,
+    callUUID: s.callUUID ?? s.id,
+    type,
+    startTime: girTime(s.startTime),
+    stopTime: girTime(s.stopTime),
+    duration: String(s.durationMs),
+    size: String(size),
+    tenant: s.tenant,
+    ivrprofile: s.ivrProfile,
+    channels: s.audio.channels,
+    parameters,
+    ...extra,
+  });
+  const mediaFiles = [file(stored.mp3Uri, s.files.mp3.name, 'audio/mp3', s.files.mp3.size, { truncated: s.truncated })];
+  if (stored.wavUri && s.files.wav) {
+    mediaFiles.push(file(stored.wavUri, s.files.wav.name, s.files.wav.codec === 'PCMU' ? 'audio/x-wav;codec=pcmu' : 'audio/x-wav;codec=pcma', s.files.wav.size, { channels: s.files.wav.channels }));
+  }
+  return {
+    id: s.callUUID ?? s.id,
+    callerPhoneNumber: p.ani ?? null,
+    dialedPhoneNumber: p.dnis ?? null,
+    startTime: girTime(s.startTime),
+    stopTime: girTime(s.stopTime),
+    mediaFiles,
+    eventHistory: s.events.map((e) => ({ type: e.type, time: girTime(e.time), offsetMs: e.offsetMs })),
+    recorder: { recordingId: s.id, dialogId: s.dialogId, endReason: s.endReason, legs: s.legs },
+  };
+}

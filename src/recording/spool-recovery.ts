@@ -1,0 +1,105 @@
+import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import { buildSidecar, type Sidecar } from './metadata.js';
+import { frameBytes, framesIn, infoFrame, playableSamples } from './mp3-info-tag.js';
+import type { OpenRecord } from './recording.js';
+import { syncDir, writeJsonDurably } from './spool-file.js';
+import { wavHeader, wavSizePatches } from './wav-header.js';
+
+const exists = (p: string): Promise<boolean> =>
+  stat(p).then(
+    () => true,
+    () => false,
+  );
+
+/**
+ * Finishes the recordings a previous run left open (killed mid-call, power cut): every `<mediaId>.open.json` in the
+ * spool. The MP3 is cut to whole frames and gets its Info frame, the WAV copy its sizes; both are fsynced and renamed;
+ * a sidecar marked `truncated` is written. Returns the media ids recovered. Runs before the recorder takes calls.
+ */
+export async function recoverSpool(spoolDir: string, log: Logger): Promise<string[]> {
+  const done: string[] = [];
+  const names = await readdir(spoolDir);
+  for (const name of names.filter((n) => n.endsWith('.open.json'))) {
+    const openPath = join(spoolDir, name);
+    try {
+      const rec = JSON.parse(await readFile(openPath, 'utf8')) as OpenRecord;
+      const mp3 = join(spoolDir, `${rec.mediaId}.mp3`);
+      const sidecarPath = join(spoolDir, `${rec.mediaId}.json`);
+      if (await exists(sidecarPath)) {
+        await unlink(openPath); // finalized; only the clean-up was missed
+        continue;
+      }
+      let mp3Size = 0;
+      let samples = 0;
+      if (await exists(`${mp3}.part`)) {
+        const fh = await open(`${mp3}.part`, 'r+');
+        try {
+          const size = (await fh.stat()).size;
+          const frames = framesIn(rec.format, size);
+          mp3Size = (frames + 1) * frameBytes(rec.format);
+          samples = playableSamples(frames);
+          await fh.truncate(mp3Size);
+          const tag = infoFrame(rec.format, { frames, samples, fileBytes: mp3Size });
+          await fh.write(tag, 0, tag.length, 0);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        await rename(`${mp3}.part`, mp3);
+      } else if (await exists(mp3)) {
+        mp3Size = (await stat(mp3)).size;
+        samples = playableSamples(framesIn(rec.format, mp3Size));
+      } else {
+        log.warn({ mediaId: rec.mediaId }, 'open recording without audio: nothing to recover');
+        await unlink(openPath);
+        continue;
+      }
+      const files: Sidecar['files'] = { mp3: { name: `${rec.mediaId}.mp3`, size: mp3Size } };
+      const wav = join(spoolDir, `${rec.mediaId}.wav`);
+      if (rec.wav && (await exists(`${wav}.part`))) {
+        const h = wavHeader(rec.wav, 2);
+        const fh = await open(`${wav}.part`, 'r+');
+        let size: number;
+        try {
+          size = (await fh.stat()).size;
+          const data = Math.max(0, size - h.bytes.length);
+          const whole = data - (data % 2);
+          size = h.bytes.length + whole;
+          await fh.truncate(size);
+          for (const [at, bytes] of wavSizePatches(h, whole)) await fh.write(bytes, 0, 4, at);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
+        await rename(`${wav}.part`, wav);
+        files.wav = { name: `${rec.mediaId}.wav`, size, codec: rec.wav, channels: 2 };
+      }
+      await syncDir(spoolDir);
+      const sidecar = buildSidecar(
+        { ...rec.ctx, mediaId: `${rec.mediaId}.mp3` },
+        {
+          startWallMs: rec.startWallMs,
+          samples,
+          endReason: 'recorder.restart',
+          truncated: true,
+          error: 'the recorder stopped before this recording ended; it was finalized from the spool at restart',
+          channels: rec.format.channels,
+          kbps: rec.format.kbps,
+          leftChannel: rec.leftChannel,
+          files,
+          events: [],
+          legs: [],
+        },
+      );
+      await writeJsonDurably(sidecarPath, sidecar);
+      await unlink(openPath);
+      log.warn({ mediaId: rec.mediaId, durationMs: sidecar.durationMs }, 'recovered a recording left open by a previous run');
+      done.push(rec.mediaId);
+    } catch (err) {
+      log.error({ file: name, err: (err as Error).message }, 'could not recover an open recording; left in the spool');
+    }
+  }
+  return done;
+}

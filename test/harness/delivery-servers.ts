@@ -1,0 +1,201 @@
+/**
+ * The real servers delivery talks to, started on free loopback ports for one test file: redis-server (Debian),
+ * Apache httpd with mod_dav (Debian apache2, the WebDAV server GIR was tested with) behind Basic auth, a fault proxy
+ * in front of it that can answer 503 or 403 for a while, and a small metadata receiver standing in for the
+ * Recording Processor. Test equipment only.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import * as net from 'node:net';
+import { join } from 'node:path';
+import { freeDualPort } from '../sim/drachtio-sim.js';
+import { tempDir } from './recorder-harness.js';
+
+async function waitFor(check: () => Promise<boolean>, what: string, timeoutMs = 10_000): Promise<void> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < timeoutMs) {
+    if (await check().catch(() => false)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${what} did not come up`);
+}
+
+const tcpOpen = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port, path: '/', timeout: 500 }, (res) => {
+      res.resume();
+      resolve(true);
+    });
+    req.on('error', () => resolve(false));
+  });
+
+export interface RedisServer {
+  port: number;
+  url: string;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** A redis-server with no persistence (a restart loses its jobs: the spool must make up for it). */
+export async function redisServer(): Promise<RedisServer> {
+  const port = await freeDualPort();
+  const dir = tempDir('redis');
+  let proc: ChildProcess | null = null;
+  const ping = async (): Promise<boolean> =>
+    new Promise((resolve) => {
+      const s = new net.Socket();
+      s.once('error', () => resolve(false));
+      s.connect(port, '127.0.0.1', () => {
+        s.write('PING\r\n');
+        s.once('data', (d: Buffer) => {
+          s.destroy();
+          resolve(d.toString().startsWith('+PONG'));
+        });
+      });
+    });
+  const r: RedisServer = {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    async start() {
+      proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+      await waitFor(ping, 'redis-server');
+    },
+    async stop() {
+      if (!proc || proc.exitCode !== null) return;
+      const p = proc;
+      const exited = new Promise((res) => p.once('exit', res));
+      p.kill('SIGKILL');
+      await exited;
+    },
+  };
+  await r.start();
+  return r;
+}
+
+export interface DavServer {
+  /** Where Apache serves (behind the fault proxy: use `url`). */
+  apachePort: number;
+  /** The WebDAV collection URL to configure (through the proxy). */
+  url: string;
+  /** The directory the DAV tree lives in. */
+  root: string;
+  user: string;
+  password: string;
+  /** What the proxy answers instead of passing on; null = pass everything. */
+  fault: { status: number } | null;
+  /** Requests that reached the proxy: "METHOD path status". */
+  log: string[];
+  stop(): Promise<void>;
+}
+
+export async function davServer(): Promise<DavServer> {
+  const dir = tempDir('dav');
+  const root = join(dir, 'htdocs');
+  mkdirSync(join(root, 'recordings'), { recursive: true });
+  mkdirSync(join(dir, 'lock'));
+  chmodSync(dir, 0o777);
+  for (const d of [root, join(root, 'recordings'), join(dir, 'lock')]) chmodSync(d, 0o777);
+  const user = 'gir';
+  const password = 's3cret';
+  writeFileSync(join(dir, 'htpasswd'), `${user}:{SHA}${createHash('sha1').update(password).digest('base64')}\n`);
+  const apachePort = await freeDualPort();
+  const mods = ['mpm_event', 'authz_core', 'authn_core', 'authn_file', 'auth_basic', 'authz_user', 'dav', 'dav_fs'];
+  const conf = [
+    'ServerName localhost',
+    `Listen 127.0.0.1:${apachePort}`,
+    ...mods.map((m) => `LoadModule ${m}_module /usr/lib/apache2/modules/mod_${m}.so`),
+    'User www-data',
+    'Group www-data',
+    `PidFile ${dir}/httpd.pid`,
+    `ErrorLog ${dir}/error.log`,
+    `DocumentRoot ${root}`,
+    `DavLockDB ${dir}/lock/DavLock`,
+    `<Directory ${root}>`,
+    '  Dav On',
+    '  AuthType Basic',
+    '  AuthName "recordings"',
+    `  AuthUserFile ${dir}/htpasswd`,
+    '  Require valid-user',
+    '</Directory>',
+    '',
+  ].join('\n');
+  writeFileSync(join(dir, 'httpd.conf'), conf);
+  const apache = spawn('/usr/sbin/apache2', ['-f', join(dir, 'httpd.conf'), '-DFOREGROUND'], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let apacheErr = '';
+  apache.stderr?.on('data', (d: Buffer) => (apacheErr += d.toString()));
+  await waitFor(() => tcpOpen(apachePort), `apache2 (${apacheErr})`);
+
+  const proxyPort = await freeDualPort();
+  const dav: DavServer = {
+    apachePort,
+    url: `http://127.0.0.1:${proxyPort}/recordings`,
+    root,
+    user,
+    password,
+    fault: null,
+    log: [],
+    async stop() {
+      proxy.close();
+      const exited = new Promise((res) => apache.once('exit', res));
+      apache.kill('SIGTERM');
+      await exited;
+    },
+  };
+  const proxy = http.createServer((req, res) => {
+    if (dav.fault) {
+      dav.log.push(`${req.method} ${req.url} ${dav.fault.status}`);
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(dav.fault?.status ?? 503, { 'Content-Length': '0' });
+        res.end();
+      });
+      return;
+    }
+    const up = http.request({ host: '127.0.0.1', port: apachePort, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+      dav.log.push(`${req.method} ${req.url} ${ur.statusCode}`);
+      res.writeHead(ur.statusCode ?? 502, ur.headers);
+      ur.pipe(res);
+    });
+    up.on('error', () => {
+      res.writeHead(502);
+      res.end();
+    });
+    req.pipe(up);
+  });
+  await new Promise<void>((r) => proxy.listen(proxyPort, '127.0.0.1', () => r()));
+  return dav;
+}
+
+export interface MetadataReceiver {
+  url: string;
+  posts: { auth: string | undefined; body: Record<string, unknown> }[];
+  stop(): Promise<void>;
+}
+
+/** Stands in for the Recording Processor: records every POST and answers 201. */
+export async function metadataReceiver(): Promise<MetadataReceiver> {
+  const port = await freeDualPort();
+  const posts: MetadataReceiver['posts'] = [];
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      try {
+        posts.push({ auth: req.headers.authorization, body: JSON.parse(Buffer.concat(chunks).toString('utf8')) });
+        res.writeHead(201, { 'Content-Type': 'application/json' });
+        res.end('{}');
+      } catch {
+        res.writeHead(400);
+        res.end();
+      }
+    });
+  });
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  return {
+    url: `http://127.0.0.1:${port}/api/contact-centers/example.com/recordings`,
+    posts,
+    stop: () => new Promise((r) => server.close(() => r())),
+  };
+}
