@@ -51,7 +51,7 @@ export class DeliveryQueue {
   ) {
     this.name = queueName(config);
     // the producer fails fast while Redis is away (the sweeper tries again); the worker waits for it
-    const producer = new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: false });
+    const producer = new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
     producer.on('error', () => undefined);
     producer.on('ready', () => {
       if (!this.redisUp) log.info({ queue: this.name }, 'redis connected');

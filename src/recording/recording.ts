@@ -66,7 +66,7 @@ export class Recording {
   private readonly mixer: ChannelMixer;
   private mp3: SpoolFile | null = null;
   private wav: SpoolFile | null = null;
-  private wavHeader: WavHeader | null = null;
+  private wavHead: WavHeader | null = null;
   private chain: Promise<void> = Promise.resolve();
   private inflight = false;
   private error: Error | null = null;
@@ -119,9 +119,9 @@ export class Recording {
       this.mp3 = await SpoolFile.create(this.mp3Path);
       await this.mp3.append(infoFrame(this.deps.format, { frames: 0, samples: 0, fileBytes: 0 }));
       if (this.deps.wav && this.wavPath) {
-        this.wavHeader = wavHeader(this.deps.wav, 2);
+        this.wavHead = wavHeader(this.deps.wav, 2);
         this.wav = await SpoolFile.create(this.wavPath);
-        await this.wav.append(this.wavHeader.bytes);
+        await this.wav.append(this.wavHead.bytes);
       }
       await this.deps.pool.open(this.mediaId, this.deps.format);
       await writeJsonDurably(this.openPath, {
@@ -244,8 +244,8 @@ export class Recording {
     await mp3.writeAt(infoFrame(fmt, { frames: framesIn(fmt, mp3.bytes), samples: this.encodedSamples, fileBytes: mp3.bytes }), 0);
     await mp3.finalize();
     const files: Sidecar['files'] = { mp3: { name: `${this.mediaId}.mp3`, size: mp3.bytes } };
-    if (this.wav && this.wavHeader && this.deps.wav) {
-      for (const [at, bytes] of wavSizePatches(this.wavHeader, this.wav.bytes - this.wavHeader.bytes.length)) await this.wav.writeAt(bytes, at);
+    if (this.wav && this.wavHead && this.deps.wav) {
+      for (const [at, bytes] of wavSizePatches(this.wavHead, this.wav.bytes - this.wavHead.bytes.length)) await this.wav.writeAt(bytes, at);
       await this.wav.finalize();
       files.wav = { name: `${this.mediaId}.wav`, size: this.wav.bytes, codec: this.deps.wav, channels: 2 };
     }

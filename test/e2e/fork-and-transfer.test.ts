@@ -5,7 +5,7 @@
  * Real SIP over UDP through the simulator, real RTP from UDP sockets.
  */
 import t from 'tap';
-import { decode, rmsDb, span, toneShare } from '../harness/audio.js';
+import { decode, span, toneShare } from '../harness/audio.js';
 import { startApp, startSim } from '../harness/recorder-harness.js';
 import { RtpSender } from '../harness/rtp-sender.js';
 import { SipUac } from '../harness/sip-uac.js';
@@ -65,7 +65,6 @@ t.test('two m-lines: stereo by m-line; a re-INVITE with a new port and codec con
   const spooled = (await app.waitForLog(/recording spooled/)) as { mp3: string };
   const d = decode(spooled.mp3);
   t.equal(d.channels.length, 2, 'stereo');
-  if (process.env.DEBUG_AUDIO) for (let x = 0; x < d.seconds; x += 0.5) t.comment(x, rmsDb(span(d.channels[0], x, x + 0.5)).toFixed(1), toneShare(span(d.channels[0], x, x + 0.5), 600).toFixed(2), rmsDb(span(d.channels[1], x, x + 0.5)).toFixed(1), toneShare(span(d.channels[1], x, x + 0.5), 1200).toFixed(2));
   t.ok(Math.abs(d.seconds - 6) <= 0.1, `maxtime 6 s: decoded ${d.seconds.toFixed(3)} s`);
   // 100 ms windows: nearly all carry the right tone (a clock correction may put a phase step in one or two)
   const share = (ch: Int16Array, from: number, to: number, hz: number): number => {
