@@ -197,20 +197,19 @@ t.test('no shift between the channels: every silent marker sits where its packet
   };
   const origins: number[] = [];
   const inFile = (ms: number): number => (ms - tStart) / 1000;
-  cust.forEach((ms, i) => {
-    if (inFile(ms) < 0.3 || inFile(ms) > audio.seconds - 0.5) return;
-    const o = onset(wav.channels[0], inFile(ms));
-    t.ok(Number.isFinite(o), `customer marker ${CUSTOMER_MARKS[i]} s found`);
-    origins.push(ms - o * 1000);
-    t.comment(`customer marker ${CUSTOMER_MARKS[i]}: origin ${(ms - o * 1000 - tStart).toFixed(1)} ms after dialogstart`);
-  });
-  ag.forEach((ms, i) => {
-    if (inFile(ms) < 0.3 || inFile(ms) > audio.seconds - 0.5) return;
-    const o = onset(wav.channels[1], inFile(ms));
-    t.ok(Number.isFinite(o), `agent marker ${agentMarks[i]} s found`);
-    origins.push(ms - o * 1000);
-    t.comment(`agent marker ${agentMarks[i]}: origin ${(ms - o * 1000 - tStart).toFixed(1)} ms after dialogstart`);
-  });
+  const legs = [
+    { who: 'customer', channel: wav.channels[0], arrived: cust, marks: CUSTOMER_MARKS },
+    { who: 'agent', channel: wav.channels[1], arrived: ag, marks: agentMarks },
+  ];
+  for (const { who, channel, arrived, marks } of legs) {
+    arrived.forEach((ms, i) => {
+      if (inFile(ms) < 0.3 || inFile(ms) > audio.seconds - 0.5) return;
+      const o = onset(channel, inFile(ms));
+      t.ok(Number.isFinite(o), `${who} marker ${marks[i]} s found`);
+      origins.push(ms - o * 1000);
+      t.comment(`${who} marker ${marks[i]}: origin ${(ms - o * 1000 - tStart).toFixed(1)} ms after dialogstart`);
+    });
+  }
   t.ok(origins.length >= 5, `${origins.length} markers on both channels`);
   const spread = Math.max(...origins) - Math.min(...origins);
   t.ok(spread <= 20, `all markers agree on the file's time origin within ${spread.toFixed(1)} ms (≤ 20 ms)`);
