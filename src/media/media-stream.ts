@@ -66,7 +66,6 @@ export class MediaStream {
     readonly slot: number,
     private readonly sink: AudioSink,
     private readonly opts: StreamOptions,
-    private readonly nowMs: () => number = () => performance.now(),
   ) {
     this.jitter = new JitterBuffer(opts.jitterMs);
     this.timeline = new LegTimeline((opts.maxSkewMs * SAMPLE_RATE) / 1000);
@@ -157,7 +156,7 @@ export class MediaStream {
 
   /** Releases packets whose waiting time ran out. Call periodically. */
   poll(): void {
-    for (const a of this.jitter.poll(this.nowMs())) this.play(a);
+    for (const a of this.jitter.poll(performance.now())) this.play(a);
   }
 
   /** Hands over everything still held (before the recording stops). */

@@ -23,8 +23,6 @@ const workerUrl = new URL(import.meta.url.endsWith('.ts') ? './encoder-worker.ts
  * opens. If a worker dies, only the recordings it held fail (their pending calls reject); a fresh worker takes
  * its place for new recordings.
  */
-export { EncoderCrashError };
-
 export class EncoderPool {
   private slots: Slot[] = [];
   private byRecording = new Map<string, Slot>();

@@ -5,7 +5,8 @@ import type { Logger } from 'pino';
 import type { SampleClock } from '../media/sample-clock.js';
 import { encodeG711, type G711Law } from '../media/g711.js';
 import { ChannelMixer, mixDown } from './channel-mixer.js';
-import { EncoderCrashError, type EncoderPool } from './encoder-pool.js';
+import { EncoderCrashError } from '../errors.js';
+import type { EncoderPool } from './encoder-pool.js';
 import { buildSidecar, makeMediaId, type LegSummary, type RecordingContext, type RecordingEvent, type Sidecar } from './metadata.js';
 import { framesIn, infoFrame } from './mp3-info-tag.js';
 import type { Mp3Format } from './mp3-encoder.js';
@@ -116,14 +117,7 @@ export class Recording {
   /** Creates the spool files and the encoder. Throws SpoolError / RecorderError; leaves nothing behind if it does. */
   async open(): Promise<void> {
     try {
-      this.mp3 = await SpoolFile.create(this.mp3Path);
-      await this.mp3.append(infoFrame(this.deps.format, { frames: 0, samples: 0, fileBytes: 0 }));
-      if (this.deps.wav && this.wavPath) {
-        this.wavHead = wavHeader(this.deps.wav, 2);
-        this.wav = await SpoolFile.create(this.wavPath);
-        await this.wav.append(this.wavHead.bytes);
-      }
-      await this.deps.pool.open(this.mediaId, this.deps.format);
+      // the recovery record first: any .part a crash leaves behind then has what it takes to finish it
       await writeJsonDurably(this.openPath, {
         schema: 1,
         ctx: this.ctx,
@@ -133,9 +127,18 @@ export class Recording {
         wav: this.deps.wav,
         leftChannel: this.deps.leftChannel,
       } satisfies OpenRecord);
+      this.mp3 = await SpoolFile.create(this.mp3Path);
+      await this.mp3.append(infoFrame(this.deps.format, { frames: 0, samples: 0, fileBytes: 0 }));
+      if (this.deps.wav && this.wavPath) {
+        this.wavHead = wavHeader(this.deps.wav, 2);
+        this.wav = await SpoolFile.create(this.wavPath);
+        await this.wav.append(this.wavHead.bytes);
+      }
+      await this.deps.pool.open(this.mediaId, this.deps.format);
     } catch (err) {
       await this.mp3?.discard();
       await this.wav?.discard();
+      await unlink(this.openPath).catch(() => undefined);
       throw err;
     }
   }

@@ -134,7 +134,7 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
       leg.streams.forEach((s, i) => {
         const n = negotiated[i];
         if (!n) return;
-        const wasHeld = s.media !== null && s.held;
+        const wasHeld = s.held;
         s.update(n);
         if (s.held !== wasHeld) session.noteCallEvent(s.held ? 'hold' : 'unhold');
       });
