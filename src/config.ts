@@ -51,12 +51,26 @@ const Schema = z
       })
       .strict(),
     encoder: z.object({ workers: z.number().int().min(0).max(256) }).strict(),
+    ops: z.object({ bindAddress: z.string().min(1), port: z.number().int().min(0).max(65535), redisGraceMs: z.number().int().min(0) }).strict(),
+    drain: z.object({ callGraceSec: z.number().min(0), deliveryGraceSec: z.number().min(0) }).strict(),
+    cluster: z
+      .object({
+        enabled: z.boolean(),
+        redisUrl: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+        id: z.string(),
+        sipUri: z.union([z.literal(''), z.string().regex(/^sips?:/, 'must be a sip: URI')]),
+        maxCalls: z.number().int().min(1),
+        heartbeatMs: z.number().int().min(100),
+      })
+      .strict(),
+    rmShim: z.object({ confTtlSec: z.number().int().min(1) }).strict(),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }).strict(),
   })
   .strict();
 
 export type Config = z.infer<typeof Schema>;
 export type DeliveryConfig = Config['delivery'];
+export type ClusterConfig = Config['cluster'];
 
 export const ENV_PREFIX = 'MSMLREC_';
 /** conf/default.yaml, found from src/ (tsx) or dist/src/ (compiled). */
@@ -162,7 +176,13 @@ export function encoderWorkers(c: Config): number {
 
 /** Renders the config for the start-up log with secrets hidden. */
 export function redacted(c: Config): Config {
-  return { ...c, drachtio: { ...c.drachtio, secret: '***' } };
+  const hide = (url: string): string => url.replace(/\/\/[^@/]*@/, '//***@');
+  return {
+    ...c,
+    drachtio: { ...c.drachtio, secret: '***' },
+    delivery: { ...c.delivery, webdavPassword: '***', metadataPassword: '***', redisUrl: hide(c.delivery.redisUrl) },
+    cluster: { ...c.cluster, redisUrl: hide(c.cluster.redisUrl) },
+  };
 }
 
 export function mp3Format(c: Config): { channels: 1 | 2; kbps: 8 | 16 | 32 } {

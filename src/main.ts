@@ -1,14 +1,20 @@
 #!/usr/bin/env node
 import { mkdirSync, realpathSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { basename, resolve } from 'node:path';
 import Srf from 'drachtio-srf';
 import { encoderWorkers, loadConfig, mp3Format, redacted, type Config } from './config.js';
 import { ConfigError } from './errors.js';
-import { DeliveryQueue } from './jobs/delivery-queue.js';
+import { DeliveryQueue, pendingSidecars } from './jobs/delivery-queue.js';
 import { RtpPortPool } from './media/rtp-port-pool.js';
 import { systemClock } from './media/sample-clock.js';
 import { createLogger } from './ops/logger.js';
+import { MediaTally } from './ops/media-tally.js';
+import { RecorderMetrics } from './ops/metrics.js';
+import { OpsServer } from './ops/ops-server.js';
+import { readiness } from './ops/readiness.js';
+import { RecorderHeartbeat, sipUriFromHostports } from './ops/recorder-registry.js';
 import { EncoderPool } from './recording/encoder-pool.js';
 import { recoverSpool } from './recording/spool-recovery.js';
 import { SessionRegistry } from './session/session-registry.js';
@@ -18,7 +24,16 @@ export interface Recorder {
   srf: Srf;
   registry: SessionRegistry;
   delivery: DeliveryQueue | null;
-  /** Finalizes every recording, closes the pool and disconnects. Idempotent. */
+  metrics: RecorderMetrics;
+  /** The ops server's port, once listening. */
+  opsPort: Promise<number>;
+  /**
+   * Graceful stop: readiness false and new calls refused at once; live calls run to their end (up to
+   * drain.callGraceSec); then every recording is finalized, the spool gets drain.deliveryGraceSec to be delivered,
+   * and everything is closed. Idempotent: a second call returns the same promise.
+   */
+  drain(reason: string): Promise<void>;
+  /** Stops waiting: finalizes every live recording now and skips the delivery wait (nothing is lost: it is spooled). */
   stop(reason: string): Promise<void>;
 }
 
@@ -31,10 +46,45 @@ export function startRecorder(config: Config): Recorder {
   const pool = new EncoderPool(encoderWorkers(config), log.child({ part: 'encoder' }));
   const registry = new SessionRegistry();
   const ports = new RtpPortPool(config.rtp.portMin, config.rtp.portMax);
+  const tally = new MediaTally();
   let draining = false;
-  const delivery = config.delivery.enabled ? new DeliveryQueue(config.delivery, spoolDir, log.child({ part: 'delivery' })) : null;
+  let drachtioConnected = false;
+  let sipUri: string | null = config.cluster.sipUri || null;
+
+  let metrics: RecorderMetrics | null = null;
+  const delivery = config.delivery.enabled
+    ? new DeliveryQueue(config.delivery, spoolDir, log.child({ part: 'delivery' }), {
+        stageDone: (stage, s) => metrics?.deliveryEvents.stageDone(stage, s),
+        attemptFailed: (stage, reason, final) => metrics?.deliveryEvents.attemptFailed(stage, reason, final),
+      })
+    : null;
+  metrics = new RecorderMetrics({ registry, ports, pool, spoolDir, delivery, tally, draining: () => draining, drachtioConnected: () => drachtioConnected });
+  const m = metrics;
+
+  const id = config.cluster.id || hostname();
+  const heartbeat = config.cluster.enabled
+    ? new RecorderHeartbeat(
+        config.cluster.redisUrl,
+        config.cluster.heartbeatMs,
+        () => (sipUri && drachtioConnected ? { id, sipUri, maxCalls: config.cluster.maxCalls, activeCalls: registry.size, draining, at: Date.now() } : null),
+        log.child({ part: 'heartbeat' }),
+      )
+    : null;
+
+  const ready = () =>
+    readiness({
+      draining,
+      drachtioConnected,
+      redisDownMs: delivery?.redisDownMs ?? 0,
+      redisGraceMs: config.ops.redisGraceMs,
+      freeRtpPorts: ports.available,
+    });
 
   let stopping: Promise<void> | null = null;
+  let drainPromise: Promise<void> | null = null;
+  let forceStop: () => void = () => undefined;
+  const forced = new Promise<void>((r) => (forceStop = r));
+
   const srf = new Srf();
   attachSipApp(srf, {
     config,
@@ -42,6 +92,8 @@ export function startRecorder(config: Config): Recorder {
     registry,
     ports,
     draining: () => draining,
+    maxCalls: config.cluster.maxCalls,
+    observe: { invite: (status) => m.invite(status), msml: (verb, code) => m.msmlRequest(verb, code) },
     session: {
       recording: {
         pool,
@@ -57,42 +109,108 @@ export function startRecorder(config: Config): Recorder {
       allowedDestHosts: config.delivery.allowedDestHosts,
       onFinalized: (r) => {
         log.info({ mp3: r.mp3Path, sidecar: r.sidecarPath, durationMs: r.sidecar.durationMs }, 'recording spooled');
+        m.recordingFinalized(r);
         void delivery?.enqueue(basename(r.sidecarPath));
       },
     },
+    streamClosed: (s) => tally.streamClosed(s),
   });
   srf.on('connect', (err: Error, hostport: string) => {
-    if (err) log.error({ err }, 'drachtio connect failed');
-    else log.info({ hostport }, 'connected to drachtio-server');
+    if (err) {
+      log.error({ err }, 'drachtio connect failed');
+      return;
+    }
+    drachtioConnected = true;
+    sipUri = config.cluster.sipUri || sipUriFromHostports(hostport);
+    log.info({ hostport, sipUri }, 'connected to drachtio-server');
+    void heartbeat?.beat();
+  });
+  // drachtio-srf re-emits its socket's close, though its typings list only SIP methods
+  (srf as unknown as NodeJS.EventEmitter).on('close', () => {
+    if (drachtioConnected) log.warn('drachtio-server connection closed; reconnecting');
+    drachtioConnected = false;
   });
   srf.on('error', (err: Error) => log.warn({ err: err.message }, 'drachtio connection error; reconnecting'));
+
+  const ops = new OpsServer(
+    {
+      metrics: async () => ({ contentType: m.contentType, body: await m.text() }),
+      readiness: ready,
+      status: async () => ({
+        id,
+        ready: ready().ready,
+        reasons: ready().reasons,
+        draining,
+        calls: registry.size,
+        pendingRecordings: (await pendingSidecars(spoolDir)).length,
+      }),
+      drain: () => void rec.drain('POST /drain'),
+    },
+    log.child({ part: 'ops' }),
+  );
+  const opsPort = ops.listen(config.ops.port, config.ops.bindAddress);
+  opsPort.catch((err: Error) => log.error({ err: err.message }, 'ops server could not listen'));
+
   // finish what a previous run left open before taking calls, then deliver everything in the spool
   void recoverSpool(spoolDir, log.child({ part: 'recovery' }))
     .catch((err: Error) => log.error({ err: err.message }, 'spool recovery failed'))
     .then(() => {
       delivery?.start();
+      heartbeat?.start();
       if (!stopping) srf.connect({ host: config.drachtio.host, port: config.drachtio.port, secret: config.drachtio.secret });
     });
 
-  return {
+  const timeout = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms).unref());
+
+  const rec: Recorder = {
     srf,
     registry,
     delivery,
-    stop(reason) {
-      if (!stopping) {
-        stopping = (async () => {
+    metrics: m,
+    opsPort,
+    drain(reason) {
+      if (!drainPromise) {
+        drainPromise = (async () => {
           draining = true;
-          log.info({ reason, calls: registry.size }, 'stopping: finalizing recordings');
-          await registry.closeAll(reason);
-          await pool.close();
-          await delivery?.close();
-          srf.disconnect();
-          log.info('stopped');
+          void heartbeat?.beat();
+          log.info({ reason, calls: registry.size, graceSec: config.drain.callGraceSec }, 'draining: refusing new calls, waiting for live ones to end');
+          await Promise.race([registry.idle(), timeout(config.drain.callGraceSec * 1000), forced]);
+          await finish(registry.size ? 'drain grace over' : reason);
         })();
       }
-      return stopping;
+      return drainPromise;
+    },
+    stop(reason) {
+      forceStop();
+      return finish(reason);
     },
   };
+
+  function finish(reason: string): Promise<void> {
+    if (!stopping) {
+      stopping = (async () => {
+        draining = true;
+        void heartbeat?.beat();
+        log.info({ reason, calls: registry.size }, 'stopping: finalizing recordings');
+        await registry.closeAll(reason);
+        await pool.close();
+        if (delivery) {
+          const left = await Promise.race([delivery.drained(config.drain.deliveryGraceSec * 1000), forced.then(() => null)]);
+          if (left === false || left === null) {
+            const n = (await pendingSidecars(spoolDir)).length;
+            if (n) log.warn({ recordings: n }, 'recordings left in the spool; the next start delivers them');
+          }
+        }
+        await delivery?.close();
+        await heartbeat?.close();
+        srf.disconnect();
+        await ops.close();
+        log.info('stopped');
+      })();
+    }
+    return stopping;
+  }
+  return rec;
 }
 
 export async function main(): Promise<void> {
@@ -107,11 +225,15 @@ export async function main(): Promise<void> {
     throw err;
   }
   const rec = startRecorder(config);
+  let signals = 0;
   const onSignal = (sig: string): void => {
-    void rec.stop(sig).then(() => process.exit(0));
+    signals++;
+    // first signal: drain; second: finalize everything now (it is all spooled) and exit
+    const done = signals === 1 ? rec.drain(sig) : rec.stop(`second ${sig}`);
+    void done.then(() => process.exit(0));
   };
-  process.once('SIGTERM', () => onSignal('SIGTERM'));
-  process.once('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
 }
 
 const invokedDirectly = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);

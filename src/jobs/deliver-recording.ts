@@ -18,6 +18,8 @@ export interface DeliverDeps {
   config: DeliveryConfig;
   webdav: WebDavClient;
   log: Logger;
+  /** Told how long each finished step took (metrics). */
+  observe?: (stage: 'put' | 'metadata', seconds: number) => void;
 }
 
 /** The collection an MSML `dest` names, if its host is allowed (null: no dest). Throws on a host not allowed. */
@@ -75,8 +77,10 @@ export async function deliverRecording(sidecarPath: string, progress: DeliveryPr
         await webdav.put(url, file, type);
       }
     };
+    const t0 = performance.now();
     await put(stored.mp3Uri, mp3Path, 'audio/mpeg');
     if (stored.wavUri && wavPath) await put(stored.wavUri, wavPath, 'audio/wav');
+    deps.observe?.('put', (performance.now() - t0) / 1000);
     progress = { ...progress, stored };
     await save(progress);
     deps.log.info({ mediaId: sidecar.mediaId, uri: stored.mp3Uri }, 'recording stored');
@@ -84,6 +88,7 @@ export async function deliverRecording(sidecarPath: string, progress: DeliveryPr
 
   if (!progress.posted && config.metadataUrl) {
     const body = Buffer.from(JSON.stringify(buildRecordingResource(sidecar, progress.stored as StoredFiles)));
+    const t0 = performance.now();
     let r;
     try {
       r = await httpRequest({
@@ -99,6 +104,7 @@ export async function deliverRecording(sidecarPath: string, progress: DeliveryPr
       throw new DeliveryError(`POST ${config.metadataUrl}: ${(err as Error).message}`, 'metadata', null, err);
     }
     if (r.status < 200 || r.status >= 300) throw new DeliveryError(`POST ${config.metadataUrl}: ${r.status} ${r.body.slice(0, 200)}`, 'metadata', r.status);
+    deps.observe?.('metadata', (performance.now() - t0) / 1000);
     progress = { ...progress, posted: true };
     await save(progress);
   }

@@ -16,6 +16,19 @@ export interface DeliveryJobData {
   progress?: DeliveryProgress;
 }
 
+/** What the queue tells the metrics. */
+export interface DeliveryEvents {
+  stageDone(stage: 'put' | 'metadata', seconds: number): void;
+  /** A delivery attempt failed at `stage` (mkcol, put, metadata, spool, or "other") for `reason` (http_<status>, network…). */
+  attemptFailed(stage: string, reason: string, final: boolean): void;
+}
+
+/** A failure's stage and a short, bounded reason for metrics labels. */
+export function failureLabels(err: unknown): { stage: string; reason: string } {
+  if (err instanceof DeliveryError) return { stage: err.stage, reason: err.status ? `http_${err.status}` : err.stage === 'spool' ? 'spool' : 'network' };
+  return { stage: 'other', reason: 'error' };
+}
+
 /** The queue of this recorder instance: each instance delivers its own spool. */
 export function queueName(config: DeliveryConfig, host = hostname()): string {
   return `${config.queue}-${host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
@@ -48,6 +61,7 @@ export class DeliveryQueue {
     private readonly config: DeliveryConfig,
     private readonly spoolDir: string,
     private readonly log: Logger,
+    private readonly events: DeliveryEvents | null = null,
   ) {
     this.name = queueName(config);
     // the producer fails fast while Redis is away (the sweeper tries again); the worker waits for it
@@ -79,10 +93,12 @@ export class DeliveryQueue {
             async (progress) => {
               await job.updateData({ ...job.data, progress });
             },
-            { config, webdav, log: log.child({ job: job.id }) },
+            { config, webdav, log: log.child({ job: job.id }), observe: (stage, seconds) => this.events?.stageDone(stage, seconds) },
           );
         } catch (err) {
           const retry = !(err instanceof DeliveryError) || err.retryable;
+          const { stage, reason } = failureLabels(err);
+          this.events?.attemptFailed(stage, reason, !retry || job.attemptsMade + 1 >= (job.opts.attempts ?? 1));
           log.warn({ job: job.id, attempt: job.attemptsMade + 1, err: (err as Error).message, retry }, 'delivery attempt failed');
           if (!retry) throw new UnrecoverableError((err as Error).message);
           throw err;
@@ -105,6 +121,26 @@ export class DeliveryQueue {
   /** ms Redis has been unreachable (0 when connected). */
   get redisDownMs(): number {
     return this.redisDownSince === null ? 0 : Date.now() - this.redisDownSince;
+  }
+
+  /** Job counts by state, or null while Redis is unreachable. */
+  async jobCounts(): Promise<Record<string, number> | null> {
+    if (!this.redisUp) return null;
+    try {
+      return await this.queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized');
+    } catch {
+      return null;
+    }
+  }
+
+  /** Resolves when the spool holds no finalized recording (everything delivered), or after `ms`. */
+  async drained(ms: number): Promise<boolean> {
+    const until = Date.now() + ms;
+    for (;;) {
+      if ((await pendingSidecars(this.spoolDir)).length === 0) return true;
+      if (Date.now() >= until) return false;
+      await new Promise((r) => setTimeout(r, Math.min(200, Math.max(0, until - Date.now()))));
+    }
   }
 
   start(): void {

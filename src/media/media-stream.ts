@@ -20,6 +20,8 @@ interface Arrived {
 export interface StreamOptions {
   jitterMs: number;
   maxSkewMs: number;
+  /** Called once when the stream closes, with its final counts (metrics). */
+  onClose?: (s: MediaStream) => void;
 }
 
 export interface RelayStats {
@@ -59,6 +61,8 @@ export class MediaStream {
   private ssrc: number | null = null;
   private pcm = new Int16Array(1024);
   private closed = false;
+  /** performance.now() of the last packet, or of the stream's creation. */
+  lastPacketAt = performance.now();
 
   constructor(
     readonly endpoint: RtpEndpoint,
@@ -96,6 +100,7 @@ export class MediaStream {
   private receive(p: RtpPacket, arrivalMs: number, from: { address: string; port: number }): void {
     const m = this.media;
     if (this.closed || !m) return;
+    this.lastPacketAt = arrivalMs;
     const isAudio = p.payloadType === m.payloadType;
     if (!isAudio && p.payloadType !== m.telephoneEventPt) {
       this.ignoredPackets++;
@@ -175,10 +180,15 @@ export class MediaStream {
     };
   }
 
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.peer = null;
     this.endpoint.close();
+    this.opts.onClose?.(this);
   }
 }

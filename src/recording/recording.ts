@@ -44,6 +44,8 @@ export interface FinalizedRecording {
   wavPath: string | null;
   sidecarPath: string;
   sidecar: Sidecar;
+  /** Samples of each channel filled with silence because no audio was there (gaps, hold, a silent leg), summed. */
+  silentSamples: number;
 }
 
 const rand8 = (): string => randomBytes(4).toString('hex').toUpperCase();
@@ -107,6 +109,11 @@ export class Recording {
 
   get paused(): boolean {
     return this.mixer.paused;
+  }
+
+  /** Samples filled with silence so far (no audio from a leg), summed over both slots. */
+  get silentSamples(): number {
+    return this.mixer.silentSamples.reduce((a, b) => a + b, 0);
   }
 
   /** How far encoding is behind the clock beyond the planned wait for late packets, ms. */
@@ -272,6 +279,6 @@ export class Recording {
     await writeJsonDurably(sidecarPath, sidecar);
     await unlink(this.openPath).catch(() => undefined);
     this.deps.log.info({ mediaId: this.mediaId, durationMs: sidecar.durationMs, bytes: mp3.bytes, reason }, 'recording finalized');
-    return { id: this.ctx.id, mp3Path: this.mp3Path, wavPath: this.wav ? this.wavPath : null, sidecarPath, sidecar };
+    return { id: this.ctx.id, mp3Path: this.mp3Path, wavPath: this.wav ? this.wavPath : null, sidecarPath, sidecar, silentSamples: this.silentSamples };
   }
 }

@@ -23,6 +23,8 @@ export interface MsmlAnswer {
   /** MSML result code. */
   code: number;
   body: string;
+  /** The request element the code is about (dialogstart, send, …), or "invalid" when the body did not parse. */
+  verb?: string;
   /** Work to do once the answer was sent (MSML events that must follow the 200 OK, e.g. after a dialogend). */
   after?: () => Promise<void>;
 }
@@ -58,10 +60,6 @@ export class CallSession {
     private readonly deps: SessionDeps,
     readonly log: Logger,
   ) {}
-
-  get closed(): boolean {
-    return this.closing !== null;
-  }
 
   private rolesGiven = 0;
 
@@ -117,6 +115,7 @@ export class CallSession {
 
   /** Handles one MSML body from an INFO on `dialog`. Never throws: errors become MSML results. */
   async handleMsml(body: string, dialog: LegDialog): Promise<MsmlAnswer> {
+    let verb = 'invalid';
     try {
       const doc = parseMsml(body);
       if (doc.kind !== 'requests') {
@@ -125,19 +124,32 @@ export class CallSession {
       let last: MsmlAnswer = { code: MsmlCode.OK, body: resultBody(MsmlCode.OK) };
       this.inMsml = true;
       try {
-        for (const r of doc.requests) last = await this.apply(r, dialog);
+        for (const r of doc.requests) {
+          verb = r.kind;
+          last = await this.apply(r, dialog);
+        }
       } finally {
         this.inMsml = false;
       }
       if (doc.ignored.length) this.log.warn({ ignored: doc.ignored }, 'MSML elements ignored');
       const deferred = this.deferred.splice(0);
+      last.verb = verb;
       return deferred.length ? { ...last, after: async () => { for (const d of deferred) await d(); } } : last;
     } catch (err) {
       const code = err instanceof RecorderError ? err.msmlCode : MsmlCode.INTERNAL;
       const description = err instanceof Error ? err.message : String(err);
       this.log.warn({ code, description }, 'MSML request refused');
-      return { code, body: resultBody(code, { description }) };
+      return { code, body: resultBody(code, { description }), verb };
     }
+  }
+
+  /** The running recording, if any. */
+  get recording(): Recording | null {
+    return this.active?.rec ?? null;
+  }
+
+  get closed(): boolean {
+    return this.closing !== null;
   }
 
   private matches(id: string): boolean {

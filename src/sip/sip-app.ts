@@ -1,7 +1,7 @@
 import type Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { RecorderError } from '../errors.js';
+import { CapacityError, RecorderError } from '../errors.js';
 import { MediaStream } from '../media/media-stream.js';
 import { RtpEndpoint } from '../media/rtp-endpoint.js';
 import type { RtpPortPool } from '../media/rtp-port-pool.js';
@@ -20,8 +20,14 @@ export interface SipAppDeps {
   registry: SessionRegistry;
   ports: RtpPortPool;
   session: SessionDeps;
-  /** True while draining: new INVITEs get 503. */
+  /** True while draining: INVITEs for new conf-ids get 503 (a live call's next leg is still taken). */
   draining: () => boolean;
+  /** Sessions (conf-ids) taken at once; an INVITE for a new one beyond this gets 503. */
+  maxCalls: number;
+  /** Counts initial INVITE outcomes and MSML requests. */
+  observe?: { invite(status: number): void; msml(verb: string, code: number): void };
+  /** Told when a media stream closes, with its final counts. */
+  streamClosed?: (s: MediaStream) => void;
 }
 
 type SrfReq = Srf.SrfRequest;
@@ -72,10 +78,6 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
   srf.invite(async (req: SrfReq, res: SrfRes) => {
     const callId = req.get('Call-ID');
     const clog = log.child({ callId });
-    if (deps.draining()) {
-      res.send(503, { headers: warning('draining') });
-      return;
-    }
     let session: CallSession | null = null;
     const endpoints: RtpEndpoint[] = [];
     try {
@@ -83,6 +85,8 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
       const callUUID = req.get('X-Genesys-CallUUID') || null;
       const key = uri.confId ?? callId;
       session = deps.registry.get(key) ?? null;
+      if (!session && deps.draining()) throw new CapacityError('draining: not taking new calls');
+      if (!session && deps.registry.size >= deps.maxCalls) throw new CapacityError(`at capacity (${deps.maxCalls} calls)`);
       if (!session) {
         session = new CallSession(key, uri, callUUID, deps.session, log.child({ conf: key, callUUID }));
         deps.registry.add(session);
@@ -106,6 +110,7 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
           new MediaStream(ep, negotiated?.[i] ?? null, s.slotOf(roleOf(i)), s.sink, {
             jitterMs: config.rtp.jitterMs,
             maxSkewMs: config.rtp.maxSkewMs,
+            onClose: deps.streamClosed,
           }),
       );
       const dlg = await srf.createUAS(req, res, { localSdp: sdp });
@@ -113,6 +118,7 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
       session.addLeg(leg);
       clog.info({ conf: key, role: legRole, offerless, ports: local.ports, codecs: negotiated?.map((n) => n.codec) }, 'leg answered');
       watchDialog(dlg, leg, session, local, clog);
+      deps.observe?.invite(200);
     } catch (err) {
       for (const e of endpoints) e.close();
       if (session && session.legs.length === 0) deps.registry.remove(session);
@@ -123,6 +129,7 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
         return;
       }
       clog.warn({ status, err: text }, 'INVITE refused');
+      deps.observe?.invite(status);
       if (!res.finalResponseSent) res.send(status, { headers: warning(text) });
     }
   });
@@ -186,6 +193,7 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
         return;
       }
       const answer = await session.handleMsml(req.body, leg.dialog);
+      deps.observe?.msml(answer.verb ?? 'unknown', answer.code);
       res.send(200, { body: answer.body, headers: { 'Content-Type': type } });
       await answer.after?.();
     });

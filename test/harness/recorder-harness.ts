@@ -19,6 +19,10 @@ export interface AppProcess {
   proc: ChildProcess;
   logs: string[];
   spoolDir: string;
+  /** The ops HTTP server (metrics, health, drain) on 127.0.0.1. */
+  opsPort: number;
+  /** GET/POST on the ops server. */
+  ops(path: string, method?: string): Promise<{ status: number; body: string }>;
   /** Resolves with the first log line whose msg matches. */
   waitForLog(pattern: RegExp, timeoutMs?: number): Promise<Record<string, unknown>>;
   stop(signal?: NodeJS.Signals): Promise<number | null>;
@@ -53,6 +57,11 @@ export async function startApp(sim: DrachtioSim, env: Record<string, string> = {
       MSMLREC_ENCODER_WORKERS: '1',
       MSMLREC_LOG_LEVEL: 'debug',
       MSMLREC_DELIVERY_ENABLED: 'false',
+      MSMLREC_OPS_BIND_ADDRESS: '127.0.0.1',
+      MSMLREC_OPS_PORT: '0',
+      // a test that stops the app mid-call or with undelivered recordings must not wait for production grace times
+      MSMLREC_DRAIN_CALL_GRACE_SEC: '20',
+      MSMLREC_DRAIN_DELIVERY_GRACE_SEC: '2',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -87,6 +96,11 @@ export async function startApp(sim: DrachtioSim, env: Record<string, string> = {
     proc,
     logs,
     spoolDir,
+    opsPort: 0,
+    async ops(path, method = 'GET') {
+      const r = await fetch(`http://127.0.0.1:${app.opsPort}${path}`, { method });
+      return { status: r.status, body: await r.text() };
+    },
     waitForLog(re, timeoutMs = 20_000) {
       for (const line of logs) {
         try {
@@ -113,6 +127,7 @@ export async function startApp(sim: DrachtioSim, env: Record<string, string> = {
       return exited;
     },
   };
+  app.opsPort = Number((await app.waitForLog(/ops server listening/)).port);
   await app.waitForLog(/connected to drachtio-server/);
   // the app registers its routes right after connecting
   const t0 = Date.now();

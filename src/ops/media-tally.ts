@@ -1,0 +1,64 @@
+import type { MediaStream } from '../media/media-stream.js';
+
+/** RTP counts of one stream (or a sum of streams). */
+export interface StreamCounts {
+  received: number;
+  lost: number;
+  late: number;
+  duplicates: number;
+  ssrcChanges: number;
+  malformed: number;
+  relayed: number;
+  transcoded: number;
+  relayDropped: number;
+}
+
+export const zeroCounts = (): StreamCounts => ({
+  received: 0,
+  lost: 0,
+  late: 0,
+  duplicates: 0,
+  ssrcChanges: 0,
+  malformed: 0,
+  relayed: 0,
+  transcoded: 0,
+  relayDropped: 0,
+});
+
+export function countsOf(s: MediaStream): StreamCounts {
+  const st = s.stats;
+  return {
+    received: st.received,
+    lost: st.lost,
+    late: st.late,
+    duplicates: st.duplicates,
+    ssrcChanges: st.ssrcChanges,
+    malformed: st.malformed,
+    relayed: s.relay.relayed,
+    transcoded: s.relay.transcoded,
+    relayDropped: s.relay.dropped,
+  };
+}
+
+export function addCounts(into: StreamCounts, c: StreamCounts): StreamCounts {
+  for (const k of Object.keys(into) as (keyof StreamCounts)[]) into[k] += c[k];
+  return into;
+}
+
+/**
+ * What finished streams and recordings counted, so the metrics (finished + live) only ever grow. Streams hand
+ * their final counts over as they close; live ones are summed at scrape time, so the packet path pays nothing.
+ */
+export class MediaTally {
+  readonly closed: StreamCounts = zeroCounts();
+  /** Streams that closed without having received a single RTP packet. */
+  streamsWithoutMedia = 0;
+  /** Silence filled into finished recordings, samples (both channels summed). */
+  silentSamples = 0;
+
+  streamClosed(s: MediaStream): void {
+    const c = countsOf(s);
+    addCounts(this.closed, c);
+    if (c.received === 0) this.streamsWithoutMedia++;
+  }
+}

@@ -1,0 +1,196 @@
+import { readdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { DeliveryEvents, DeliveryQueue } from '../jobs/delivery-queue.js';
+import type { MediaStream } from '../media/media-stream.js';
+import type { RtpPortPool } from '../media/rtp-port-pool.js';
+import type { EncoderPool } from '../recording/encoder-pool.js';
+import type { FinalizedRecording } from '../recording/recording.js';
+import type { SessionRegistry } from '../session/session-registry.js';
+import { addCounts, countsOf, zeroCounts, type MediaTally, type StreamCounts } from './media-tally.js';
+
+/** What the metrics read at scrape time. */
+export interface MetricSources {
+  registry: SessionRegistry;
+  ports: RtpPortPool;
+  pool: EncoderPool;
+  spoolDir: string;
+  delivery: DeliveryQueue | null;
+  tally: MediaTally;
+  draining: () => boolean;
+  drachtioConnected: () => boolean;
+}
+
+/** A live stream counts as "without media" when nothing arrived for this long and it is not on hold. */
+export const NO_MEDIA_AFTER_MS = 5000;
+
+const PREFIX = 'msmlrec_';
+
+/** Counter whose value is computed at scrape time from a monotonic total. */
+function derivedCounter(registers: Registry[], name: string, help: string, total: () => number): Counter {
+  let reported = 0;
+  return new Counter({
+    name: PREFIX + name,
+    help,
+    registers,
+    collect() {
+      const t = total();
+      if (t > reported) {
+        this.inc(t - reported);
+        reported = t;
+      }
+    },
+  });
+}
+
+/** Sizes and count of the spool's files (in progress and waiting for delivery). */
+async function spoolUsage(dir: string): Promise<{ files: number; bytes: number; pending: number }> {
+  const names = await readdir(dir).catch(() => [] as string[]);
+  let bytes = 0;
+  let pending = 0;
+  for (const n of names) {
+    bytes += await stat(join(dir, n)).then((s) => s.size, () => 0);
+    if (n.endsWith('.json') && !n.endsWith('.open.json')) pending++;
+  }
+  return { files: names.length, bytes, pending };
+}
+
+/**
+ * The recorder's Prometheus metrics. Event counters (INVITEs, MSML requests, recordings, uploads) are counted where
+ * things happen; media counters and gauges are read from the live sessions and the tally of finished ones when
+ * Prometheus scrapes, so the packet path does no metrics work.
+ */
+export class RecorderMetrics {
+  readonly registry = new Registry();
+  private readonly invites: Counter;
+  private readonly msml: Counter;
+  private readonly recordings: Counter;
+  private readonly recordedSeconds: Counter;
+  private readonly uploadSeconds: Histogram;
+  private readonly uploadFailures: Counter;
+  private readonly deliveriesFailed: Counter;
+
+  constructor(private readonly src: MetricSources) {
+    const registers = [this.registry];
+    collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+    this.invites = new Counter({ name: `${PREFIX}invites_total`, help: 'Initial INVITEs by final status', labelNames: ['status'], registers });
+    this.msml = new Counter({ name: `${PREFIX}msml_requests_total`, help: 'MSML requests by verb and result code', labelNames: ['verb', 'result'], registers });
+    this.recordings = new Counter({ name: `${PREFIX}recordings_total`, help: 'Recordings finished, by end reason', labelNames: ['reason'], registers });
+    this.recordedSeconds = new Counter({ name: `${PREFIX}recorded_seconds_total`, help: 'Audio recorded into finished recordings, seconds', registers });
+    this.uploadSeconds = new Histogram({
+      name: `${PREFIX}upload_duration_seconds`,
+      help: 'Time of a successful delivery step: put (WebDAV MKCOL+PUT) or metadata (POST)',
+      labelNames: ['stage'],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.uploadFailures = new Counter({ name: `${PREFIX}upload_failures_total`, help: 'Failed delivery attempts by stage and reason', labelNames: ['stage', 'reason'], registers });
+    this.deliveriesFailed = new Counter({ name: `${PREFIX}deliveries_failed_total`, help: 'Recordings whose delivery job failed for good (see `msml-recorder jobs list`)', registers });
+
+    const live = (): MediaStream[] => src.registry.all().flatMap((s) => s.legs.flatMap((l) => l.streams)).filter((s) => !s.isClosed);
+    const media = (): StreamCounts => {
+      const sum = addCounts(zeroCounts(), src.tally.closed);
+      for (const s of live()) addCounts(sum, countsOf(s));
+      return sum;
+    };
+    const rtp: [keyof StreamCounts, string, string][] = [
+      ['received', 'rtp_packets_total', 'RTP packets received'],
+      ['lost', 'rtp_lost_total', 'RTP packets never received (sequence gaps given up after the jitter wait)'],
+      ['late', 'rtp_late_total', 'RTP packets that arrived after their place was already played out'],
+      ['duplicates', 'rtp_duplicates_total', 'Duplicate RTP packets'],
+      ['ssrcChanges', 'rtp_ssrc_changes_total', 'SSRC changes within a stream'],
+      ['malformed', 'rtp_malformed_total', 'Datagrams on RTP ports that were not RTP'],
+      ['relayed', 'rtp_relayed_total', 'RTP packets relayed to the other party'],
+      ['transcoded', 'rtp_relay_transcoded_total', 'Relayed packets converted between PCMU and PCMA'],
+      ['relayDropped', 'rtp_relay_dropped_total', 'RTP packets not relayed (no peer, peer on hold or without address)'],
+    ];
+    for (const [k, name, help] of rtp) derivedCounter(registers, name, help, () => media()[k]);
+    derivedCounter(registers, 'silence_filled_seconds_total', 'Silence written in place of missing audio (gaps, hold, silent legs), channel-seconds', () => {
+      let n = src.tally.silentSamples;
+      for (const s of src.registry.all()) n += s.recording?.silentSamples ?? 0;
+      return n / 8000;
+    });
+    derivedCounter(registers, 'streams_without_media_total', 'Media streams that ended without receiving any RTP', () => src.tally.streamsWithoutMedia);
+
+    const gauge = (name: string, help: string, value: () => number | Promise<number>): Gauge =>
+      new Gauge({
+        name: PREFIX + name,
+        help,
+        registers,
+        async collect() {
+          this.set(await value());
+        },
+      });
+    gauge('calls_active', 'Live recording sessions (conf-ids)', () => src.registry.size);
+    gauge('legs_active', 'Live SIP dialogs (call parties)', () => src.registry.all().reduce((n, s) => n + s.legs.filter((l) => !l.ended).length, 0));
+    gauge('recordings_active', 'Recordings being written', () => src.registry.all().filter((s) => s.recording).length);
+    gauge('streams_no_media', `Live media streams, not on hold, with no RTP for ${NO_MEDIA_AFTER_MS / 1000} s`, () => {
+      const now = performance.now();
+      return live().filter((s) => !s.held && now - s.lastPacketAt > NO_MEDIA_AFTER_MS).length;
+    });
+    gauge('rtp_ports_in_use', 'RTP ports in use', () => src.ports.inUse);
+    gauge('rtp_ports_free', 'RTP ports free', () => src.ports.available);
+    gauge('encode_queue_depth', 'Encode requests waiting for a worker', () => src.pool.queueDepth);
+    gauge('encode_oldest_pending_seconds', 'Age of the oldest unanswered encode request', () => src.pool.oldestPendingMs / 1000);
+    gauge('encode_lag_seconds', 'Largest encode lag of a live recording (how far encoding is behind the clock)', () =>
+      Math.max(0, ...src.registry.all().map((s) => (s.recording?.lagMs ?? 0) / 1000)),
+    );
+    gauge('draining', '1 while draining (no new calls)', () => (src.draining() ? 1 : 0));
+    gauge('drachtio_connected', '1 while connected to drachtio-server', () => (src.drachtioConnected() ? 1 : 0));
+    gauge('redis_connected', '1 while the delivery queue is connected to Redis', () => (src.delivery?.redisConnected ? 1 : 0));
+
+    let usage: Promise<{ files: number; bytes: number; pending: number }> | null = null;
+    const spool = (): Promise<{ files: number; bytes: number; pending: number }> => {
+      // one directory scan per scrape, shared by the three gauges
+      usage ??= spoolUsage(src.spoolDir).finally(() => setTimeout(() => (usage = null), 100));
+      return usage;
+    };
+    gauge('spool_bytes', 'Bytes in the spool (recordings in progress and waiting for delivery)', async () => (await spool()).bytes);
+    gauge('spool_files', 'Files in the spool', async () => (await spool()).files);
+    gauge('spool_pending_recordings', 'Finalized recordings in the spool not yet delivered', async () => (await spool()).pending);
+
+    new Gauge({
+      name: `${PREFIX}delivery_jobs`,
+      help: 'Delivery jobs in Redis by state (absent while Redis is unreachable)',
+      labelNames: ['state'],
+      registers,
+      async collect() {
+        this.reset();
+        const counts = await src.delivery?.jobCounts();
+        if (counts) for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+      },
+    });
+  }
+
+  invite(status: number): void {
+    this.invites.inc({ status: String(status) });
+  }
+
+  msmlRequest(verb: string, result: number): void {
+    this.msml.inc({ verb, result: String(result) });
+  }
+
+  recordingFinalized(r: FinalizedRecording): void {
+    this.recordings.inc({ reason: r.sidecar.endReason ?? 'unknown' });
+    this.recordedSeconds.inc(r.sidecar.durationMs / 1000);
+    this.src.tally.silentSamples += r.silentSamples;
+  }
+
+  /** Hooks for the delivery queue. */
+  readonly deliveryEvents: DeliveryEvents = {
+    stageDone: (stage, seconds) => this.uploadSeconds.observe({ stage }, seconds),
+    attemptFailed: (stage, reason, final) => {
+      this.uploadFailures.inc({ stage, reason });
+      if (final) this.deliveriesFailed.inc();
+    },
+  };
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  get contentType(): string {
+    return this.registry.contentType;
+  }
+}
+

@@ -1,0 +1,29 @@
+/** What readiness depends on. */
+export interface ReadinessInput {
+  draining: boolean;
+  drachtioConnected: boolean;
+  /** How long Redis has been unreachable, ms (0 when connected or not used). */
+  redisDownMs: number;
+  /** How long Redis may be unreachable before the recorder says it is not ready, ms. */
+  redisGraceMs: number;
+  freeRtpPorts: number;
+}
+
+export interface Readiness {
+  ready: boolean;
+  /** Why not, one phrase per cause (empty when ready). */
+  reasons: string[];
+}
+
+/**
+ * Whether this recorder should be given new calls. Pure. Redis being away briefly is not a reason (recordings stay
+ * in the spool and are queued when it is back); being away for longer than the grace is, so that an operator sees it.
+ */
+export function readiness(i: ReadinessInput): Readiness {
+  const reasons: string[] = [];
+  if (i.draining) reasons.push('draining');
+  if (!i.drachtioConnected) reasons.push('not connected to drachtio-server');
+  if (i.redisDownMs > i.redisGraceMs) reasons.push(`redis unreachable for ${Math.round(i.redisDownMs / 1000)} s`);
+  if (i.freeRtpPorts < 1) reasons.push('no free RTP port');
+  return { ready: reasons.length === 0, reasons };
+}
