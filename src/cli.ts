@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /**
- * The `msml-recorder` command. With no arguments (or `run`) it runs the recorder; `jobs` looks after deliveries:
+ * The `msml-recorder` command. With no arguments (or `run`) it runs the recorder; `rm-shim` runs the
+ * resource-manager shim that spreads calls over recorders; `drain` asks a running recorder to drain and waits for its
+ * calls to end (a Kubernetes preStop hook); `jobs` looks after deliveries:
  *   msml-recorder jobs list          jobs waiting, delayed, running or failed, one per line
  *   msml-recorder jobs retry <id>    requeue one failed job
  *   msml-recorder jobs retry-all     requeue every failed job
@@ -14,8 +16,53 @@ import { loadConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { queueName } from './jobs/delivery-queue.js';
 import { main } from './main.js';
+import { startShim } from './rm-shim/rm-shim.js';
 
-const USAGE = 'usage: msml-recorder [run] | jobs list | jobs retry <job-id> | jobs retry-all';
+async function shimMain(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    process.stderr.write(`msml-recorder: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  const shim = startShim(config);
+  let signals = 0;
+  const onSignal = (sig: string): void => {
+    signals++;
+    void (signals === 1 ? shim.drain(sig) : shim.stop(`second ${sig}`)).then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
+  process.on('SIGINT', () => onSignal('SIGINT'));
+}
+
+const USAGE = 'usage: msml-recorder [run] | rm-shim | drain [--timeout <s>] | jobs list | jobs retry <job-id> | jobs retry-all';
+
+/**
+ * Asks the recorder on this host (its ops port) to drain, then waits until it has no call left or `timeoutS` passed.
+ * Exit 0 either way: a preStop hook must not fail the shutdown; SIGTERM then finalizes whatever is left.
+ */
+export async function drainCommand(args: string[], out: (line: string) => void): Promise<number> {
+  const config = loadConfig();
+  const i = args.indexOf('--timeout');
+  const timeoutS = i >= 0 ? Number(args[i + 1]) : config.drain.callGraceSec;
+  const base = `http://127.0.0.1:${config.ops.port}`;
+  const r = await fetch(`${base}/drain`, { method: 'POST' });
+  out(`drain requested: ${r.status}`);
+  const until = Date.now() + timeoutS * 1000;
+  for (;;) {
+    const s = (await (await fetch(`${base}/status`)).json()) as { calls: number };
+    if (s.calls === 0) {
+      out('no live calls');
+      return 0;
+    }
+    if (Date.now() >= until) {
+      out(`${s.calls} call(s) still live after ${timeoutS} s`);
+      return 0;
+    }
+    await new Promise((res) => setTimeout(res, 1000));
+  }
+}
 
 export async function jobsCommand(args: string[], out: (line: string) => void): Promise<number> {
   const config = loadConfig();
@@ -69,6 +116,15 @@ export async function jobsCommand(args: string[], out: (line: string) => void): 
 
 async function cli(argv: string[]): Promise<void> {
   if (argv.length === 0 || argv[0] === 'run') return main();
+  if (argv[0] === 'rm-shim') return shimMain();
+  if (argv[0] === 'drain') {
+    try {
+      process.exit(await drainCommand(argv.slice(1), (l) => process.stdout.write(`${l}\n`)));
+    } catch (err) {
+      process.stderr.write(`msml-recorder drain: ${(err as Error).message}\n`);
+      process.exit(0);
+    }
+  }
   if (argv[0] !== 'jobs') {
     process.stderr.write(`${USAGE}\n`);
     process.exit(2);

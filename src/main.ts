@@ -71,6 +71,8 @@ export function startRecorder(config: Config): Recorder {
       )
     : null;
 
+  registry.onChange = () => void heartbeat?.beat();
+
   const ready = () =>
     readiness({
       draining,

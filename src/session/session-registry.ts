@@ -8,6 +8,8 @@ export class SessionRegistry {
   private sessions = new Map<string, CallSession>();
   private timer: NodeJS.Timeout | null = null;
   private idleWaiters: (() => void)[] = [];
+  /** Called after a session was added or removed (the cluster heartbeat publishes the new count at once). */
+  onChange: () => void = () => undefined;
 
   constructor(private readonly tickMs = 100) {}
 
@@ -19,6 +21,7 @@ export class SessionRegistry {
   add(s: CallSession): void {
     this.sessions.set(s.key, s);
     s.onClosed = () => this.remove(s);
+    this.onChange();
     if (!this.timer) {
       this.timer = setInterval(() => {
         for (const x of this.sessions.values()) x.tick();
@@ -28,7 +31,10 @@ export class SessionRegistry {
 
   /** Removes a session if it has no legs (its first INVITE failed) or once it closed. */
   remove(s: CallSession): void {
-    if (this.sessions.get(s.key) === s) this.sessions.delete(s.key);
+    if (this.sessions.get(s.key) === s) {
+      this.sessions.delete(s.key);
+      this.onChange();
+    }
     if (this.sessions.size === 0) {
       if (this.timer) clearInterval(this.timer);
       this.timer = null;

@@ -38,10 +38,12 @@ export function rtpRange(size = 40): { min: number; max: number } {
   return { min, max: min + size };
 }
 
-export async function startApp(sim: DrachtioSim, env: Record<string, string> = {}): Promise<AppProcess> {
+/** Starts the recorder (or, with `args` such as ['rm-shim'], another mode of the msml-recorder command). */
+export async function startApp(sim: DrachtioSim, env: Record<string, string> = {}, args: string[] = []): Promise<AppProcess> {
   const spoolDir = env.MSMLREC_SPOOL_DIR ?? tempDir('spool');
   const range = rtpRange();
-  const proc = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/main.ts')], {
+  const entry = args.length ? [join(ROOT, 'src/cli.ts'), ...args] : [join(ROOT, 'src/main.ts')];
+  const proc = spawn(process.execPath, ['--import', 'tsx', ...entry], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH,

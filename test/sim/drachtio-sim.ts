@@ -9,6 +9,12 @@
  *  - the ACK of the initial INVITE carries the INVITE's txnId, a re-INVITE's ACK a fresh one;
  *  - in-dialog requests from the app (`sip||<dialogId>` with `sip:placeholder`) are built from dialog state;
  *  - CANCEL: 200 to the CANCEL, 487 to the INVITE, CANCEL forwarded to the app.
+ *  - proxy (`Srf#proxyRequest`): the INVITE goes to the first destination (its Request-URI) with the server's own
+ *    Via, and with `remainInDialog` a `Record-Route: <sip:host:port;lr>`; every response goes back upstream and to
+ *    the app (`response|<msgId>|OK|network|…|continue`), then `response|<msgId>|OK|done`. Later requests whose top
+ *    Route is this server are forwarded by the server itself (loose routing), without the app, as drachtio does.
+ *  - a UAS dialog keeps the INVITE's Record-Route as its route set (RFC 3261 12.1.1): the 2xx echoes it and the
+ *    app's in-dialog requests carry it as Route.
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -37,6 +43,8 @@ interface SimDialog {
   app: Socket;
   /** txnId of the initial INVITE, until its ACK arrived */
   inviteTxn: string | null;
+  /** Route set from the INVITE's Record-Route (UAS side: in order). */
+  routeSet: { uri: string; params: Record<string, unknown> }[];
 }
 
 export interface SimOptions {
@@ -47,6 +55,8 @@ export interface SimOptions {
   /** log every frame to stderr (debugging) */
   trace?: boolean;
 }
+
+const clone = <T>(v: T): T => JSON.parse(JSON.stringify(v)) as T;
 
 function stamp(): string {
   const d = new Date();
@@ -73,6 +83,8 @@ export class DrachtioSim {
   readonly host: string;
   /** Frames seen, for assertions: [direction, verb]. */
   readonly frames: { dir: 'in' | 'out'; text: string }[] = [];
+  /** Requests this server forwarded by their Route header (proxied dialogs), for assertions: method and Call-ID. */
+  readonly routed: { method: string; callId: string }[] = [];
   private server: Server | null = null;
   private stack: sip.Stack | null = null;
   private apps = new Map<Socket, { authed: boolean; routes: Set<string>; buf: Buffer }>();
@@ -186,6 +198,9 @@ export class DrachtioSim {
       case 'sip':
         this.fromApp(sock, msgId, t[2] ?? '', t[3] ?? '', raw);
         return;
+      case 'proxy':
+        this.proxyFromApp(sock, msgId, t);
+        return;
       default:
         this.send(sock, `response|${msgId}|NOK|unsupported verb ${verb}`);
     }
@@ -204,8 +219,64 @@ export class DrachtioSim {
     return null;
   }
 
+  private isSelf(uri: string): boolean {
+    const u = sip.parseUri(uri);
+    return u.host === this.host && Number(u.port ?? 5060) === this.sipPort;
+  }
+
+  /** A request routed through us (our Record-Route came back as its top Route): forward it, app not involved. */
+  private forwardByRoute(rq: sip.SipMessage): void {
+    this.routed.push({ method: rq.method as string, callId: rq.headers['call-id'] as string });
+    const fwd = clone(rq);
+    const rest = (fwd.headers.route as unknown[]).slice(1);
+    if (rest.length) fwd.headers.route = rest;
+    else delete fwd.headers.route;
+    fwd.headers['max-forwards'] = Number(fwd.headers['max-forwards'] ?? 70) - 1;
+    if (fwd.method === 'ACK') {
+      fwd.headers.via.unshift({ version: '2.0', protocol: 'UDP', host: this.host, port: this.sipPort, params: { branch: sip.generateBranch() } });
+      this.stack?.send(fwd);
+      return;
+    }
+    this.stack?.send(fwd, (rs) => {
+      const up = clone(rs);
+      up.headers.via.shift();
+      this.stack?.send(up);
+    });
+  }
+
+  private proxyFromApp(sock: Socket, msgId: string, t: string[]): void {
+    const txnId = t[2];
+    const remainInDialog = t[3] === 'remainInDialog';
+    const dests = t.slice(9).filter((d) => d !== '');
+    const txn = this.txns.get(txnId);
+    if (!txn || dests.length === 0) {
+      this.send(sock, `response|${msgId}|NOK|${txn ? 'no destination' : `unknown transaction ${txnId}`}`);
+      return;
+    }
+    this.txns.delete(txnId);
+    this.pendingInvites.delete(txn.rq.headers['call-id'] as string);
+    const fwd = clone(txn.rq);
+    fwd.uri = dests[0];
+    fwd.headers['max-forwards'] = Number(fwd.headers['max-forwards'] ?? 70) - 1;
+    if (remainInDialog) fwd.headers['record-route'] = [{ uri: `sip:${this.host}:${this.sipPort};lr`, params: {} }, ...(fwd.headers['record-route'] ?? [])];
+    this.stack?.send(fwd, (rs, remote) => {
+      const up = clone(rs);
+      up.headers.via.shift();
+      this.stack?.send(up);
+      const text = sip.stringify(up);
+      const r = remote ?? txn.remote;
+      this.send(sock, `response|${msgId}|OK|network|${Buffer.byteLength(text)}|${r.protocol.toLowerCase()}|${r.address}|${r.port}|${stamp()}|${txnId}||continue${CRLF}${text}`);
+      if ((rs.status as number) >= 200) this.send(sock, `response|${msgId}|OK|done`);
+    });
+  }
+
   private fromNetwork(rq: sip.SipMessage, remote: sip.Remote): void {
     const method = rq.method as string;
+    const route = rq.headers.route as { uri: string }[] | undefined;
+    if (route?.length && this.isSelf(route[0].uri)) {
+      this.forwardByRoute(rq);
+      return;
+    }
     const callId = rq.headers['call-id'] as string;
     const fromTag = rq.headers.from?.params?.tag as string | undefined;
     const toTag = rq.headers.to?.params?.tag as string | undefined;
@@ -292,6 +363,7 @@ export class DrachtioSim {
     m.headers.from = rq.headers.from;
     m.headers.to = { ...rq.headers.to, params: { ...(rq.headers.to.params ?? {}), tag: localTag } };
     m.headers['content-length'] = undefined;
+    if (method === 'INVITE' && status < 300 && rq.headers['record-route']) m.headers['record-route'] = rq.headers['record-route'];
     if (method === 'INVITE' && status >= 200 && status < 300) {
       m.headers.contact = this.contact();
       if (m.content && !m.headers['content-type']) m.headers['content-type'] = 'application/sdp';
@@ -312,6 +384,7 @@ export class DrachtioSim {
         remote: txn.remote,
         app: sock,
         inviteTxn: txnId,
+        routeSet: clone(rq.headers['record-route'] ?? []),
       };
       this.dialogs.set(dialogKey, dlg);
       echoDialog = dialogKey;
@@ -351,6 +424,7 @@ export class DrachtioSim {
         'call-id': dlg.callId,
         cseq: { seq: method === 'ACK' ? dlg.localCseq : ++dlg.localCseq, method },
         contact: this.contact(),
+        ...(dlg.routeSet.length ? { route: clone(dlg.routeSet) } : {}),
         ...extra,
       },
       content: m.content || undefined,

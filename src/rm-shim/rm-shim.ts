@@ -1,0 +1,194 @@
+import Srf from 'drachtio-srf';
+import { Redis } from 'ioredis';
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { redacted, type Config } from '../config.js';
+import { RecorderError } from '../errors.js';
+import { createLogger } from '../ops/logger.js';
+import { OpsServer } from '../ops/ops-server.js';
+import { readiness } from '../ops/readiness.js';
+import { RecorderDirectory, type RecorderEntry } from '../ops/recorder-registry.js';
+import { parseRecordingUri } from '../sip/request-uri.js';
+import { freeRoom, pickRecorder, retarget } from './routing.js';
+
+export interface Shim {
+  srf: Srf;
+  opsPort: Promise<number>;
+  /** Stops taking INVITEs (503), waits drain.callGraceSec for dialogs routed through this shim, then closes. */
+  drain(reason: string): Promise<void>;
+  /** Closes now. */
+  stop(reason: string): Promise<void>;
+}
+
+function warning(text: string): Record<string, string> {
+  return { Warning: `399 msml-recorder-rm "${text.replace(/"/g, "'").slice(0, 200)}"` };
+}
+
+/**
+ * The resource-manager shim: SIP Server sends it the recording INVITEs it would send to Genesys RM; it picks a
+ * recorder pod from the registry the recorders keep in Redis and proxies the INVITE there with drachtio-srf,
+ * record-routing so the dialog's later requests (ACK, INFO, BYE) follow the same path. Every dialog of a conf-id
+ * goes to the same recorder.
+ */
+export function startShim(config: Config): Shim {
+  const log = createLogger(config.log.level).child({ mode: 'rm-shim' });
+  log.info({ config: redacted(config) }, 'starting');
+  const redis = new Redis(config.cluster.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  redis.on('error', () => undefined);
+  let redisDownSince: number | null = Date.now();
+  redis.on('ready', () => (redisDownSince = null));
+  redis.on('close', () => (redisDownSince ??= Date.now()));
+  const directory = new RecorderDirectory(redis);
+  let draining = false;
+  let drachtioConnected = false;
+  let lastList: RecorderEntry[] = [];
+
+  // calls sent to a recorder since its last heartbeat (its activeCalls does not count them yet)
+  const sent = new Map<string, { beatAt: number; n: number }>();
+  const sentSinceBeat = (e: RecorderEntry): number => {
+    const s = sent.get(e.id);
+    return s && s.beatAt === e.at ? s.n : 0;
+  };
+  const noteSent = (e: RecorderEntry): void => {
+    const s = sent.get(e.id);
+    sent.set(e.id, { beatAt: e.at, n: s && s.beatAt === e.at ? s.n + 1 : 1 });
+  };
+
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'msmlrec_shim_' });
+  const invites = new Counter({ name: 'msmlrec_shim_invites_total', help: 'INVITEs by outcome (proxied final status, or refused)', labelNames: ['result'], registers: [registry] });
+  new Gauge({
+    name: 'msmlrec_shim_recorders',
+    help: 'Recorders in the registry at the last lookup, by state',
+    labelNames: ['state'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.set({ state: 'taking' }, lastList.filter((e) => !e.draining && freeRoom(e, 0) > 0).length);
+      this.set({ state: 'full' }, lastList.filter((e) => !e.draining && freeRoom(e, 0) <= 0).length);
+      this.set({ state: 'draining' }, lastList.filter((e) => e.draining).length);
+    },
+  });
+
+  const srf = new Srf();
+  srf.use('options', (_req: Srf.SrfRequest, res: Srf.SrfResponse) => {
+    void directory
+      .list()
+      .then((list) => {
+        lastList = list;
+        res.send(!draining && pickRecorder(list, null, () => 0) ? 200 : 503);
+      })
+      .catch(() => res.send(503));
+  });
+
+  srf.invite(async (req: Srf.SrfRequest, res: Srf.SrfResponse) => {
+    const callId = req.get('Call-ID');
+    const clog = log.child({ callId });
+    const refuse = (status: number, text: string): void => {
+      clog.warn({ status, err: text }, 'INVITE refused');
+      invites.inc({ result: String(status) });
+      res.send(status, { headers: warning(text) });
+    };
+    if (draining) return refuse(503, 'draining');
+    let key: string;
+    let hasConf: boolean;
+    try {
+      const uri = parseRecordingUri(req.uri);
+      key = uri.confId ?? callId;
+      hasConf = uri.confId !== null;
+    } catch (err) {
+      return refuse(err instanceof RecorderError ? err.sipStatus : 400, (err as Error).message);
+    }
+    let target: RecorderEntry;
+    let reason: string;
+    try {
+      const list = await directory.list();
+      lastList = list;
+      const pinnedId = hasConf ? await directory.pinned(key) : null;
+      const choice = pickRecorder(list, pinnedId, (id) => sentSinceBeat(list.find((e) => e.id === id) as RecorderEntry));
+      if (!choice) return refuse(503, list.length ? 'no recorder has capacity' : 'no recorder registered');
+      target = choice.entry;
+      reason = choice.reason;
+      if (choice.reason === 'capacity' && hasConf) {
+        // another shim replica may have placed this conf-id a moment ago: follow it
+        const winner = await directory.pin(key, target.id, config.rmShim.confTtlSec, pinnedId !== null);
+        target = list.find((e) => e.id === winner) ?? target;
+      }
+    } catch (err) {
+      return refuse(503, `recorder registry unavailable: ${(err as Error).message}`);
+    }
+    // only a new conf-id takes room; a further leg of a call the recorder has does not
+    if (reason === 'capacity') noteSent(target);
+    const dest = retarget(req.uri, target.sipUri);
+    clog.info({ conf: key, recorder: target.id, reason, dest }, 'proxying INVITE');
+    try {
+      const result = (await srf.proxyRequest(req, [dest], { recordRoute: true })) as unknown as { finalStatus?: number };
+      invites.inc({ result: String(result.finalStatus ?? 'none') });
+      clog.info({ conf: key, recorder: target.id, status: result.finalStatus }, 'INVITE proxied');
+    } catch (err) {
+      invites.inc({ result: 'error' });
+      clog.warn({ conf: key, err: (err as Error).message }, 'proxy failed');
+    }
+  });
+
+  srf.on('connect', (err: Error, hostport: string) => {
+    if (err) return log.error({ err }, 'drachtio connect failed');
+    drachtioConnected = true;
+    log.info({ hostport }, 'connected to drachtio-server');
+  });
+  (srf as unknown as NodeJS.EventEmitter).on('close', () => (drachtioConnected = false));
+  srf.on('error', (err: Error) => log.warn({ err: err.message }, 'drachtio connection error; reconnecting'));
+  srf.connect({ host: config.drachtio.host, port: config.drachtio.port, secret: config.drachtio.secret });
+
+  const ready = () =>
+    readiness({
+      draining,
+      drachtioConnected,
+      redisDownMs: redisDownSince === null ? 0 : Date.now() - redisDownSince,
+      redisGraceMs: 0,
+      freeRtpPorts: 1,
+    });
+  const ops = new OpsServer(
+    {
+      metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
+      readiness: ready,
+      status: async () => ({ mode: 'rm-shim', ready: ready().ready, reasons: ready().reasons, draining, recorders: lastList }),
+      drain: () => void shim.drain('POST /drain'),
+    },
+    log.child({ part: 'ops' }),
+  );
+  const opsPort = ops.listen(config.ops.port, config.ops.bindAddress);
+  opsPort.catch((err: Error) => log.error({ err: err.message }, 'ops server could not listen'));
+
+  let stopping: Promise<void> | null = null;
+  let drainP: Promise<void> | null = null;
+  let forceStop: () => void = () => undefined;
+  const forced = new Promise<void>((r) => (forceStop = r));
+  const shim: Shim = {
+    srf,
+    opsPort,
+    drain(reason) {
+      // in-dialog requests of proxied calls pass through this pod's drachtio-server, not this process; the pod
+      // stays up for the grace so that live calls keep their path
+      drainP ??= (async () => {
+        draining = true;
+        log.info({ reason, graceSec: config.drain.callGraceSec }, 'draining: refusing new INVITEs');
+        await Promise.race([new Promise((r) => setTimeout(r, config.drain.callGraceSec * 1000).unref()), forced]);
+        await shim.stop(reason);
+      })();
+      return drainP;
+    },
+    stop(reason) {
+      forceStop();
+      stopping ??= (async () => {
+        draining = true;
+        log.info({ reason }, 'stopping');
+        srf.disconnect();
+        redis.disconnect();
+        await ops.close();
+        log.info('stopped');
+      })();
+      return stopping;
+    },
+  };
+  return shim;
+}
