@@ -12,7 +12,7 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import { loadConfig } from './config.js';
+import { instanceId, loadConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { queueName } from './jobs/delivery-queue.js';
 import { main } from './main.js';
@@ -68,7 +68,7 @@ export async function jobsCommand(args: string[], out: (line: string) => void): 
   const config = loadConfig();
   const connection = new Redis(config.delivery.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: true, connectTimeout: 5000 });
   connection.on('error', () => undefined);
-  const queue = new Queue(queueName(config.delivery), { connection });
+  const queue = new Queue(queueName(config.delivery, instanceId(config)), { connection });
   try {
     switch (args[0]) {
       case 'list': {

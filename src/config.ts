@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -167,6 +167,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, defaultsPath = 
     throw new ConfigError(`invalid configuration: ${msgs.join('; ')}`);
   }
   return r.data;
+}
+
+/**
+ * This recorder's stable name: cluster.id, else the host name. It names the delivery queue (each recorder delivers
+ * its own spool) and the registry entry, so it must survive restarts: a StatefulSet pod name, not a node name.
+ */
+export function instanceId(c: Config): string {
+  return c.cluster.id || hostname();
 }
 
 /** Encoder workers to start: the configured number, or one per core. */

@@ -1,10 +1,9 @@
 #!/usr/bin/env node
 import { mkdirSync, realpathSync } from 'node:fs';
-import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { basename, resolve } from 'node:path';
 import Srf from 'drachtio-srf';
-import { encoderWorkers, loadConfig, mp3Format, redacted, type Config } from './config.js';
+import { encoderWorkers, instanceId, loadConfig, mp3Format, redacted, type Config } from './config.js';
 import { ConfigError } from './errors.js';
 import { DeliveryQueue, pendingSidecars } from './jobs/delivery-queue.js';
 import { RtpPortPool } from './media/rtp-port-pool.js';
@@ -53,7 +52,7 @@ export function startRecorder(config: Config): Recorder {
 
   let metrics: RecorderMetrics | null = null;
   const delivery = config.delivery.enabled
-    ? new DeliveryQueue(config.delivery, spoolDir, log.child({ part: 'delivery' }), {
+    ? new DeliveryQueue(config.delivery, spoolDir, log.child({ part: 'delivery' }), instanceId(config), {
         stageDone: (stage, s) => metrics?.deliveryEvents.stageDone(stage, s),
         attemptFailed: (stage, reason, final) => metrics?.deliveryEvents.attemptFailed(stage, reason, final),
       })
@@ -61,7 +60,7 @@ export function startRecorder(config: Config): Recorder {
   metrics = new RecorderMetrics({ registry, ports, pool, spoolDir, delivery, tally, draining: () => draining, drachtioConnected: () => drachtioConnected });
   const m = metrics;
 
-  const id = config.cluster.id || hostname();
+  const id = instanceId(config);
   const heartbeat = config.cluster.enabled
     ? new RecorderHeartbeat(
         config.cluster.redisUrl,

@@ -1,5 +1,4 @@
 import { readdir } from 'node:fs/promises';
-import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -29,9 +28,9 @@ export function failureLabels(err: unknown): { stage: string; reason: string } {
   return { stage: 'other', reason: 'error' };
 }
 
-/** The queue of this recorder instance: each instance delivers its own spool. */
-export function queueName(config: DeliveryConfig, host = hostname()): string {
-  return `${config.queue}-${host.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
+/** The queue of this recorder instance (see instanceId()): each instance delivers its own spool. */
+export function queueName(config: DeliveryConfig, instance: string): string {
+  return `${config.queue}-${instance.replace(/[^A-Za-z0-9_.-]/g, '_')}`;
 }
 
 /** Sidecars in the spool: finalized recordings not yet delivered. */
@@ -61,9 +60,10 @@ export class DeliveryQueue {
     private readonly config: DeliveryConfig,
     private readonly spoolDir: string,
     private readonly log: Logger,
+    instance: string,
     private readonly events: DeliveryEvents | null = null,
   ) {
-    this.name = queueName(config);
+    this.name = queueName(config, instance);
     // the producer fails fast while Redis is away (the sweeper tries again); the worker waits for it
     const producer = new Redis(config.redisUrl, { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
     producer.on('error', () => undefined);
