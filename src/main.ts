@@ -27,7 +27,7 @@ export interface Recorder {
   /** The ops server's port, once listening. */
   opsPort: Promise<number>;
   /**
-   * Graceful stop: readiness false and new calls refused at once; live calls run to their end (up to
+   * Graceful stop (SIGTERM): readiness false and new calls refused at once; live calls run to their end (up to
    * drain.callGraceSec); then every recording is finalized, the spool gets drain.deliveryGraceSec to be delivered,
    * and everything is closed. Idempotent: a second call returns the same promise.
    */
@@ -145,7 +145,7 @@ export function startRecorder(config: Config): Recorder {
         calls: registry.size,
         pendingRecordings: (await pendingSidecars(spoolDir)).length,
       }),
-      drain: () => void rec.drain('POST /drain'),
+      drain: () => startDraining('POST /drain'),
     },
     log.child({ part: 'ops' }),
   );
@@ -172,9 +172,7 @@ export function startRecorder(config: Config): Recorder {
     drain(reason) {
       if (!drainPromise) {
         drainPromise = (async () => {
-          draining = true;
-          void heartbeat?.beat();
-          log.info({ reason, calls: registry.size, graceSec: config.drain.callGraceSec }, 'draining: refusing new calls, waiting for live ones to end');
+          startDraining(reason);
           await Promise.race([registry.idle(), timeout(config.drain.callGraceSec * 1000), forced]);
           await finish(registry.size ? 'drain grace over' : reason);
         })();
@@ -186,6 +184,14 @@ export function startRecorder(config: Config): Recorder {
       return finish(reason);
     },
   };
+
+  /** Stops taking new calls (readiness false, 503) without stopping anything: POST /drain, the preStop hook. */
+  function startDraining(reason: string): void {
+    if (draining) return;
+    draining = true;
+    void heartbeat?.beat();
+    log.info({ reason, calls: registry.size, graceSec: config.drain.callGraceSec }, 'draining: refusing new calls, waiting for live ones to end');
+  }
 
   function finish(reason: string): Promise<void> {
     if (!stopping) {

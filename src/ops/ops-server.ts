@@ -8,7 +8,7 @@ export interface OpsHandlers {
   readiness: () => Readiness;
   /** A snapshot for people and for `msml-recorder drain` (calls, pending deliveries, draining). */
   status: () => Promise<Record<string, unknown>>;
-  /** Starts draining (as SIGTERM does, without exiting). */
+  /** Stops taking new calls (as SIGTERM does first), without stopping: the process stays up until SIGTERM. */
   drain: () => void;
 }
 

@@ -152,7 +152,10 @@ export function startShim(config: Config): Shim {
       metrics: async () => ({ contentType: registry.contentType, body: await registry.metrics() }),
       readiness: ready,
       status: async () => ({ mode: 'rm-shim', ready: ready().ready, reasons: ready().reasons, draining, recorders: lastList }),
-      drain: () => void shim.drain('POST /drain'),
+      drain: () => {
+        if (!draining) log.info('draining (POST /drain): refusing new INVITEs');
+        draining = true;
+      },
     },
     log.child({ part: 'ops' }),
   );

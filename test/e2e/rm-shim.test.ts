@@ -34,7 +34,10 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> => {
   const t0 = Date.now();
   while (!(await check())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out: ${what}`);
+    if (Date.now() - t0 > timeoutMs) {
+      const tail = (a: AppProcess): string => a.logs.filter((l) => /INVITE|leg answered|refused|proxy/.test(l)).slice(-6).join('\n');
+      throw new Error(`timed out: ${what}\nshim:\n${tail(shim)}\nrec-a:\n${tail(recA)}\nrec-b:\n${tail(recB)}`);
+    }
     await sleep(100);
   }
 };

@@ -39,11 +39,12 @@ export function rtpRange(size = 40): { min: number; max: number } {
 }
 
 /** Starts the recorder (or, with `args` such as ['rm-shim'], another mode of the msml-recorder command). */
-export async function startApp(sim: DrachtioSim, env: Record<string, string> = {}, args: string[] = []): Promise<AppProcess> {
+export async function startApp(sim: DrachtioSim, env: Record<string, string> = {}, args: string[] = [], nodeArgs?: string[]): Promise<AppProcess> {
   const spoolDir = env.MSMLREC_SPOOL_DIR ?? tempDir('spool');
   const range = rtpRange();
   const entry = args.length ? [join(ROOT, 'src/cli.ts'), ...args] : [join(ROOT, 'src/main.ts')];
-  const proc = spawn(process.execPath, ['--import', 'tsx', ...entry], {
+  // nodeArgs: run something else than the sources through tsx (e.g. the compiled build)
+  const proc = spawn(process.execPath, nodeArgs ?? ['--import', 'tsx', ...entry], {
     cwd: ROOT,
     env: {
       PATH: process.env.PATH,

@@ -1,0 +1,38 @@
+# msml-recorder: one image for the recorder (`run`, the default) and the resource-manager shim (`rm-shim`).
+# Build: docker build -t msml-recorder:0.1.0 .
+
+# 1. compile TypeScript with the dev dependencies
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npm run build
+
+# 2. production dependencies only
+FROM node:20-bookworm-slim AS deps
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev && npm cache clean --force
+
+# 3. runtime: compiled JS, production node_modules, the default config; runs as the unprivileged "node" user
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production \
+    MSMLREC_SPOOL_DIR=/var/spool/msml-recorder \
+    MSMLREC_OPS_PORT=8080
+WORKDIR /app
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY package.json ./
+COPY conf ./conf
+RUN mkdir -p /var/spool/msml-recorder && chown node:node /var/spool/msml-recorder
+USER node
+VOLUME ["/var/spool/msml-recorder"]
+EXPOSE 8080
+# liveness of the process; Kubernetes uses /readyz and /livez itself (see k8s/)
+HEALTHCHECK --interval=15s --timeout=3s --start-period=20s --retries=3 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+process.env.MSMLREC_OPS_PORT+'/livez').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "dist/src/cli.js"]
+CMD ["run"]
