@@ -2,8 +2,8 @@ import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { EncoderCrashError, RecorderError } from '../errors.js';
-import type { Mp3Format } from './mp3-encoder.js';
-import type { WorkerReply, WorkerRequest } from './encoder-worker.js';
+import type { EncoderEngine, Mp3Format } from './mp3-encoder.js';
+import type { EncoderWorkerData, WorkerItem, WorkerReply, WorkerRequest } from './encoder-worker.js';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 type Pending = { resolve: (b: Uint8Array) => void; reject: (e: Error) => void; sentAt: number };
@@ -13,6 +13,9 @@ interface Slot {
   dead: boolean;
   pending: Map<number, Pending>;
   recordings: Set<string>;
+  /** Requests of this turn of the event loop, sent as one message. */
+  outbox: WorkerItem[];
+  outboxTransfer: ArrayBuffer[];
 }
 
 // Under tsx (tests, demo) this module is a .ts file and so is the worker; compiled, both are .js.
@@ -32,24 +35,28 @@ export class EncoderPool {
   constructor(
     private readonly size: number,
     private readonly log: Logger,
+    private readonly engine: EncoderEngine = 'wasm',
   ) {
     for (let i = 0; i < size; i++) this.slots.push(this.spawn());
   }
 
   private spawn(): Slot {
     // From source (tests, demo) the worker registers tsx itself: Node 20 workers do not inherit loader hooks.
+    const workerData: EncoderWorkerData = { engine: this.engine };
     const worker = workerUrl.pathname.endsWith('.ts')
-      ? new Worker(`import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(workerUrl.href)}); });`, { eval: true })
-      : new Worker(fileURLToPath(workerUrl));
+      ? new Worker(`import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(workerUrl.href)}); });`, { eval: true, workerData })
+      : new Worker(fileURLToPath(workerUrl), { workerData });
     const bornAt = Date.now();
-    const slot: Slot = { worker, dead: false, pending: new Map(), recordings: new Set() };
-    worker.on('message', (r: WorkerReply) => {
-      const p = slot.pending.get(r.msgId);
-      if (!p) return;
-      slot.pending.delete(r.msgId);
+    const slot: Slot = { worker, dead: false, pending: new Map(), recordings: new Set(), outbox: [], outboxTransfer: [] };
+    worker.on('message', (replies: WorkerReply[]) => {
+      for (const r of replies) {
+        const p = slot.pending.get(r.msgId);
+        if (!p) continue;
+        slot.pending.delete(r.msgId);
+        if (r.error !== undefined) p.reject(new RecorderError(`encoder: ${r.error}`));
+        else p.resolve(r.bytes ?? new Uint8Array(0));
+      }
       if (slot.pending.size === 0) worker.unref();
-      if (r.error !== undefined) p.reject(new RecorderError(`encoder: ${r.error}`));
-      else p.resolve(r.bytes ?? new Uint8Array(0));
     });
     const fail = (why: string): void => {
       if (slot.dead) return;
@@ -76,15 +83,25 @@ export class EncoderPool {
     return slot;
   }
 
-  private call(slot: Slot, req: DistributiveOmit<WorkerRequest, 'msgId'>, transfer: ArrayBuffer[] = []): Promise<Uint8Array> {
+  private call(slot: Slot, req: DistributiveOmit<WorkerItem, 'msgId'>, transfer: ArrayBuffer[] = []): Promise<Uint8Array> {
     if (this.closed) return Promise.reject(new RecorderError('encoder pool is closed'));
     const msgId = this.nextMsg++;
     return new Promise((resolve, reject) => {
       slot.pending.set(msgId, { resolve, reject, sentAt: Date.now() });
       // an idle pool must not keep the process alive; a busy one must
       if (slot.pending.size === 1) slot.worker.ref();
-      slot.worker.postMessage({ ...req, msgId } as WorkerRequest, transfer);
+      // batched: every request of this turn of the event loop (all recordings' ticks) goes in one message
+      if (slot.outbox.length === 0) setImmediate(() => this.send(slot));
+      slot.outbox.push({ ...req, msgId });
+      slot.outboxTransfer.push(...transfer);
     });
+  }
+
+  private send(slot: Slot): void {
+    const items = slot.outbox.splice(0);
+    const transfer = slot.outboxTransfer.splice(0);
+    if (items.length === 0 || slot.dead) return;
+    slot.worker.postMessage({ op: 'batch', items } satisfies WorkerRequest, transfer);
   }
 
   private slotOf(id: string): Slot {
@@ -143,7 +160,7 @@ export class EncoderPool {
   /** Test hook: makes the worker of a recording exit. */
   crashWorkerOf(id: string): void {
     const slot = this.slotOf(id);
-    slot.worker.postMessage({ op: 'crash', msgId: this.nextMsg++ } satisfies WorkerRequest);
+    slot.worker.postMessage({ op: 'crash' } satisfies WorkerRequest);
   }
 
   /** Stops every worker. Idempotent. */

@@ -8,7 +8,7 @@ import { ChannelMixer, mixDown } from './channel-mixer.js';
 import { EncoderCrashError } from '../errors.js';
 import type { EncoderPool } from './encoder-pool.js';
 import { buildSidecar, makeMediaId, type LegSummary, type RecordingContext, type RecordingEvent, type Sidecar } from './metadata.js';
-import { framesIn, infoFrame } from './mp3-info-tag.js';
+import { frameBytes, framesIn, infoFrame } from './mp3-info-tag.js';
 import type { Mp3Format } from './mp3-encoder.js';
 import { SpoolFile, writeJsonDurably } from './spool-file.js';
 import { interleave, wavHeader, wavSizePatches, type WavHeader } from './wav-header.js';
@@ -215,6 +215,10 @@ export class Recording {
         this.deps.log.warn({ mediaId: this.mediaId, err: err.message, restarts: this.encoderRestarts }, 'encoder crashed; continuing on a new one');
         this.event('encoder.restart');
         await this.deps.pool.open(this.mediaId, this.deps.format);
+        // the dead encoder's output may end inside a frame (LAME's bit reservoir): cut back to whole frames (CBR
+        // at 8 kHz has no padding, every frame is the same size) so the new encoder's frames start on a boundary
+        const fb = frameBytes(this.deps.format);
+        if (this.mp3) await this.mp3.truncate(Math.floor(this.mp3.bytes / fb) * fb);
       }
     }
   }

@@ -40,10 +40,21 @@ export class SpoolFile {
   async append(data: Uint8Array): Promise<void> {
     if (!this.fh || data.length === 0) return;
     try {
-      await this.fh.write(data);
+      await this.fh.write(data, 0, data.length, this.bytes);
       this.bytes += data.length;
     } catch (err) {
       throw new SpoolError(`cannot write ${this.partPath}: ${(err as Error).message}`, err);
+    }
+  }
+
+  /** Cuts the file to `length` bytes; later appends continue from there. */
+  async truncate(length: number): Promise<void> {
+    if (!this.fh || length >= this.bytes) return;
+    try {
+      await this.fh.truncate(length);
+      this.bytes = length;
+    } catch (err) {
+      throw new SpoolError(`cannot truncate ${this.partPath}: ${(err as Error).message}`, err);
     }
   }
 
