@@ -1,0 +1,426 @@
+/**
+ * Load benchmark (`npm run bench`): how many concurrent two-party calls this machine records without a gap.
+ *
+ * This process is the load generator and SIP Server stand-in: it runs the drachtio simulator and sends, over real
+ * loopback SIP and UDP, N calls of two legs each (same conf-id, PCMU, each party a different tone), an MSML
+ * dialogstart, 50 RTP packets/s per leg for `seconds`, a pause/resume on every 5th call, and BYEs. The recorder is
+ * its own process (the compiled build, as in production). For each N it reports INVITE→200 latency at the set-up
+ * rate, relay latency (a party's packet to the other party's socket), the recorder's CPU and RSS per call, its
+ * encode lag, RTP loss, and whether every recording decodes to the right length with both parties audible in every
+ * 10 ms window outside the pauses, each on its own channel. It stops at the first N with a gap. Then it times the encoders on the same
+ * audio: WASM LAME and lamejs in this process, native `lame` in a child, as a ratio of native.
+ *
+ * Options (env): BENCH_STEPS=100,200,300,400  BENCH_SECONDS=20  BENCH_RATE=40 (calls/s)  BENCH_ENCODE_SECONDS=600
+ * BENCH_PROFILE=<dir>: the recorder runs with --cpu-prof into <dir>, and the top functions by self time are printed.
+ * BENCH_NO_SCRAPE=1: do not poll /metrics during the talk time (encode lag then reads 0).
+ */
+import { execFile, spawnSync } from 'node:child_process';
+import { createSocket, type Socket } from 'node:dgram';
+import { copyFileSync, cpSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { encodeG711 } from '../src/media/g711.js';
+import { buildRtp } from '../src/media/rtp-packet.js';
+import { encoderFactory, type EncoderEngine } from '../src/recording/mp3-encoder.js';
+import type { Sidecar } from '../src/recording/metadata.js';
+import { decode, toneShare } from '../test/harness/audio.js';
+import { tonePcm } from '../test/harness/pcap.js';
+import { parsePromText } from '../test/harness/prom-text.js';
+import { ROOT, startApp, startSim, tempDir, type AppProcess } from '../test/harness/recorder-harness.js';
+import { SipUac, type UacDialog } from '../test/harness/sip-uac.js';
+
+const run = promisify(execFile);
+const STEPS = (process.env.BENCH_STEPS ?? '100,200,300,400').split(',').map(Number);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
+const RATE = Number(process.env.BENCH_RATE ?? 40);
+const ENCODE_SECONDS = Number(process.env.BENCH_ENCODE_SECONDS ?? 600);
+const FREQ = { a: 500, b: 1100 };
+const PROFILE = process.env.BENCH_PROFILE ?? '';
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+const pct = (xs: number[], p: number): number => {
+  if (xs.length === 0) return NaN;
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+const CLK = Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim() || 100);
+const cpuSeconds = (pid: number): number => {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK; // utime + stime, all threads
+};
+const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+
+/** One party's RTP: its socket, what it sent (for relay latency), what it got back from the other party. */
+class Party {
+  seq = 0;
+  sentAt = new Float64Array(65536);
+  received = 0;
+  remotePort = 0;
+  constructor(
+    readonly socket: Socket,
+    readonly port: number,
+    readonly ssrc: number,
+  ) {}
+  static async open(ssrc: number): Promise<Party> {
+    const s = createSocket('udp4');
+    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
+    s.setRecvBufferSize?.(1 << 20);
+    return new Party(s, s.address().port, ssrc);
+  }
+}
+
+interface Call {
+  conf: string;
+  a: Party;
+  b: Party;
+  dlgA: UacDialog | null;
+  dlgB: UacDialog | null;
+  pauses: boolean;
+}
+
+const sdp = (port: number): string => `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n`;
+const MSML = { 'content-type': 'application/vnd.radisys.msml+xml' };
+
+interface StepResult {
+  n: number;
+  ok: boolean;
+  gaps: string[];
+  inviteP50: number;
+  inviteP99: number;
+  relayP50: number;
+  relayP99: number;
+  cpuPerCall: number;
+  rssPerCall: number;
+  rssMb: number;
+  encodeLagMax: number;
+  lost: number;
+  generatorCpu: number;
+}
+
+async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: AppProcess, uac: SipUac): Promise<StepResult> {
+  const pid = app.proc.pid as number;
+  const payload = { a: encodeG711('PCMU', tonePcm({ freq: FREQ.a, amplitude: 6000 }, 1)), b: encodeG711('PCMU', tonePcm({ freq: FREQ.b, amplitude: 6000 }, 1)) };
+  const calls: Call[] = [];
+  const inviteMs: number[] = [];
+  const relayMs: number[] = [];
+  const ruri = (conf: string, dn: string): string => `sip:msml=${conf}@127.0.0.1:${sim.sipPort};dn=${dn};record;tenant-dbid=1;media-service=record;gvp-tenant-id=Bench.Record`;
+  const before = parsePromText((await app.ops('/metrics')).body);
+  const genCpu0 = process.cpuUsage();
+
+  // RTP clock: one loop for every party, absolute schedule (catches up after a late timer)
+  let sending = true;
+  const t0 = performance.now();
+  const live: Party[] = [];
+  let k = 0;
+  const listen = (p: Party, other: Party): void => {
+    p.socket.on('message', (m) => {
+      p.received++;
+      const seq = m.readUInt16BE(2);
+      const sent = other.sentAt[seq];
+      if (sent > 0 && (p.received & 3) === 0) relayMs.push(performance.now() - sent);
+    });
+  };
+  let lastPump = performance.now();
+  let pumpStall = 0;
+  const pump = setInterval(() => {
+    const nowP = performance.now();
+    pumpStall = Math.max(pumpStall, nowP - lastPump);
+    lastPump = nowP;
+    if (!sending) return;
+    const due = Math.floor((performance.now() - t0) / 20);
+    for (; k <= due; k++) {
+      for (const p of live) {
+        if (!p.remotePort) continue;
+        const which = (p.ssrc & 1) === 0 ? payload.a : payload.b;
+        const off = (p.seq % 50) * 160;
+        const pkt = buildRtp({ payloadType: 0, marker: p.seq === 0, sequence: p.seq & 0xffff, timestamp: (p.seq * 160) >>> 0, ssrc: p.ssrc, payload: which.subarray(off, off + 160) });
+        p.sentAt[p.seq & 0xffff] = performance.now();
+        p.socket.send(pkt, p.remotePort, '127.0.0.1');
+        p.seq++;
+      }
+    }
+  }, 10);
+
+  // set-up at RATE calls/s
+  const setups: Promise<void>[] = [];
+  for (let i = 0; i < n; i++) {
+    const conf = `b${n}x${String(i).padStart(4, '0')}00000000`;
+    const a = await Party.open(i * 2);
+    const b = await Party.open(i * 2 + 1);
+    listen(a, b);
+    listen(b, a);
+    const call: Call = { conf, a, b, dlgA: null, dlgB: null, pauses: i % 5 === 0 };
+    calls.push(call);
+    setups.push(
+      (async () => {
+        const invite = async (party: Party, dn: string): Promise<UacDialog> => {
+          const s = performance.now();
+          const r = await uac.request('INVITE', ruri(conf, dn), { headers: { 'content-type': 'application/sdp' }, body: sdp(party.port) });
+          inviteMs.push(performance.now() - s);
+          if (r.status !== 200) throw new Error(`INVITE ${conf}: ${r.status}`);
+          party.remotePort = Number(/m=audio (\d+)/.exec(String(r.content))?.[1]);
+          live.push(party);
+          return uac.dialogOf(r);
+        };
+        call.dlgA = await invite(a, '8001');
+        call.dlgB = await invite(b, '8002');
+        const r = await uac.request('INFO', '', { dialog: call.dlgA, headers: MSML, body: `<msml version="1.1"><dialogstart target="conf:${conf}" name="rec"><record format="audio/mp3"/></dialogstart></msml>` });
+        if (!/response="200"/.test(String(r.content))) throw new Error(`dialogstart ${conf}: ${r.content}`);
+      })(),
+    );
+    await sleep(1000 / RATE);
+  }
+  await Promise.all(setups);
+  const setupDone = performance.now();
+
+  // steady state: measure the recorder's CPU over the middle of the talk time
+  const lags: number[] = [];
+  const lagPoll = setInterval(() => {
+    if (process.env.BENCH_NO_SCRAPE) return;
+    void app.ops('/metrics').then((r) => lags.push(parsePromText(r.body).get('msmlrec_encode_lag_seconds') ?? 0), () => undefined);
+  }, 1000);
+  await sleep(2000);
+  const cpu0 = cpuSeconds(pid);
+  const w0 = performance.now();
+  const pauseAt = SECONDS * 1000 * 0.3;
+  const resumeAt = SECONDS * 1000 * 0.5;
+  const control = async (event: string): Promise<void> => {
+    await Promise.all(calls.filter((c) => c.pauses).map((c) => uac.request('INFO', '', { dialog: c.dlgA as UacDialog, headers: MSML, body: `<msml version="1.1"><send target="conf:${c.conf}/dialog:rec" event="${event}"/></msml>` })));
+  };
+  await sleep(Math.max(0, pauseAt - 2000));
+  await control('pause');
+  await sleep(resumeAt - pauseAt);
+  await control('resume');
+  await sleep(Math.max(0, SECONDS * 1000 - (performance.now() - setupDone)));
+  const cpu1 = cpuSeconds(pid);
+  const w1 = performance.now();
+  const rss = rssMb(pid);
+  clearInterval(lagPoll);
+
+  // tear down
+  sending = false;
+  clearInterval(pump);
+  const spooled = app.logs.filter((l) => l.includes('"recording spooled"')).length;
+  await Promise.all(calls.map(async (c) => {
+    await uac.request('BYE', '', { dialog: c.dlgA as UacDialog });
+    await uac.request('BYE', '', { dialog: c.dlgB as UacDialog });
+  }));
+  const genCpu = process.cpuUsage(genCpu0);
+  for (const c of calls) {
+    c.a.socket.close();
+    c.b.socket.close();
+  }
+  const deadline = Date.now() + 60_000;
+  while (app.logs.filter((l) => l.includes('"recording spooled"')).length < spooled + n && Date.now() < deadline) await sleep(200);
+  const after = parsePromText((await app.ops('/metrics')).body);
+
+  // verify every recording: length, both parties audible in every 10 ms window outside the pause, channels by leg
+  const gaps: string[] = [];
+  const sidecars = readdirSync(app.spoolDir).filter((f) => f.endsWith('.json') && !f.endsWith('.open.json'));
+  const mine = sidecars.map((f) => JSON.parse(readFileSync(join(app.spoolDir, f), 'utf8')) as Sidecar).filter((s) => s.confId?.startsWith(`b${n}x`));
+  if (mine.length !== n) gaps.push(`${mine.length} of ${n} recordings spooled`);
+  let checked = 0;
+  const checkOne = async (s: Sidecar): Promise<void> => {
+    const d = decode(join(app.spoolDir, s.files.mp3.name));
+    const pauses = s.events.filter((e) => e.type === 'pause' || e.type === 'resume').map((e) => e.offsetMs / 1000);
+    const inPause = (t: number): boolean => pauses.length >= 2 && t > pauses[0] - 0.15 && t < pauses[1] + 0.15;
+    if (Math.abs(d.seconds - s.durationMs / 1000) > 0.05) gaps.push(`${s.confId}: decodes to ${d.seconds} s, sidecar says ${s.durationMs} ms`);
+    // the parties start talking once both legs are answered and stop at the BYE: check the span in between
+    const from = 1.0;
+    const to = d.seconds - 1.0;
+    // a gap is audio missing: a 10 ms window far below the tone's level (a 20 ms hole always covers one whole
+    // window). A phase step from a clock correction is not a gap and does not lower the level.
+    const silent: string[] = [];
+    const rms = (x: Int16Array): number => Math.sqrt(x.reduce((a, v) => a + v * v, 0) / Math.max(1, x.length));
+    for (let w = from; w + 0.01 <= to; w += 0.01) {
+      if (inPause(w) || inPause(w + 0.01)) continue;
+      const i0 = Math.round(w * 8000);
+      const l = rms(d.channels[0].subarray(i0, i0 + 80));
+      const r = rms(d.channels[1].subarray(i0, i0 + 80));
+      if (l < 1000 || r < 1000) silent.push(`${w.toFixed(2)} s (L ${l.toFixed(0)}, R ${r.toFixed(0)})`);
+    }
+    // and each party on its own channel (fixed by leg): the tone of party A dominates the left, B the right
+    const share = (c: Int16Array, f: number): number => {
+      const xs: number[] = [];
+      for (let i = 8000; i + 800 <= c.length - 8000; i += 800) if (!inPause(i / 8000) && !inPause((i + 800) / 8000)) xs.push(toneShare(c.subarray(i, i + 800), f));
+      return pct(xs, 50);
+    };
+    if (share(d.channels[0], FREQ.a) < 0.8 || share(d.channels[1], FREQ.b) < 0.8) gaps.push(`${s.confId}: parties not on their channels`);
+    if (silent.length > 0) {
+      const legs = s.legs.map((l) => `${l.role} ${l.packets} pkts, ${l.lost} lost, ${l.late} late`).join(' / ');
+      gaps.push(`${s.confId}: ${silent.length} window(s) of 10 ms without both parties, first at ${silent[0]}, last at ${silent[silent.length - 1]}; pauses ${pauses.join('-')}; ${legs}; start ${s.startTime}`);
+    }
+    checked++;
+  };
+  for (let i = 0; i < mine.length; i += 4) await Promise.all(mine.slice(i, i + 4).map(checkOne));
+  for (const s of mine) {
+    rmSync(join(app.spoolDir, s.files.mp3.name), { force: true });
+    rmSync(join(app.spoolDir, `${s.mediaId}.json`), { force: true });
+  }
+  const lost = (after.get('msmlrec_rtp_lost_total') ?? 0) - (before.get('msmlrec_rtp_lost_total') ?? 0);
+  const late = (after.get('msmlrec_rtp_late_total') ?? 0) - (before.get('msmlrec_rtp_late_total') ?? 0);
+  if (late > 0) gaps.push(`${late} RTP packets arrived too late for the jitter buffer`);
+  if (lost > 0) gaps.push(`${lost} RTP packets lost at the recorder`);
+  const cpuPerCall = (cpu1 - cpu0) / ((w1 - w0) / 1000) / n;
+  process.stderr.write(`  N=${n}: generator's longest send pause ${pumpStall.toFixed(0)} ms; recorder event-loop delay max ${((after.get('msmlrec_nodejs_eventloop_lag_max_seconds') ?? NaN) * 1000).toFixed(0)} ms, p99 ${((after.get('msmlrec_nodejs_eventloop_lag_p99_seconds') ?? NaN) * 1000).toFixed(0)} ms\n`);
+  process.stderr.write(`  N=${n}: checked ${checked} recordings, ${gaps.length} problem(s)${gaps.length ? `: ${gaps.slice(0, 3).join('; ')}` : ''}\n`);
+  return {
+    n,
+    ok: gaps.length === 0,
+    gaps,
+    inviteP50: pct(inviteMs, 50),
+    inviteP99: pct(inviteMs, 99),
+    relayP50: pct(relayMs, 50),
+    relayP99: pct(relayMs, 99),
+    cpuPerCall,
+    rssMb: rss,
+    rssPerCall: 0,
+    encodeLagMax: Math.max(0, ...lags),
+    lost,
+    generatorCpu: (genCpu.user + genCpu.system) / 1e6 / ((performance.now() - t0) / 1000),
+  };
+}
+
+/** CPU seconds to encode `seconds` of the bench's two-party audio, stereo 16 kbit/s. */
+function encodeCpu(engine: EncoderEngine, l: Int16Array, r: Int16Array, ready: { create: ReturnType<typeof encoderFactory>['create'] }): number {
+  const enc = ready.create({ channels: 2, kbps: 16 });
+  const t = process.cpuUsage();
+  for (let i = 0; i < l.length; i += 800) enc.encode([l.subarray(i, i + 800), r.subarray(i, i + 800)]);
+  enc.flush();
+  enc.free();
+  const c = process.cpuUsage(t);
+  void engine;
+  return (c.user + c.system) / 1e6;
+}
+
+async function encoders(): Promise<{ wasm: number; lamejs: number; native: number | null }> {
+  // the same kind of audio as the calls: each party talks half the time, quiet noise under both
+  const n = ENCODE_SECONDS * 8000;
+  const l = new Int16Array(n);
+  const r = new Int16Array(n);
+  let seed = 1;
+  const noise = (): number => ((seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff - 0.5) * 60;
+  for (let i = 0; i < n; i++) {
+    const talkA = Math.floor(i / 24000) % 2 === 0;
+    l[i] = (talkA ? 6000 * Math.sin((2 * Math.PI * FREQ.a * i) / 8000) : 0) + noise();
+    r[i] = (talkA ? 0 : 6000 * Math.sin((2 * Math.PI * FREQ.b * i) / 8000)) + noise();
+  }
+  const out: Record<string, number> = {};
+  for (const engine of ['wasm', 'lamejs'] as EncoderEngine[]) {
+    const f = encoderFactory(engine);
+    await f.ready;
+    encodeCpu(engine, l.subarray(0, 8000 * 60), r.subarray(0, 8000 * 60), f); // warm-up (JIT / WASM tiers)
+    out[engine] = ENCODE_SECONDS / encodeCpu(engine, l, r, f);
+  }
+  let native: number | null = null;
+  const dir = tempDir('bench-lame');
+  const raw = join(dir, 'in.raw');
+  const inter = new Int16Array(n * 2);
+  for (let i = 0; i < n; i++) {
+    inter[2 * i] = l[i];
+    inter[2 * i + 1] = r[i];
+  }
+  writeFileSync(raw, Buffer.from(inter.buffer));
+  try {
+    // bash's `times` prints the children's user and system CPU time
+    const res = await run('bash', ['-c', `lame --quiet -r -s 8 --bitwidth 16 --signed --little-endian -m j -b 16 --cbr -q 3 ${raw} ${join(dir, 'out.mp3')} && times`]);
+    const [u, s] = res.stdout.trim().split('\n').pop()?.split(/\s+/) ?? [];
+    const secs = (x: string): number => {
+      const m = /(\d+)m([\d.]+)s/.exec(x);
+      return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
+    };
+    native = ENCODE_SECONDS / (secs(u) + secs(s));
+  } catch (err) {
+    process.stderr.write(`native lame not run (${(err as Error).message.split('\n')[0]}); apt-get install lame\n`);
+  }
+  rmSync(dir, { recursive: true, force: true });
+  return { wasm: out.wasm, lamejs: out.lamejs, native };
+}
+
+/** Top functions by self time over every .cpuprofile in `dir` (main thread and workers). */
+function printProfile(dir: string): void {
+  for (const f of readdirSync(dir).filter((x) => x.endsWith('.cpuprofile'))) {
+    const prof = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[] };
+    const byId = new Map(prof.nodes.map((n) => [n.id, n]));
+    const self = new Map<string, number>();
+    for (const id of prof.samples) {
+      const cf = byId.get(id)?.callFrame;
+      const key = cf ? `${cf.functionName || '(anonymous)'} ${cf.url.split('/').slice(-2).join('/')}:${cf.lineNumber + 1}` : '?';
+      self.set(key, (self.get(key) ?? 0) + 1);
+    }
+    const total = prof.samples.length;
+    process.stderr.write(`profile ${f} (${total} samples):\n`);
+    for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 12)) process.stderr.write(`  ${((v / total) * 100).toFixed(1).padStart(5)} %  ${k}\n`);
+  }
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  process.stderr.write(`msml-recorder load benchmark: steps ${STEPS.join(', ')} calls, ${SECONDS} s each, set-up ${RATE} calls/s\n`);
+  // the recorder runs the compiled build, laid out like the Docker image
+  const image = tempDir('bench-image');
+  await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(image, 'dist')], { cwd: ROOT });
+  cpSync(join(ROOT, 'conf'), join(image, 'conf'), { recursive: true });
+  copyFileSync(join(ROOT, 'package.json'), join(image, 'package.json'));
+  symlinkSync(join(ROOT, 'node_modules'), join(image, 'node_modules'));
+  const sim = await startSim();
+  const app = await startApp(
+    sim,
+    {
+      MSMLREC_LOG_LEVEL: 'info',
+      MSMLREC_ENCODER_WORKERS: '0',
+      MSMLREC_RTP_PORT_MIN: '20000',
+      MSMLREC_RTP_PORT_MAX: '23999',
+      MSMLREC_CLUSTER_MAX_CALLS: '5000',
+      MSMLREC_RECORDING_FORMAT: 'mp3-16-stereo',
+    },
+    [],
+    [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : []), join(image, 'dist/src/cli.js'), 'run'],
+  );
+  const uac = await new SipUac(`127.0.0.1:${sim.sipPort}`).start();
+  const results: StepResult[] = [];
+  try {
+    for (const n of STEPS) {
+      process.stderr.write(`step: ${n} calls\n`);
+      const r = await step(n, sim, app, uac);
+      results.push(r);
+      if (!r.ok) break;
+      await sleep(2000);
+    }
+  } finally {
+    uac.stop();
+    // SIGTERM lets node write the CPU profile; no call is live any more
+    await app.stop(PROFILE ? 'SIGTERM' : 'SIGKILL');
+    await sim.stop();
+  }
+  if (PROFILE) printProfile(PROFILE);
+  process.stderr.write('timing the encoders\n');
+  const enc = await encoders();
+  const best = results.filter((r) => r.ok).pop();
+  const lines = [
+    `machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}; recorder: compiled build, ${process.env.MSMLREC_ENCODER_ENGINE ?? 'wasm'} encoder, 16 kbit/s stereo; load generator in the same machine`,
+    '',
+    '| calls | gaps | recorder CPU per call | recorder RSS | encode lag max | RTP lost | INVITE→200 p50 / p99 | relay p50 / p99 | generator CPU |',
+    '|---|---|---|---|---|---|---|---|---|',
+    ...results.map(
+      (r) =>
+        `| ${r.n} | ${r.ok ? 'none' : r.gaps.length} | ${(r.cpuPerCall * 100).toFixed(2)} % of a core | ${r.rssMb.toFixed(0)} MB (${((r.rssMb * 1024) / r.n).toFixed(0)} kB/call) | ${r.encodeLagMax.toFixed(2)} s | ${r.lost} | ${r.inviteP50.toFixed(1)} / ${r.inviteP99.toFixed(1)} ms | ${r.relayP50.toFixed(2)} / ${r.relayP99.toFixed(2)} ms | ${(r.generatorCpu * 100).toFixed(0)} % of a core |`,
+    ),
+    '',
+    `largest N without a gap: **${best ? best.n : 'none'}** concurrent two-party calls (steps tried: ${results.map((r) => r.n).join(', ')})`,
+    '',
+    `| encoder (stereo 16 kbit/s, ${ENCODE_SECONDS} s of audio, one core) | × realtime | ratio to native |`,
+    '|---|---|---|',
+    `| WASM LAME (wasm-media-encoders 0.7.0) | ${enc.wasm.toFixed(0)}× | ${enc.native ? (enc.wasm / enc.native).toFixed(2) : 'n/a'} |`,
+    `| lamejs (@breezystack/lamejs 1.2.7) | ${enc.lamejs.toFixed(0)}× | ${enc.native ? (enc.lamejs / enc.native).toFixed(2) : 'n/a'} |`,
+    `| native lame 3.100 (\`-m j -b 16 --cbr -q 3\`) | ${enc.native ? `${enc.native.toFixed(0)}×` : 'not installed'} | 1 |`,
+    '',
+    `benchmark time: ${((Date.now() - started) / 1000).toFixed(0)} s`,
+  ];
+  const text = lines.join('\n');
+  process.stdout.write(`${text}\n`);
+  writeFileSync(join(ROOT, 'bench/latest.md'), `${text}\n`);
+}
+
+await main();
+process.exit(0);
