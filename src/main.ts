@@ -139,8 +139,7 @@ export function startRecorder(config: Config): Recorder {
       readiness: ready,
       status: async () => ({
         id,
-        ready: ready().ready,
-        reasons: ready().reasons,
+        ...ready(),
         draining,
         calls: registry.size,
         pendingRecordings: (await pendingSidecars(spoolDir)).length,

@@ -88,10 +88,17 @@ export class RecorderMetrics {
     this.deliveriesFailed = new Counter({ name: `${PREFIX}deliveries_failed_total`, help: 'Recordings whose delivery job failed for good (see `msml-recorder jobs list`)', registers });
 
     const live = (): MediaStream[] => src.registry.all().flatMap((s) => s.legs.flatMap((l) => l.streams)).filter((s) => !s.isClosed);
+    // one pass over the live streams per scrape, shared by the nine RTP counters
+    let mediaAt = -Infinity;
+    let mediaSum = zeroCounts();
     const media = (): StreamCounts => {
-      const sum = addCounts(zeroCounts(), src.tally.closed);
-      for (const s of live()) addCounts(sum, countsOf(s));
-      return sum;
+      const now = performance.now();
+      if (now - mediaAt > 50) {
+        mediaSum = addCounts(zeroCounts(), src.tally.closed);
+        for (const s of live()) addCounts(mediaSum, countsOf(s));
+        mediaAt = now;
+      }
+      return mediaSum;
     };
     const rtp: [keyof StreamCounts, string, string][] = [
       ['received', 'rtp_packets_total', 'RTP packets received'],

@@ -8,6 +8,7 @@ import { OpsServer } from '../ops/ops-server.js';
 import { readiness } from '../ops/readiness.js';
 import { RecorderDirectory, type RecorderEntry } from '../ops/recorder-registry.js';
 import { parseRecordingUri } from '../sip/request-uri.js';
+import { warning } from '../sip/sip-app.js';
 import { freeRoom, pickRecorder, retarget } from './routing.js';
 
 export interface Shim {
@@ -19,9 +20,6 @@ export interface Shim {
   stop(reason: string): Promise<void>;
 }
 
-function warning(text: string): Record<string, string> {
-  return { Warning: `399 msml-recorder-rm "${text.replace(/"/g, "'").slice(0, 200)}"` };
-}
 
 /**
  * The resource-manager shim: SIP Server sends it the recording INVITEs it would send to Genesys RM; it picks a
@@ -86,7 +84,7 @@ export function startShim(config: Config): Shim {
     const refuse = (status: number, text: string): void => {
       clog.warn({ status, err: text }, 'INVITE refused');
       invites.inc({ result: String(status) });
-      res.send(status, { headers: warning(text) });
+      res.send(status, { headers: warning(text, 'msml-recorder-rm') });
     };
     if (draining) return refuse(503, 'draining');
     let key: string;

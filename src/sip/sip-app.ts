@@ -33,8 +33,9 @@ export interface SipAppDeps {
 type SrfReq = Srf.SrfRequest;
 type SrfRes = Srf.SrfResponse;
 
-function warning(text: string): Record<string, string> {
-  return { Warning: `399 msml-recorder "${text.replace(/"/g, "'").slice(0, 200)}"` };
+/** A SIP Warning header (RFC 3261 20.43) carrying why a request was refused. */
+export function warning(text: string, agent = 'msml-recorder'): Record<string, string> {
+  return { Warning: `399 ${agent} "${text.replace(/"/g, "'").slice(0, 200)}"` };
 }
 
 function contentType(req: SrfReq): string {
