@@ -22,13 +22,14 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { encodeG711 } from '../src/media/g711.js';
 import { buildRtp } from '../src/media/rtp-packet.js';
-import { encoderFactory, type EncoderEngine } from '../src/recording/mp3-encoder.js';
+import { encoderFactory, type EncoderEngine, type EncoderFactory } from '../src/recording/mp3-encoder.js';
 import type { Sidecar } from '../src/recording/metadata.js';
 import { decode, toneShare } from '../test/harness/audio.js';
 import { tonePcm } from '../test/harness/pcap.js';
 import { parsePromText } from '../test/harness/prom-text.js';
 import { ROOT, startApp, startSim, tempDir, type AppProcess } from '../test/harness/recorder-harness.js';
 import { SipUac, type UacDialog } from '../test/harness/sip-uac.js';
+import { sleep } from '../test/harness/until.js';
 
 const run = promisify(execFile);
 const STEPS = (process.env.BENCH_STEPS ?? '100,200,300,400').split(',').map(Number);
@@ -37,7 +38,6 @@ const RATE = Number(process.env.BENCH_RATE ?? 40);
 const ENCODE_SECONDS = Number(process.env.BENCH_ENCODE_SECONDS ?? 600);
 const FREQ = { a: 500, b: 1100 };
 const PROFILE = process.env.BENCH_PROFILE ?? '';
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const pct = (xs: number[], p: number): number => {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -282,14 +282,13 @@ async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: A
 }
 
 /** CPU seconds to encode `seconds` of the bench's two-party audio, stereo 16 kbit/s. */
-function encodeCpu(engine: EncoderEngine, l: Int16Array, r: Int16Array, ready: { create: ReturnType<typeof encoderFactory>['create'] }): number {
-  const enc = ready.create({ channels: 2, kbps: 16 });
+function encodeCpu(l: Int16Array, r: Int16Array, factory: EncoderFactory): number {
+  const enc = factory.create({ channels: 2, kbps: 16 });
   const t = process.cpuUsage();
   for (let i = 0; i < l.length; i += 800) enc.encode([l.subarray(i, i + 800), r.subarray(i, i + 800)]);
   enc.flush();
   enc.free();
   const c = process.cpuUsage(t);
-  void engine;
   return (c.user + c.system) / 1e6;
 }
 
@@ -309,8 +308,8 @@ async function encoders(): Promise<{ wasm: number; lamejs: number; native: numbe
   for (const engine of ['wasm', 'lamejs'] as EncoderEngine[]) {
     const f = encoderFactory(engine);
     await f.ready;
-    encodeCpu(engine, l.subarray(0, 8000 * 60), r.subarray(0, 8000 * 60), f); // warm-up (JIT / WASM tiers)
-    out[engine] = ENCODE_SECONDS / encodeCpu(engine, l, r, f);
+    encodeCpu(l.subarray(0, 8000 * 60), r.subarray(0, 8000 * 60), f); // warm-up (JIT / WASM tiers)
+    out[engine] = ENCODE_SECONDS / encodeCpu(l, r, f);
   }
   let native: number | null = null;
   const dir = tempDir('bench-lame');

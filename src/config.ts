@@ -70,7 +70,6 @@ const Schema = z
 
 export type Config = z.infer<typeof Schema>;
 export type DeliveryConfig = Config['delivery'];
-export type ClusterConfig = Config['cluster'];
 
 export const ENV_PREFIX = 'MSMLREC_';
 /** conf/default.yaml, found from src/ (tsx) or dist/src/ (compiled). */

@@ -54,7 +54,8 @@ export function startRecorder(config: Config): Recorder {
   const delivery = config.delivery.enabled
     ? new DeliveryQueue(config.delivery, spoolDir, log.child({ part: 'delivery' }), instanceId(config), {
         stageDone: (stage, s) => metrics?.deliveryEvents.stageDone(stage, s),
-        attemptFailed: (stage, reason, final) => metrics?.deliveryEvents.attemptFailed(stage, reason, final),
+        attemptFailed: (stage, reason) => metrics?.deliveryEvents.attemptFailed(stage, reason),
+        deliveryFailed: () => metrics?.deliveryEvents.deliveryFailed(),
       })
     : null;
   metrics = new RecorderMetrics({ registry, ports, pool, spoolDir, delivery, tally, draining: () => draining, drachtioConnected: () => drachtioConnected });

@@ -19,7 +19,9 @@ export interface DeliveryJobData {
 export interface DeliveryEvents {
   stageDone(stage: 'put' | 'metadata', seconds: number): void;
   /** A delivery attempt failed at `stage` (mkcol, put, metadata, spool, or "other") for `reason` (http_<status>, network…). */
-  attemptFailed(stage: string, reason: string, final: boolean): void;
+  attemptFailed(stage: string, reason: string): void;
+  /** A recording's delivery failed for good (its job waits for `msml-recorder jobs retry`). */
+  deliveryFailed(): void;
 }
 
 /** A failure's stage and a short, bounded reason for metrics labels. */
@@ -98,7 +100,7 @@ export class DeliveryQueue {
         } catch (err) {
           const retry = !(err instanceof DeliveryError) || err.retryable;
           const { stage, reason } = failureLabels(err);
-          this.events?.attemptFailed(stage, reason, !retry || job.attemptsMade + 1 >= (job.opts.attempts ?? 1));
+          this.events?.attemptFailed(stage, reason);
           log.warn({ job: job.id, attempt: job.attemptsMade + 1, err: (err as Error).message, retry }, 'delivery attempt failed');
           if (!retry) throw new UnrecoverableError((err as Error).message);
           throw err;
@@ -110,7 +112,9 @@ export class DeliveryQueue {
     this.worker.on('failed', (job, err) => {
       if (!job) return;
       const final = job.attemptsMade >= (job.opts.attempts ?? 1) || err instanceof UnrecoverableError || err.name === 'UnrecoverableError';
-      if (final) log.error({ job: job.id, err: err.message }, 'delivery failed; the job waits for `msml-recorder jobs retry`');
+      if (!final) return;
+      log.error({ job: job.id, err: err.message }, 'delivery failed; the job waits for `msml-recorder jobs retry`');
+      this.events?.deliveryFailed();
     });
   }
 

@@ -186,10 +186,8 @@ export class RecorderMetrics {
   /** Hooks for the delivery queue. */
   readonly deliveryEvents: DeliveryEvents = {
     stageDone: (stage, seconds) => this.uploadSeconds.observe({ stage }, seconds),
-    attemptFailed: (stage, reason, final) => {
-      this.uploadFailures.inc({ stage, reason });
-      if (final) this.deliveriesFailed.inc();
-    },
+    attemptFailed: (stage, reason) => this.uploadFailures.inc({ stage, reason }),
+    deliveryFailed: () => this.deliveriesFailed.inc(),
   };
 
   text(): Promise<string> {

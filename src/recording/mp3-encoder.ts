@@ -19,7 +19,6 @@ export type EncoderEngine = 'wasm' | 'lamejs';
 
 /** Makes encoders of one engine; `ready` resolves once it can (the WASM module compiles once per thread). */
 export interface EncoderFactory {
-  readonly engine: EncoderEngine;
   ready: Promise<void>;
   create(format: Mp3Format): Mp3Encoder;
 }
@@ -27,7 +26,6 @@ export interface EncoderFactory {
 /** LAME in pure JS (`@breezystack/lamejs`): CBR, true stereo (not joint), no bit reservoir. */
 export function lameJsFactory(): EncoderFactory {
   return {
-    engine: 'lamejs',
     ready: Promise.resolve(),
     create(format) {
       const enc = new LameJs(format.channels, 8000, format.kbps);
@@ -61,7 +59,6 @@ export function wasmLameFactory(): EncoderFactory {
     base = b;
   });
   return {
-    engine: 'wasm',
     ready,
     create(format) {
       if (!base) throw new Error('WASM LAME is not loaded yet');

@@ -102,7 +102,7 @@ export function startShim(config: Config): Shim {
       const list = await directory.list();
       lastList = list;
       const pinnedId = hasConf ? await directory.pinned(key) : null;
-      const choice = pickRecorder(list, pinnedId, (id) => sentSinceBeat(list.find((e) => e.id === id) as RecorderEntry));
+      const choice = pickRecorder(list, pinnedId, sentSinceBeat);
       if (!choice) return refuse(503, list.length ? 'no recorder has capacity' : 'no recorder registered');
       target = choice.entry;
       reason = choice.reason;

@@ -16,7 +16,7 @@ export function freeRoom(e: RecorderEntry, sentSinceBeat: number): number {
  * draining one: it is the same call); a new conf-id goes to the live, non-draining recorder with the most free
  * room (ties: the lowest id), or nowhere (503) when none has room.
  */
-export function pickRecorder(entries: RecorderEntry[], pinnedId: string | null, sentSinceBeat: (id: string) => number): Choice | null {
+export function pickRecorder(entries: RecorderEntry[], pinnedId: string | null, sentSinceBeat: (e: RecorderEntry) => number): Choice | null {
   if (pinnedId) {
     const pinned = entries.find((e) => e.id === pinnedId);
     if (pinned) return { entry: pinned, reason: 'pinned' };
@@ -25,7 +25,7 @@ export function pickRecorder(entries: RecorderEntry[], pinnedId: string | null, 
   let bestRoom = 0;
   for (const e of [...entries].sort((a, b) => a.id.localeCompare(b.id))) {
     if (e.draining) continue;
-    const room = freeRoom(e, sentSinceBeat(e.id));
+    const room = freeRoom(e, sentSinceBeat(e));
     if (room > bestRoom) {
       best = e;
       bestRoom = room;

@@ -19,7 +19,7 @@ t.test('pickRecorder: most free room, pinned conf-ids stay, draining and full on
   t.equal(pickRecorder([entry('a', 10, 9), entry('b', 4, 1)], null, none)?.entry.id, 'b', 'b has 3 free, a 1');
   t.equal(pickRecorder([entry('a', 10, 8), entry('b', 4, 2)], null, none)?.entry.id, 'a', 'tie: lowest id');
   t.equal(pickRecorder([entry('a', 10, 0, true), entry('b', 4, 3)], null, none)?.entry.id, 'b', 'a draining');
-  t.equal(pickRecorder([entry('a', 10, 8), entry('b', 4, 1)], null, (id) => (id === 'b' ? 2 : 0))?.entry.id, 'a', 'calls sent since the last beat count');
+  t.equal(pickRecorder([entry('a', 10, 8), entry('b', 4, 1)], null, (e) => (e.id === 'b' ? 2 : 0))?.entry.id, 'a', 'calls sent since the last beat count');
   t.equal(pickRecorder([entry('a', 1, 1), entry('b', 2, 2)], null, none), null, 'all full: none');
   t.equal(pickRecorder([], null, none), null, 'no recorder: none');
   t.same(pickRecorder([entry('a', 1, 1, true), entry('b', 9, 0)], 'a', none)?.reason, 'pinned', 'pinned to a full, draining recorder: still there');
