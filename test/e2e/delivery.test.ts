@@ -12,6 +12,7 @@ import { davServer, metadataReceiver, redisServer } from '../harness/delivery-se
 import { ROOT, startApp, startSim, tempDir, type AppProcess } from '../harness/recorder-harness.js';
 import { RtpSender } from '../harness/rtp-sender.js';
 import { SipUac } from '../harness/sip-uac.js';
+import { until as waitUntil } from '../harness/until.js';
 
 const sim = await startSim();
 const redis = await redisServer();
@@ -45,13 +46,7 @@ t.teardown(async () => {
   await redis.stop();
 });
 
-const until = async (what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> => {
-  const t0 = Date.now();
-  while (!check()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out: ${what}\n${app.logs.slice(-10).join('\n')}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-};
+const until = (what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> => waitUntil(what, check, timeoutMs, () => app.logs.slice(-10).join('\n'));
 
 const PCMU = (port: number): string => `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n`;
 

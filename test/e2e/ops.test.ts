@@ -11,6 +11,7 @@ import { writeRtpPcap } from '../harness/pcap.js';
 import { delta, parsePromText } from '../harness/prom-text.js';
 import { runSipp, startApp, startSim, tempDir, type AppProcess } from '../harness/recorder-harness.js';
 import { PCMU_OFFER, SipUac } from '../harness/sip-uac.js';
+import { sleep, until } from '../harness/until.js';
 
 const sim = await startSim();
 const redis = await redisServer();
@@ -37,14 +38,6 @@ t.teardown(async () => {
   await redis.stop();
 });
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> => {
-  const t0 = Date.now();
-  while (!(await check())) {
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out: ${what}`);
-    await sleep(100);
-  }
-};
 const posted = (conf: string): boolean => meta.posts.some((p) => JSON.stringify(p.body).includes(conf));
 const scrape = async (app: AppProcess): Promise<Map<string, number>> => parsePromText((await app.ops('/metrics')).body);
 const exitCode = (app: AppProcess): Promise<number | null> =>

@@ -10,6 +10,7 @@ import { redisServer } from '../harness/delivery-servers.js';
 import { writeRtpPcap } from '../harness/pcap.js';
 import { runSipp, startApp, startSim, tempDir, type AppProcess, type SippResult } from '../harness/recorder-harness.js';
 import { PCMU_OFFER, SipUac } from '../harness/sip-uac.js';
+import { sleep, until as waitUntil } from '../harness/until.js';
 
 const redis = await redisServer();
 const [simA, simB, simS] = [await startSim(), await startSim(), await startSim()];
@@ -30,17 +31,9 @@ t.teardown(async () => {
   await redis.stop();
 });
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> => {
-  const t0 = Date.now();
-  while (!(await check())) {
-    if (Date.now() - t0 > timeoutMs) {
-      const tail = (a: AppProcess): string => a.logs.filter((l) => /INVITE|leg answered|refused|proxy/.test(l)).slice(-6).join('\n');
-      throw new Error(`timed out: ${what}\nshim:\n${tail(shim)}\nrec-a:\n${tail(recA)}\nrec-b:\n${tail(recB)}`);
-    }
-    await sleep(100);
-  }
-};
+const sipTail = (a: AppProcess): string => a.logs.filter((l) => /INVITE|leg answered|refused|proxy/.test(l)).slice(-6).join('\n');
+const until = (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 15_000): Promise<void> =>
+  waitUntil(what, check, timeoutMs, () => `shim:\n${sipTail(shim)}\nrec-a:\n${sipTail(recA)}\nrec-b:\n${sipTail(recB)}`);
 /** conf-ids of the legs a recorder answered. */
 const legsOn = (app: AppProcess): string[] =>
   app.logs.flatMap((l) => {
