@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { encodeG711 } from '../src/media/g711.js';
 import { buildRtp } from '../src/media/rtp-packet.js';
-import { encoderFactory, type EncoderEngine, type EncoderFactory } from '../src/recording/mp3-encoder.js';
+import { encoderFactory, type EncoderFactory } from '../src/recording/mp3-encoder.js';
 import type { Sidecar } from '../src/recording/metadata.js';
 import { decode, toneShare } from '../test/harness/audio.js';
 import { tonePcm } from '../test/harness/pcap.js';
@@ -36,6 +36,8 @@ const STEPS = (process.env.BENCH_STEPS ?? '100,200,300,400').split(',').map(Numb
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const RATE = Number(process.env.BENCH_RATE ?? 40);
 const ENCODE_SECONDS = Number(process.env.BENCH_ENCODE_SECONDS ?? 600);
+/** LAME quality of the recorder and of the encoder timing (the recorder's `encoder.quality`). */
+const QUALITY = Number(process.env.MSMLREC_ENCODER_QUALITY ?? 7);
 const FREQ = { a: 500, b: 1100 };
 const PROFILE = process.env.BENCH_PROFILE ?? '';
 const pct = (xs: number[], p: number): number => {
@@ -292,7 +294,29 @@ function encodeCpu(l: Int16Array, r: Int16Array, factory: EncoderFactory): numbe
   return (c.user + c.system) / 1e6;
 }
 
-async function encoders(): Promise<{ wasm: number; lamejs: number; native: number | null }> {
+interface EncoderTimes {
+  /** × realtime on one core, by engine and LAME quality ('wasm-7', 'wasm-3', 'lamejs', 'native-7', 'native-3'). */
+  [key: string]: number | null;
+}
+
+/** Native `lame` CPU time on a raw stereo file with the recorder's settings (true stereo, no reservoir), or null. */
+async function nativeLame(raw: string, out: string, quality: number): Promise<number | null> {
+  try {
+    // bash's `times` prints the children's user and system CPU time
+    const res = await run('bash', ['-c', `lame --quiet -r -s 8 --bitwidth 16 --signed --little-endian -m s --nores -b 16 --cbr -q ${quality} ${raw} ${out} && times`]);
+    const [u, s] = res.stdout.trim().split('\n').pop()?.split(/\s+/) ?? [];
+    const secs = (x: string): number => {
+      const m = /(\d+)m([\d.]+)s/.exec(x);
+      return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
+    };
+    return ENCODE_SECONDS / (secs(u) + secs(s));
+  } catch (err) {
+    process.stderr.write(`native lame not run (${(err as Error).message.split('\n')[0]}); apt-get install lame\n`);
+    return null;
+  }
+}
+
+async function encoders(): Promise<EncoderTimes> {
   // the same kind of audio as the calls: each party talks half the time, quiet noise under both
   const n = ENCODE_SECONDS * 8000;
   const l = new Int16Array(n);
@@ -304,14 +328,12 @@ async function encoders(): Promise<{ wasm: number; lamejs: number; native: numbe
     l[i] = (talkA ? 6000 * Math.sin((2 * Math.PI * FREQ.a * i) / 8000) : 0) + noise();
     r[i] = (talkA ? 0 : 6000 * Math.sin((2 * Math.PI * FREQ.b * i) / 8000)) + noise();
   }
-  const out: Record<string, number> = {};
-  for (const engine of ['wasm', 'lamejs'] as EncoderEngine[]) {
-    const f = encoderFactory(engine);
+  const out: EncoderTimes = {};
+  for (const [key, f] of [[`wasm-${QUALITY}`, encoderFactory('wasm', QUALITY)], ['wasm-3', encoderFactory('wasm', 3)], ['lamejs', encoderFactory('lamejs')]] as const) {
     await f.ready;
     encodeCpu(l.subarray(0, 8000 * 60), r.subarray(0, 8000 * 60), f); // warm-up (JIT / WASM tiers)
-    out[engine] = ENCODE_SECONDS / encodeCpu(l, r, f);
+    out[key] = ENCODE_SECONDS / encodeCpu(l, r, f);
   }
-  let native: number | null = null;
   const dir = tempDir('bench-lame');
   const raw = join(dir, 'in.raw');
   const inter = new Int16Array(n * 2);
@@ -320,20 +342,10 @@ async function encoders(): Promise<{ wasm: number; lamejs: number; native: numbe
     inter[2 * i + 1] = r[i];
   }
   writeFileSync(raw, Buffer.from(inter.buffer));
-  try {
-    // bash's `times` prints the children's user and system CPU time
-    const res = await run('bash', ['-c', `lame --quiet -r -s 8 --bitwidth 16 --signed --little-endian -m j -b 16 --cbr -q 3 ${raw} ${join(dir, 'out.mp3')} && times`]);
-    const [u, s] = res.stdout.trim().split('\n').pop()?.split(/\s+/) ?? [];
-    const secs = (x: string): number => {
-      const m = /(\d+)m([\d.]+)s/.exec(x);
-      return m ? Number(m[1]) * 60 + Number(m[2]) : NaN;
-    };
-    native = ENCODE_SECONDS / (secs(u) + secs(s));
-  } catch (err) {
-    process.stderr.write(`native lame not run (${(err as Error).message.split('\n')[0]}); apt-get install lame\n`);
-  }
+  out[`native-${QUALITY}`] = await nativeLame(raw, join(dir, 'out.mp3'), QUALITY);
+  out['native-3'] = await nativeLame(raw, join(dir, 'out.mp3'), 3);
   rmSync(dir, { recursive: true, force: true });
-  return { wasm: out.wasm, lamejs: out.lamejs, native };
+  return out;
 }
 
 /** Top functions by self time over every .cpuprofile in `dir` (main thread and workers). */
@@ -368,6 +380,7 @@ async function main(): Promise<void> {
     {
       MSMLREC_LOG_LEVEL: 'info',
       MSMLREC_ENCODER_WORKERS: '0',
+      MSMLREC_ENCODER_QUALITY: String(QUALITY),
       MSMLREC_RTP_PORT_MIN: '20000',
       MSMLREC_RTP_PORT_MAX: '23999',
       MSMLREC_CLUSTER_MAX_CALLS: '5000',
@@ -397,7 +410,7 @@ async function main(): Promise<void> {
   const enc = await encoders();
   const best = results.filter((r) => r.ok).pop();
   const lines = [
-    `machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}; recorder: compiled build, ${process.env.MSMLREC_ENCODER_ENGINE ?? 'wasm'} encoder, 16 kbit/s stereo; load generator in the same machine`,
+    `machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}; recorder: compiled build, ${process.env.MSMLREC_ENCODER_ENGINE ?? 'wasm'} encoder (quality ${QUALITY}), 16 kbit/s stereo; load generator in the same machine`,
     '',
     '| calls | gaps | recorder CPU per call | recorder RSS | encode lag max | RTP lost | INVITE→200 p50 / p99 | relay p50 / p99 | generator CPU |',
     '|---|---|---|---|---|---|---|---|---|',
@@ -408,11 +421,15 @@ async function main(): Promise<void> {
     '',
     `largest N without a gap: **${best ? best.n : 'none'}** concurrent two-party calls (steps tried: ${results.map((r) => r.n).join(', ')})`,
     '',
-    `| encoder (stereo 16 kbit/s, ${ENCODE_SECONDS} s of audio, one core) | × realtime | ratio to native |`,
+    `| encoder (stereo 16 kbit/s, true stereo, no reservoir; ${ENCODE_SECONDS} s of audio, one core) | × realtime | ratio to native LAME, same settings |`,
     '|---|---|---|',
-    `| WASM LAME (wasm-media-encoders 0.7.0) | ${enc.wasm.toFixed(0)}× | ${enc.native ? (enc.wasm / enc.native).toFixed(2) : 'n/a'} |`,
-    `| lamejs (@breezystack/lamejs 1.2.7) | ${enc.lamejs.toFixed(0)}× | ${enc.native ? (enc.lamejs / enc.native).toFixed(2) : 'n/a'} |`,
-    `| native lame 3.100 (\`-m j -b 16 --cbr -q 3\`) | ${enc.native ? `${enc.native.toFixed(0)}×` : 'not installed'} | 1 |`,
+    ...[QUALITY, ...(QUALITY === 3 ? [] : [3])].map((q) => {
+      const w = enc[`wasm-${q}`];
+      const nat = enc[`native-${q}`];
+      return `| WASM LAME 3.100 (ours), quality ${q}${q === QUALITY ? ' (the recorder\'s)' : ''} | ${w?.toFixed(0)}× | ${w && nat ? (w / nat).toFixed(2) : 'n/a'} |`;
+    }),
+    `| lamejs (@breezystack/lamejs 1.2.7; quality 3) | ${enc.lamejs?.toFixed(0)}× | ${enc.lamejs && enc['native-3'] ? (enc.lamejs / enc['native-3']).toFixed(2) : 'n/a'} |`,
+    ...[QUALITY, ...(QUALITY === 3 ? [] : [3])].map((q) => `| native lame 3.100 (\`-m s --nores -b 16 --cbr -q ${q}\`) | ${enc[`native-${q}`] ? `${enc[`native-${q}`]?.toFixed(0)}×` : 'not installed'} | 1 |`),
     '',
     `benchmark time: ${((Date.now() - started) / 1000).toFixed(0)} s`,
   ];

@@ -50,7 +50,7 @@ const Schema = z
         allowedDestHosts: z.array(z.string().min(1)),
       })
       .strict(),
-    encoder: z.object({ workers: z.number().int().min(0).max(256), engine: z.enum(['wasm', 'lamejs']) }).strict(),
+    encoder: z.object({ workers: z.number().int().min(0).max(256), engine: z.enum(['wasm', 'lamejs']), quality: z.number().int().min(0).max(9) }).strict(),
     ops: z.object({ bindAddress: z.string().min(1), port: z.number().int().min(0).max(65535), redisGraceMs: z.number().int().min(0) }).strict(),
     drain: z.object({ callGraceSec: z.number().min(0), deliveryGraceSec: z.number().min(0) }).strict(),
     cluster: z

@@ -42,7 +42,7 @@ export function startRecorder(config: Config): Recorder {
   log.info({ config: redacted(config) }, 'starting');
   const spoolDir = resolve(config.spool.dir);
   mkdirSync(spoolDir, { recursive: true });
-  const pool = new EncoderPool(encoderWorkers(config), log.child({ part: 'encoder' }), config.encoder.engine);
+  const pool = new EncoderPool(encoderWorkers(config), log.child({ part: 'encoder' }), config.encoder.engine, config.encoder.quality);
   const registry = new SessionRegistry();
   const ports = new RtpPortPool(config.rtp.portMin, config.rtp.portMax);
   const tally = new MediaTally();

@@ -55,6 +55,8 @@ export class MediaTally {
   streamsWithoutMedia = 0;
   /** Silence filled into finished recordings, samples (both channels summed). */
   silentSamples = 0;
+  /** Audio dropped from finished recordings because it reached the mixer after its place was encoded, samples. */
+  lateSamples = 0;
 
   streamClosed(s: MediaStream): void {
     const c = countsOf(s);

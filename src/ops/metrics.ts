@@ -117,6 +117,11 @@ export class RecorderMetrics {
       for (const s of src.registry.all()) n += s.recording?.silentSamples ?? 0;
       return n / 8000;
     });
+    derivedCounter(registers, 'audio_dropped_late_seconds_total', 'Audio that reached a recording after its place was already encoded (the recorder fell behind by more than its hold time), channel-seconds; should stay 0', () => {
+      let n = src.tally.lateSamples;
+      for (const s of src.registry.all()) n += s.recording?.lateSamples ?? 0;
+      return n / 8000;
+    });
     derivedCounter(registers, 'streams_without_media_total', 'Media streams that ended without receiving any RTP', () => src.tally.streamsWithoutMedia);
 
     const gauge = (name: string, help: string, value: () => number | Promise<number>): Gauge =>
@@ -181,6 +186,7 @@ export class RecorderMetrics {
     this.recordings.inc({ reason: r.sidecar.endReason ?? 'unknown' });
     this.recordedSeconds.inc(r.sidecar.durationMs / 1000);
     this.src.tally.silentSamples += r.silentSamples;
+    this.src.tally.lateSamples += r.lateSamples;
   }
 
   /** Hooks for the delivery queue. */

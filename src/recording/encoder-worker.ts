@@ -18,12 +18,14 @@ export type WorkerReply = { msgId: number; bytes?: Uint8Array; error?: string };
 
 export interface EncoderWorkerData {
   engine: EncoderEngine;
+  quality: number;
 }
 
 const encoders = new Map<string, Mp3Encoder>();
 const port = parentPort;
 if (!port) throw new Error('encoder-worker must run in a worker thread');
-const factory = encoderFactory((workerData as EncoderWorkerData | undefined)?.engine ?? 'wasm');
+const data = workerData as EncoderWorkerData | undefined;
+const factory = encoderFactory(data?.engine ?? 'wasm', data?.quality ?? 7);
 
 function handle(m: WorkerItem): WorkerReply {
   try {

@@ -1,5 +1,5 @@
 import { Mp3Encoder as LameJs } from '@breezystack/lamejs';
-import { createMp3Encoder, type WasmMediaEncoder } from 'wasm-media-encoders';
+import { LAME_WASM_BASE64 } from './lame-wasm/lame-wasm-binary.js';
 
 /** One MP3 stream. Input is planar 16-bit PCM at 8 kHz, one array per channel. */
 export interface Mp3Encoder {
@@ -14,7 +14,7 @@ export interface Mp3Format {
   kbps: 8 | 16 | 32;
 }
 
-/** Which LAME: the WebAssembly build (default, ~2-2.5x faster) or the pure-JS port. */
+/** Which LAME: our WebAssembly build (default; several times faster, see the benchmark) or the pure-JS port. */
 export type EncoderEngine = 'wasm' | 'lamejs';
 
 /** Makes encoders of one engine; `ready` resolves once it can (the WASM module compiles once per thread). */
@@ -44,55 +44,98 @@ export function lameJsFactory(): EncoderFactory {
   };
 }
 
-type EncoderInternals = { mimeType: string; module: unknown; parseParams: unknown; ref: number; channelCount: number };
+interface LameExports {
+  memory: WebAssembly.Memory;
+  _initialize(): void;
+  rec_open(channels: number, kbps: number, quality: number): number;
+  rec_encode(g: number, left: number, right: number, samples: number, out: number, outSize: number): number;
+  rec_flush(g: number, out: number, outSize: number): number;
+  rec_close(g: number): void;
+  rec_alloc(bytes: number): number;
+  rec_free(p: number): void;
+}
+
+/** LAME's worst case for `samples` of input (lame.h: 1.25 * samples + 7200). */
+const outBound = (samples: number): number => Math.ceil(1.25 * samples) + 7200;
+
+// The WASI calls libc links in; LAME never reaches them (its messages go to a no-op, nothing opens a file).
+const wasiStubs = {
+  fd_close: () => 52,
+  fd_seek: () => 52,
+  fd_write: () => 52,
+  proc_exit: (code: number) => {
+    throw new Error(`LAME WebAssembly exited (${code})`);
+  },
+};
 
 /**
- * LAME 3.100 compiled to WebAssembly (`wasm-media-encoders`): CBR at 8 kHz MPEG-2.5, LAME's own stereo mode (joint
- * where the channels allow; the parties still decode to separate channels). One WebAssembly instance per thread
- * serves every recording of that thread: each encoder is its own LAME context (`ref`) in the shared instance's
- * memory, ~0.5 MB each, instead of an instance (and a compile) per recording. This reaches into the 0.7.0 wrapper's
- * fields (`module`, `ref`); the version is pinned and the unit tests encode through it.
+ * LAME 3.100 compiled to WebAssembly by `lame-wasm/build.sh` (our own build: the npm builds hard-wire quality 3,
+ * joint stereo and the bit reservoir). CBR at 8 kHz, true stereo, no reservoir, the configured quality (0 best ..
+ * 9; 7 keeps LAME's psychoacoustic model for block switching but skips noise shaping: ~3x faster than 3 and, on
+ * speech at 16 kbit/s, no loss in waveform SNR — see the README's benchmark). One instance per thread serves every
+ * recording of that thread, each its own LAME context in the instance's memory. Memory can grow during any call
+ * into the module, so views of it are taken after each call, never before.
  */
-export function wasmLameFactory(): EncoderFactory {
-  let base: WasmMediaEncoder<'audio/mpeg'> | null = null;
-  const ready = createMp3Encoder().then((b) => {
-    base = b;
+export function wasmLameFactory(quality = 7): EncoderFactory {
+  let lame: LameExports | null = null;
+  const ready = WebAssembly.instantiate(Buffer.from(LAME_WASM_BASE64, 'base64'), { wasi_snapshot_preview1: wasiStubs }).then(({ instance }) => {
+    const x = instance.exports as unknown as LameExports;
+    x._initialize();
+    lame = x;
   });
   return {
     ready,
     create(format) {
-      if (!base) throw new Error('WASM LAME is not loaded yet');
-      const b = base as unknown as EncoderInternals;
-      const enc = Object.create(Object.getPrototypeOf(base) as object) as WasmMediaEncoder<'audio/mpeg'>;
-      const own = enc as unknown as EncoderInternals;
-      Object.assign(own, { mimeType: b.mimeType, module: b.module, parseParams: b.parseParams, ref: 0, channelCount: 0 });
-      enc.configure({ sampleRate: 8000, channels: format.channels, bitrate: format.kbps, outputSampleRate: 8000 });
-      const f32 = format.channels === 2 ? [new Float32Array(0), new Float32Array(0)] : [new Float32Array(0)];
+      const x = lame;
+      if (!x) throw new Error('WASM LAME is not loaded yet');
+      let g = x.rec_open(format.channels, format.kbps, quality);
+      if (!g) throw new Error(`LAME rejected ${format.channels} channel(s) at ${format.kbps} kbit/s`);
+      // one allocation per recording: [left | right | mp3 out], grown when a larger batch comes
+      let cap = 0;
+      let buf = 0;
+      const reserve = (samples: number): void => {
+        if (samples <= cap) return;
+        if (buf) x.rec_free(buf);
+        cap = Math.max(samples, 4096);
+        buf = x.rec_alloc(4 * cap + outBound(cap));
+        if (!buf) throw new Error('LAME WebAssembly: out of memory');
+      };
+      const take = (at: number, n: number): Uint8Array => {
+        if (n < 0) throw new Error(`LAME error ${n}`);
+        return new Uint8Array(x.memory.buffer, at, n).slice();
+      };
       return {
         encode(ch) {
+          if (!g) throw new Error('encoder is closed');
           const n = ch[0].length;
-          for (let c = 0; c < f32.length; c++) {
-            if (f32[c].length < n) f32[c] = new Float32Array(Math.max(n, 2048));
-            const src = ch[c];
-            const dst = f32[c];
-            for (let i = 0; i < n; i++) dst[i] = src[i] / 32768;
-          }
-          // the returned bytes live in WASM memory and are overwritten by the next call: copy
-          return enc.encode(f32.map((a) => a.subarray(0, n))).slice();
+          reserve(n);
+          const left = buf;
+          const right = buf + 2 * cap;
+          const out = buf + 4 * cap;
+          const heap = new Int16Array(x.memory.buffer);
+          heap.set(ch[0], left >> 1);
+          if (format.channels === 2) heap.set(ch[1], right >> 1);
+          return take(out, x.rec_encode(g, left, right, n, out, outBound(cap)));
         },
         flush() {
-          return enc.finalize().slice();
+          if (!g) return new Uint8Array(0);
+          reserve(1);
+          const out = buf + 4 * cap;
+          return take(out, x.rec_flush(g, out, outBound(cap)));
         },
         free() {
-          const m = own.module as { enc_free(ref: number): void };
-          if (own.ref) m.enc_free(own.ref);
-          own.ref = 0;
+          if (g) x.rec_close(g);
+          if (buf) x.rec_free(buf);
+          g = 0;
+          buf = 0;
+          cap = 0;
         },
       };
     },
   };
 }
 
-export function encoderFactory(engine: EncoderEngine): EncoderFactory {
-  return engine === 'wasm' ? wasmLameFactory() : lameJsFactory();
+/** `quality` is LAME's 0 (best) .. 9 for the WASM build; lamejs always runs at 3. */
+export function encoderFactory(engine: EncoderEngine, quality = 7): EncoderFactory {
+  return engine === 'wasm' ? wasmLameFactory(quality) : lameJsFactory();
 }

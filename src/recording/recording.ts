@@ -46,6 +46,8 @@ export interface FinalizedRecording {
   sidecar: Sidecar;
   /** Samples of each channel filled with silence because no audio was there (gaps, hold, a silent leg), summed. */
   silentSamples: number;
+  /** Samples that came after their place was encoded and were dropped (the recorder fell behind), summed. */
+  lateSamples: number;
 }
 
 const rand8 = (): string => randomBytes(4).toString('hex').toUpperCase();
@@ -114,6 +116,11 @@ export class Recording {
   /** Samples filled with silence so far (no audio from a leg), summed over both slots. */
   get silentSamples(): number {
     return this.mixer.silentSamples.reduce((a, b) => a + b, 0);
+  }
+
+  /** Samples that reached the mixer after their position was encoded (dropped), summed over both slots. */
+  get lateSamples(): number {
+    return this.mixer.lateSamples;
   }
 
   /** How far encoding is behind the clock beyond the planned wait for late packets, ms. */
@@ -215,7 +222,7 @@ export class Recording {
         this.deps.log.warn({ mediaId: this.mediaId, err: err.message, restarts: this.encoderRestarts }, 'encoder crashed; continuing on a new one');
         this.event('encoder.restart');
         await this.deps.pool.open(this.mediaId, this.deps.format);
-        // the dead encoder's output may end inside a frame (LAME's bit reservoir): cut back to whole frames (CBR
+        // the dead encoder's output may end inside a frame (a write torn by the crash): cut back to whole frames (CBR
         // at 8 kHz has no padding, every frame is the same size) so the new encoder's frames start on a boundary
         const fb = frameBytes(this.deps.format);
         if (this.mp3) await this.mp3.truncate(Math.floor(this.mp3.bytes / fb) * fb);
@@ -283,6 +290,7 @@ export class Recording {
     await writeJsonDurably(sidecarPath, sidecar);
     await unlink(this.openPath).catch(() => undefined);
     this.deps.log.info({ mediaId: this.mediaId, durationMs: sidecar.durationMs, bytes: mp3.bytes, reason }, 'recording finalized');
-    return { id: this.ctx.id, mp3Path: this.mp3Path, wavPath: this.wav ? this.wavPath : null, sidecarPath, sidecar, silentSamples: this.silentSamples };
+    if (this.lateSamples > 0) this.deps.log.warn({ mediaId: this.mediaId, lateMs: this.lateSamples / 8 }, 'audio arrived after its place in the recording was encoded and was dropped');
+    return { id: this.ctx.id, mp3Path: this.mp3Path, wavPath: this.wav ? this.wavPath : null, sidecarPath, sidecar, silentSamples: this.silentSamples, lateSamples: this.lateSamples };
   }
 }

@@ -36,3 +36,51 @@ t.test('wasm: many encoders share one WebAssembly instance and stay independent'
   t.notOk(outs[7].equals(outs[8]), 'different input, different bytes');
   for (const e of [...encs, alone]) e.free();
 });
+
+/** The 4-byte headers of a CBR stream's frames (all the same size). */
+const frames = (all: Buffer, fb: number): Buffer[] => Array.from({ length: all.length / fb }, (_, i) => all.subarray(i * fb, (i + 1) * fb));
+
+t.test('wasm: true stereo, every frame stands alone (no bit reservoir), mono is mono', async (t) => {
+  const f = encoderFactory('wasm');
+  await f.ready;
+  for (const format of [{ channels: 2, kbps: 16 }, { channels: 1, kbps: 8 }] as const) {
+    const enc = f.create(format);
+    const all = Buffer.concat([enc.encode(format.channels === 2 ? [tone(440, 8000), tone(440, 8000)] : [tone(440, 8000)]), enc.flush()]);
+    enc.free();
+    const fs = frames(all, frameBytes(format));
+    const modes = new Set(fs.map((fr) => fr[3] >> 6));
+    t.same([...modes], [format.channels === 2 ? 0 : 3], `${format.channels} ch: channel mode ${format.channels === 2 ? 'stereo (not joint, even for equal channels)' : 'mono'} in every frame`);
+    // MPEG-2/2.5 side info starts with the 8-bit main_data_begin: 0 = the frame's audio is all in the frame itself
+    t.ok(fs.every((fr) => fr[4] === 0), `${format.channels} ch: main_data_begin 0 in all ${fs.length} frames`);
+  }
+});
+
+t.test('wasm: quality is applied, a batch larger than any before (memory growth) encodes, the blob is the built one', async (t) => {
+  const { createHash } = await import('node:crypto');
+  const { LAME_WASM_BASE64, LAME_WASM_SHA256 } = await import('../../src/recording/lame-wasm/lame-wasm-binary.js');
+  t.equal(createHash('sha256').update(Buffer.from(LAME_WASM_BASE64, 'base64')).digest('hex'), LAME_WASM_SHA256, 'embedded WebAssembly matches the hash build.sh recorded');
+  const input = (): Int16Array[] => [tone(440, 16000), tone(1100, 16000)];
+  const out = async (q: number): Promise<Buffer> => {
+    const f = encoderFactory('wasm', q);
+    await f.ready;
+    const e = f.create({ channels: 2, kbps: 16 });
+    const b = Buffer.concat([e.encode(input()), e.flush()]);
+    e.free();
+    return b;
+  };
+  const [q3, q7] = [await out(3), await out(7)];
+  t.equal(q3.length, q7.length, 'same CBR length');
+  t.notOk(q3.equals(q7), 'quality 3 and 7 write different frames');
+  const f = encoderFactory('wasm');
+  await f.ready;
+  const e = f.create({ channels: 2, kbps: 16 });
+  const parts = [e.encode(input())];
+  const big = 8000 * 60; // one minute in one call: the module's memory grows under the call
+  parts.push(e.encode([tone(440, big), tone(1100, big)]), e.flush());
+  e.free();
+  const all = Buffer.concat(parts);
+  const fb = frameBytes({ channels: 2, kbps: 16 });
+  t.equal(all.length % fb, 0, 'whole frames');
+  t.ok(Math.abs(all.length / fb - (16000 + big) / 576) <= 3, `${all.length / fb} frames for ${(16000 + big) / 8000} s`);
+  t.ok(frames(all, fb).every((fr) => fr[0] === 0xff && (fr[1] & 0xe0) === 0xe0), 'every frame starts with a sync word');
+});
