@@ -262,6 +262,8 @@ async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: A
   const lost = (after.get('msmlrec_rtp_lost_total') ?? 0) - (before.get('msmlrec_rtp_lost_total') ?? 0);
   const late = (after.get('msmlrec_rtp_late_total') ?? 0) - (before.get('msmlrec_rtp_late_total') ?? 0);
   if (late > 0) gaps.push(`${late} RTP packets arrived too late for the jitter buffer`);
+  const dropped = (after.get('msmlrec_audio_dropped_late_seconds_total') ?? 0) - (before.get('msmlrec_audio_dropped_late_seconds_total') ?? 0);
+  if (dropped > 0) gaps.push(`${dropped.toFixed(3)} channel-seconds of audio reached the mixer after their place was encoded`);
   if (lost > 0) gaps.push(`${lost} RTP packets lost at the recorder`);
   const cpuPerCall = (cpu1 - cpu0) / ((w1 - w0) / 1000) / n;
   process.stderr.write(`  N=${n}: generator's longest send pause ${pumpStall.toFixed(0)} ms; recorder event-loop delay max ${((after.get('msmlrec_nodejs_eventloop_lag_max_seconds') ?? NaN) * 1000).toFixed(0)} ms, p99 ${((after.get('msmlrec_nodejs_eventloop_lag_p99_seconds') ?? NaN) * 1000).toFixed(0)} ms\n`);

@@ -15,6 +15,7 @@ import { OpsServer } from './ops/ops-server.js';
 import { readiness } from './ops/readiness.js';
 import { RecorderHeartbeat, sipUriFromHostports } from './ops/recorder-registry.js';
 import { EncoderPool } from './recording/encoder-pool.js';
+import { holdSamples } from './recording/recording.js';
 import { recoverSpool } from './recording/spool-recovery.js';
 import { SessionRegistry } from './session/session-registry.js';
 import { attachSipApp } from './sip/sip-app.js';
@@ -103,7 +104,7 @@ export function startRecorder(config: Config): Recorder {
         clock: systemClock,
         format: mp3Format(config),
         wav: config.recording.wavCopy === 'off' ? null : config.recording.wavCopy,
-        holdSamples: ((config.rtp.jitterMs + 60) * 8000) / 1000,
+        holdSamples: holdSamples(config.rtp.jitterMs, config.rtp.maxSkewMs),
         leftChannel: config.recording.leftChannel,
       },
       leftChannel: config.recording.leftChannel,

@@ -50,6 +50,17 @@ export interface FinalizedRecording {
   lateSamples: number;
 }
 
+/**
+ * How long (samples) a recording waits before it encodes a position: the jitter buffer's wait plus the timeline's
+ * skew limit. A packet placed by its RTP time can reach the mixer that late — delayed by the network, by the wait
+ * for a gap in front of it, or by the recorder itself not getting the CPU (a busy node, a CFS-throttled pod) — and
+ * still be kept: anything later than the skew limit re-anchors its leg instead. Waiting costs only memory (~24 kB
+ * per recording at the defaults), never audio; a shorter wait drops audio on a 150 ms scheduling stall.
+ */
+export function holdSamples(jitterMs: number, maxSkewMs: number): number {
+  return ((jitterMs + maxSkewMs) * 8000) / 1000;
+}
+
 const rand8 = (): string => randomBytes(4).toString('hex').toUpperCase();
 /** Encoder restarts (after a worker crash) a recording may use before it is given up as failed. */
 const MAX_ENCODER_RESTARTS = 3;

@@ -106,3 +106,38 @@ t.test('timeline: a hold whose timestamps did not advance re-anchors to arrival;
   t.equal(at, 100 * 160 + 40_000, 'placed at its arrival, 5 s later');
   t.equal(tl.reanchors, 1);
 });
+
+/**
+ * Two legs at 50 packets/s placed by their timeline and mixed, with the recorder (not the network) stalled for
+ * `stallMs` once: the packets queue in the socket and are all handled when it wakes, and the encode tick that
+ * runs first takes everything up to `now - hold`.
+ */
+function stalledRecorder(stallMs: number, hold: number): { late: number; silent: number[] } {
+  const legs = [new LegTimeline(400 * 8), new LegTimeline(400 * 8)];
+  const mixer = new ChannelMixer(2, 2, 8); // the recording starts where the first packets land (1 ms)
+  const stallFrom = 3000;
+  let nextTick = 100;
+  for (let k = 0; k < 300; k++) {
+    const sent = k * 20 + 1;
+    // while stalled nothing is handled; afterwards the queue is drained, in order
+    const handled = sent >= stallFrom && sent < stallFrom + stallMs ? stallFrom + stallMs : sent;
+    while (nextTick <= handled) {
+      mixer.take((nextTick * 8) - hold); // the tick (a timer) runs before the queued packets are read
+      nextTick += 100;
+    }
+    legs.forEach((tl, slot) => mixer.write(slot, tl.place(slot + 1, k * 160, handled * 8), fill(160, 1000)));
+  }
+  mixer.take(6000 * 8);
+  return { late: mixer.lateSamples, silent: mixer.silentSamples };
+}
+
+t.test('recording hold: a 400 ms stall of the recorder loses nothing; the old 140 ms wait dropped audio', async (t) => {
+  const { holdSamples } = await import('../../src/recording/recording.js');
+  const hold = holdSamples(80, 400);
+  t.equal(hold, 3840, 'jitter wait + skew limit = 480 ms');
+  const ok = stalledRecorder(390, hold);
+  t.equal(ok.late, 0, 'no sample dropped as late');
+  t.same(ok.silent, [0, 0], 'no silence filled on either leg (the legs sent all along)');
+  const old = stalledRecorder(390, (80 + 60) * 8);
+  t.ok(old.late > 0, `a 140 ms wait drops ${old.late / 8} ms of each leg's audio under the same stall`);
+});
