@@ -3,7 +3,7 @@ import { decodeG711, transcodeG711, type G711Law } from './g711.js';
 import { JitterBuffer, type JitterStats } from './jitter-buffer.js';
 import { LegTimeline } from './leg-timeline.js';
 import type { RtpEndpoint } from './rtp-endpoint.js';
-import { buildRtp, type RtpPacket } from './rtp-packet.js';
+import type { RtpPacket } from './rtp-packet.js';
 import { SAMPLE_RATE } from './sample-clock.js';
 
 /** Where decoded audio goes: a recording slot, at a clock position. */
@@ -61,12 +61,14 @@ export class MediaStream {
   private ssrc: number | null = null;
   private pcm = new Int16Array(1024);
   private closed = false;
+  /** What the last offer/answer negotiated for this m-line; null until it is known (3PCC: the answer in the ACK). */
+  media: NegotiatedMedia | null = null;
   /** performance.now() of the last packet, or of the stream's creation. */
   lastPacketAt = performance.now();
 
   constructor(
     readonly endpoint: RtpEndpoint,
-    public media: NegotiatedMedia | null,
+    media: NegotiatedMedia | null,
     readonly slot: number,
     private readonly sink: AudioSink,
     private readonly opts: StreamOptions,
@@ -75,7 +77,7 @@ export class MediaStream {
     this.timeline = new LegTimeline((opts.maxSkewMs * SAMPLE_RATE) / 1000);
     this.remote = null;
     if (media) this.update(media);
-    endpoint.onPacket = (p, arrivalMs, from) => this.receive(p, arrivalMs, from);
+    endpoint.onPacket = (p, arrivalMs, from, datagram) => this.receive(p, arrivalMs, from, datagram);
   }
 
   /** Applies a new negotiation (re-INVITE, transfer, 3PCC answer in the ACK). The recording slot stays. */
@@ -97,7 +99,7 @@ export class MediaStream {
     return m.remoteDirection === 'sendonly' && this.firstDirection === 'sendrecv';
   }
 
-  private receive(p: RtpPacket, arrivalMs: number, from: { address: string; port: number }): void {
+  private receive(p: RtpPacket, arrivalMs: number, from: { address: string; port: number }, datagram: Buffer): void {
     const m = this.media;
     if (this.closed || !m) return;
     this.lastPacketAt = arrivalMs;
@@ -108,7 +110,7 @@ export class MediaStream {
     }
     this.remote = from;
     // a party that said it will not send (a=inactive, recvonly) is not relayed either
-    if (this.peer && sends(m.remoteDirection)) this.peer.forward(p, isAudio ? m.codec : null);
+    if (this.peer && sends(m.remoteDirection)) this.peer.forward(p, datagram, isAudio ? m.codec : null);
     else this.relay.dropped++;
     if (!isAudio) {
       this.ignoredPackets++;
@@ -128,8 +130,13 @@ export class MediaStream {
     for (const a of this.jitter.push(item, arrivalMs)) this.play(a);
   }
 
-  /** Sends a packet of the other party to this stream's far end. `codec` null = a telephone-event. */
-  forward(p: RtpPacket, codec: G711Law | null): void {
+  /**
+   * Sends a packet of the other party to this stream's far end. `codec` null = a telephone-event. The datagram goes
+   * on as received (CSRCs, header extension, padding and all) when this side uses the same payload type and codec —
+   * the usual case, no copy — else a copy with the payload type rewritten and the payload converted in place
+   * (μ-law ↔ A-law is one byte per byte).
+   */
+  forward(p: RtpPacket, datagram: Buffer, codec: G711Law | null): void {
     const m = this.media;
     const to = this.remote;
     if (this.closed || !m || !to || m.remoteAddress === null || !receives(m.remoteDirection)) {
@@ -137,18 +144,24 @@ export class MediaStream {
       return;
     }
     let payloadType = m.payloadType;
-    let payload = p.payload;
     if (codec === null) {
       if (m.telephoneEventPt === null) {
         this.relay.dropped++;
         return;
       }
       payloadType = m.telephoneEventPt;
-    } else if (codec !== m.codec) {
-      payload = transcodeG711(codec, m.codec, payload);
-      this.relay.transcoded++;
     }
-    this.endpoint.send(buildRtp({ ...p, payloadType, payload }), to.address, to.port);
+    const transcode = codec !== null && codec !== m.codec;
+    let out = datagram;
+    if (transcode || payloadType !== p.payloadType) {
+      out = Buffer.from(datagram);
+      out[1] = (out[1] & 0x80) | payloadType;
+      if (transcode) {
+        out.set(transcodeG711(codec, m.codec, p.payload), p.payload.byteOffset - datagram.byteOffset);
+        this.relay.transcoded++;
+      }
+    }
+    this.endpoint.send(out, to.address, to.port);
     this.relay.relayed++;
   }
 

@@ -14,7 +14,8 @@ export interface RtpEndpointStats {
  */
 export class RtpEndpoint {
   readonly stats: RtpEndpointStats = { datagrams: 0, malformed: 0, lastMalformed: null };
-  onPacket: (p: RtpPacket, arrivalMs: number, from: { address: string; port: number }) => void = () => undefined;
+  /** `datagram` is the packet as received (a fresh buffer per datagram; `p.payload` is a view into it). */
+  onPacket: (p: RtpPacket, arrivalMs: number, from: { address: string; port: number }, datagram: Buffer) => void = () => undefined;
   private closed = false;
 
   private constructor(
@@ -31,7 +32,7 @@ export class RtpEndpoint {
         this.stats.lastMalformed = p;
         return;
       }
-      this.onPacket(p, at, { address: rinfo.address, port: rinfo.port });
+      this.onPacket(p, at, { address: rinfo.address, port: rinfo.port }, msg);
     });
     socket.on('error', () => undefined);
   }
