@@ -10,7 +10,7 @@
  * 10 ms window outside the pauses, each on its own channel. It stops at the first N with a gap. Then it times the encoders on the same
  * audio: WASM LAME and lamejs in this process, native `lame` in a child, as a ratio of native.
  *
- * Options (env): BENCH_STEPS=100,200,300,400  BENCH_SECONDS=20  BENCH_RATE=40 (calls/s)  BENCH_ENCODE_SECONDS=600
+ * Options (env): BENCH_STEPS=100,200,300,350,400  BENCH_SECONDS=20  BENCH_RATE=40 (calls/s)  BENCH_ENCODE_SECONDS=600
  * BENCH_PROFILE=<dir>: the recorder runs with --cpu-prof into <dir>, and the top functions by self time are printed.
  * BENCH_NO_SCRAPE=1: do not poll /metrics during the talk time (encode lag then reads 0).
  */
@@ -32,7 +32,7 @@ import { SipUac, type UacDialog } from '../test/harness/sip-uac.js';
 import { sleep } from '../test/harness/until.js';
 
 const run = promisify(execFile);
-const STEPS = (process.env.BENCH_STEPS ?? '100,200,300,400').split(',').map(Number);
+const STEPS = (process.env.BENCH_STEPS ?? '100,200,300,350,400').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const RATE = Number(process.env.BENCH_RATE ?? 40);
 const ENCODE_SECONDS = Number(process.env.BENCH_ENCODE_SECONDS ?? 600);
