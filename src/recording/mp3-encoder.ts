@@ -96,8 +96,9 @@ export function wasmLameFactory(quality = 7): EncoderFactory {
       const reserve = (samples: number): void => {
         if (samples <= cap) return;
         if (buf) x.rec_free(buf);
-        cap = Math.max(samples, 4096);
-        buf = x.rec_alloc(4 * cap + outBound(cap));
+        const want = Math.max(samples, 4096);
+        buf = x.rec_alloc(4 * want + outBound(want));
+        cap = buf ? want : 0;
         if (!buf) throw new Error('LAME WebAssembly: out of memory');
       };
       const take = (at: number, n: number): Uint8Array => {
