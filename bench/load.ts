@@ -411,6 +411,7 @@ async function main(): Promise<void> {
   process.stderr.write('timing the encoders\n');
   const enc = await encoders();
   const best = results.filter((r) => r.ok).pop();
+  const qualities = QUALITY === 3 ? [3] : [QUALITY, 3];
   const lines = [
     `machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}; recorder: compiled build, ${process.env.MSMLREC_ENCODER_ENGINE ?? 'wasm'} encoder (quality ${QUALITY}), 16 kbit/s stereo; load generator in the same machine`,
     '',
@@ -425,13 +426,13 @@ async function main(): Promise<void> {
     '',
     `| encoder (stereo 16 kbit/s, true stereo, no reservoir; ${ENCODE_SECONDS} s of audio, one core) | × realtime | ratio to native LAME, same settings |`,
     '|---|---|---|',
-    ...[QUALITY, ...(QUALITY === 3 ? [] : [3])].map((q) => {
+    ...qualities.map((q) => {
       const w = enc[`wasm-${q}`];
       const nat = enc[`native-${q}`];
       return `| WASM LAME 3.100 (ours), quality ${q}${q === QUALITY ? ' (the recorder\'s)' : ''} | ${w?.toFixed(0)}× | ${w && nat ? (w / nat).toFixed(2) : 'n/a'} |`;
     }),
     `| lamejs (@breezystack/lamejs 1.2.7; quality 3) | ${enc.lamejs?.toFixed(0)}× | ${enc.lamejs && enc['native-3'] ? (enc.lamejs / enc['native-3']).toFixed(2) : 'n/a'} |`,
-    ...[QUALITY, ...(QUALITY === 3 ? [] : [3])].map((q) => `| native lame 3.100 (\`-m s --nores -b 16 --cbr -q ${q}\`) | ${enc[`native-${q}`] ? `${enc[`native-${q}`]?.toFixed(0)}×` : 'not installed'} | 1 |`),
+    ...qualities.map((q) => `| native lame 3.100 (\`-m s --nores -b 16 --cbr -q ${q}\`) | ${enc[`native-${q}`] ? `${enc[`native-${q}`]?.toFixed(0)}×` : 'not installed'} | 1 |`),
     '',
     `benchmark time: ${((Date.now() - started) / 1000).toFixed(0)} s`,
   ];
