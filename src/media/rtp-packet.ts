@@ -42,7 +42,7 @@ export function parseRtp(buf: Uint8Array): RtpPacket | string {
   };
 }
 
-/** Builds an RTP packet (no CSRC, no extension). Used for relaying and by the test equipment. */
+/** Builds an RTP packet (no CSRC, no extension). Used by the test equipment and the benchmark (the relay forwards datagrams). */
 export function buildRtp(p: Omit<RtpPacket, 'payload'> & { payload: Uint8Array }): Buffer {
   const out = Buffer.allocUnsafe(12 + p.payload.length);
   out[0] = 0x80;

@@ -112,16 +112,14 @@ export class RecorderMetrics {
       ['relayDropped', 'rtp_relay_dropped_total', 'RTP packets not relayed (no peer, peer on hold or without address)'],
     ];
     for (const [k, name, help] of rtp) derivedCounter(registers, name, help, () => media()[k]);
-    derivedCounter(registers, 'silence_filled_seconds_total', 'Silence written in place of missing audio (gaps, hold, silent legs), channel-seconds', () => {
-      let n = src.tally.silentSamples;
-      for (const s of src.registry.all()) n += s.recording?.silentSamples ?? 0;
+    // finished recordings' samples (the tally) plus those of the live ones, in channel-seconds
+    const recordingSeconds = (field: 'silentSamples' | 'lateSamples') => (): number => {
+      let n = src.tally[field];
+      for (const s of src.registry.all()) n += s.recording?.[field] ?? 0;
       return n / 8000;
-    });
-    derivedCounter(registers, 'audio_dropped_late_seconds_total', 'Audio that reached a recording after its place was already encoded (the recorder fell behind by more than its hold time), channel-seconds; should stay 0', () => {
-      let n = src.tally.lateSamples;
-      for (const s of src.registry.all()) n += s.recording?.lateSamples ?? 0;
-      return n / 8000;
-    });
+    };
+    derivedCounter(registers, 'silence_filled_seconds_total', 'Silence written in place of missing audio (gaps, hold, silent legs), channel-seconds', recordingSeconds('silentSamples'));
+    derivedCounter(registers, 'audio_dropped_late_seconds_total', 'Audio that reached a recording after its place was already encoded (the recorder fell behind by more than its hold time), channel-seconds; should stay 0', recordingSeconds('lateSamples'));
     derivedCounter(registers, 'streams_without_media_total', 'Media streams that ended without receiving any RTP', () => src.tally.streamsWithoutMedia);
 
     const gauge = (name: string, help: string, value: () => number | Promise<number>): Gauge =>

@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { EncoderCrashError, RecorderError } from '../errors.js';
-import type { EncoderEngine, Mp3Format } from './mp3-encoder.js';
+import { DEFAULT_LAME_QUALITY, type EncoderEngine, type Mp3Format } from './mp3-encoder.js';
 import type { EncoderWorkerData, WorkerItem, WorkerReply, WorkerRequest } from './encoder-worker.js';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -36,7 +36,7 @@ export class EncoderPool {
     private readonly size: number,
     private readonly log: Logger,
     private readonly engine: EncoderEngine = 'wasm',
-    private readonly quality = 7,
+    private readonly quality = DEFAULT_LAME_QUALITY,
   ) {
     for (let i = 0; i < size; i++) this.slots.push(this.spawn());
   }

@@ -5,7 +5,7 @@
  * replies of a batch go back in one message.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { encoderFactory, type EncoderEngine, type Mp3Encoder, type Mp3Format } from './mp3-encoder.js';
+import { DEFAULT_LAME_QUALITY, encoderFactory, type EncoderEngine, type Mp3Encoder, type Mp3Format } from './mp3-encoder.js';
 
 export type WorkerItem =
   | { op: 'open'; msgId: number; id: string; format: Mp3Format }
@@ -25,7 +25,7 @@ const encoders = new Map<string, Mp3Encoder>();
 const port = parentPort;
 if (!port) throw new Error('encoder-worker must run in a worker thread');
 const data = workerData as EncoderWorkerData | undefined;
-const factory = encoderFactory(data?.engine ?? 'wasm', data?.quality ?? 7);
+const factory = encoderFactory(data?.engine ?? 'wasm', data?.quality ?? DEFAULT_LAME_QUALITY);
 
 function handle(m: WorkerItem): WorkerReply {
   try {

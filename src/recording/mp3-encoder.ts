@@ -14,6 +14,9 @@ export interface Mp3Format {
   kbps: 8 | 16 | 32;
 }
 
+/** LAME quality when none is configured (conf/default.yaml `encoder.quality` says why 7). */
+export const DEFAULT_LAME_QUALITY = 7;
+
 /** Which LAME: our WebAssembly build (default; several times faster, see the benchmark) or the pure-JS port. */
 export type EncoderEngine = 'wasm' | 'lamejs';
 
@@ -76,7 +79,7 @@ const wasiStubs = {
  * recording of that thread, each its own LAME context in the instance's memory. Memory can grow during any call
  * into the module, so views of it are taken after each call, never before.
  */
-export function wasmLameFactory(quality = 7): EncoderFactory {
+export function wasmLameFactory(quality = DEFAULT_LAME_QUALITY): EncoderFactory {
   let lame: LameExports | null = null;
   const ready = WebAssembly.instantiate(Buffer.from(LAME_WASM_BASE64, 'base64'), { wasi_snapshot_preview1: wasiStubs }).then(({ instance }) => {
     const x = instance.exports as unknown as LameExports;
@@ -137,6 +140,6 @@ export function wasmLameFactory(quality = 7): EncoderFactory {
 }
 
 /** `quality` is LAME's 0 (best) .. 9 for the WASM build; lamejs always runs at 3. */
-export function encoderFactory(engine: EncoderEngine, quality = 7): EncoderFactory {
+export function encoderFactory(engine: EncoderEngine, quality = DEFAULT_LAME_QUALITY): EncoderFactory {
   return engine === 'wasm' ? wasmLameFactory(quality) : lameJsFactory();
 }

@@ -93,6 +93,7 @@ t.test('metrics during and after a SIPp call moved by what the call did', async 
   const silence = delta(before, after, 'msmlrec_silence_filled_seconds_total');
   const expected = dur + (dur - 5) + 10 * 0.02;
   t.ok(Math.abs(silence - expected) < 0.35, `silence filled ${silence.toFixed(2)} s ≈ ${expected.toFixed(2)} s`);
+  t.equal(after.get('msmlrec_audio_dropped_late_seconds_total'), 0, 'no audio dropped as late (the counter is exported)');
   t.equal(delta(before, after, 'msmlrec_upload_duration_seconds_count{stage="put"}'), 1, 'one WebDAV upload timed');
   t.equal(delta(before, after, 'msmlrec_upload_duration_seconds_count{stage="metadata"}'), 1, 'one metadata POST timed');
   t.equal(after.get('msmlrec_redis_connected'), 1, 'redis connected');
