@@ -12,10 +12,12 @@ import { realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import { bounded } from './bounded.js';
 import { instanceId, loadConfig } from './config.js';
 import { ConfigError } from './errors.js';
 import { queueName } from './jobs/delivery-queue.js';
 import { main } from './main.js';
+import { exitOnSignals } from './ops/lifecycle.js';
 import { startShim } from './rm-shim/rm-shim.js';
 
 async function shimMain(): Promise<void> {
@@ -27,13 +29,7 @@ async function shimMain(): Promise<void> {
     process.exit(2);
   }
   const shim = startShim(config);
-  let signals = 0;
-  const onSignal = (sig: string): void => {
-    signals++;
-    void (signals === 1 ? shim.drain(sig) : shim.stop(`second ${sig}`)).then(() => process.exit(0));
-  };
-  process.on('SIGTERM', () => onSignal('SIGTERM'));
-  process.on('SIGINT', () => onSignal('SIGINT'));
+  exitOnSignals(shim, shim.log);
 }
 
 const USAGE = 'usage: msml-recorder [run] | rm-shim | drain [--timeout <s>] | jobs list | jobs retry <job-id> | jobs retry-all';
@@ -109,7 +105,7 @@ export async function jobsCommand(args: string[], out: (line: string) => void): 
         return 2;
     }
   } finally {
-    await queue.close();
+    await bounded(() => queue.close(), 2000);
     connection.disconnect();
   }
 }

@@ -19,9 +19,11 @@ const Schema = z
         codecs: z.array(z.enum(['PCMU', 'PCMA'])).min(1),
         jitterMs: z.number().int().min(0).max(2000),
         maxSkewMs: z.number().int().min(50).max(10_000),
+        timeoutSec: z.number().min(0),
       })
       .strict()
       .refine((r) => r.portMin < r.portMax, { message: 'rtp.portMin must be below rtp.portMax' }),
+    sip: z.object({ maxBodyBytes: z.number().int().min(1024).max(10_000_000) }).strict(),
     recording: z
       .object({
         format: z.enum(['mp3-8-mono', 'mp3-16-stereo', 'mp3-32-stereo']),
@@ -30,7 +32,7 @@ const Schema = z
         wavCopy: z.enum(['off', 'PCMU', 'PCMA']),
       })
       .strict(),
-    spool: z.object({ dir: z.string().min(1) }).strict(),
+    spool: z.object({ dir: z.string().min(1), maxBytes: z.number().int().min(0), minFreeBytes: z.number().int().min(0) }).strict(),
     delivery: z
       .object({
         enabled: z.boolean(),
@@ -63,7 +65,9 @@ const Schema = z
         heartbeatMs: z.number().int().min(100),
       })
       .strict(),
-    rmShim: z.object({ confTtlSec: z.number().int().min(1) }).strict(),
+    rmShim: z
+      .object({ confTtlSec: z.number().int().min(1), failoverTargets: z.number().int().min(1).max(10), provisionalTimeoutMs: z.number().int().min(100) })
+      .strict(),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }).strict(),
   })
   .strict();

@@ -36,6 +36,13 @@ export class MsmlError extends RecorderError {
   }
 }
 
+/** A request body over sip.maxBodyBytes: 413 before anything parses it. */
+export class BodyTooLargeError extends SignalingError {
+  constructor(message: string) {
+    super(message, { sipStatus: 413, msmlCode: 400 });
+  }
+}
+
 /** No capacity left (RTP ports, draining): answer 503. */
 export class CapacityError extends RecorderError {
   constructor(message: string) {
@@ -57,7 +64,10 @@ export class EncoderCrashError extends RecorderError {
   }
 }
 
-/** A delivery step (WebDAV, metadata POST) failed. Network errors, 5xx, 408 and 429 are retried; other 4xx are not. */
+/**
+ * A delivery step (WebDAV, metadata POST) failed. Network errors, 5xx, 408 and 429 are retried, and so is a MKCOL's
+ * 404/409 (a collection above is missing: a store being set up, or one removed under us); other 4xx are not.
+ */
 export class DeliveryError extends RecorderError {
   constructor(
     message: string,
@@ -65,6 +75,7 @@ export class DeliveryError extends RecorderError {
     readonly status: number | null,
     cause?: unknown,
   ) {
-    super(message, { retryable: status === null || status >= 500 || status === 408 || status === 429, cause });
+    const missingParent = stage === 'mkcol' && (status === 404 || status === 409);
+    super(message, { retryable: status === null || status >= 500 || status === 408 || status === 429 || missingParent, cause });
   }
 }

@@ -3,25 +3,30 @@ import { mkdirSync, realpathSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { basename, resolve } from 'node:path';
 import Srf from 'drachtio-srf';
+import type { Logger } from 'pino';
 import { encoderWorkers, instanceId, loadConfig, mp3Format, redacted, type Config } from './config.js';
 import { ConfigError } from './errors.js';
 import { DeliveryQueue, pendingSidecars } from './jobs/delivery-queue.js';
 import { RtpPortPool } from './media/rtp-port-pool.js';
 import { systemClock } from './media/sample-clock.js';
+import { closeSteps, exitOnSignals } from './ops/lifecycle.js';
 import { createLogger } from './ops/logger.js';
 import { MediaTally } from './ops/media-tally.js';
 import { RecorderMetrics } from './ops/metrics.js';
 import { OpsServer } from './ops/ops-server.js';
 import { readiness } from './ops/readiness.js';
+import { SpoolWatch } from './ops/spool-watch.js';
 import { RecorderHeartbeat, sipUriFromHostports } from './ops/recorder-registry.js';
 import { EncoderPool } from './recording/encoder-pool.js';
 import { holdSamples } from './recording/recording.js';
 import { recoverSpool } from './recording/spool-recovery.js';
 import { SessionRegistry } from './session/session-registry.js';
+import { disconnectDrachtio, guardDrachtioWire } from './sip/drachtio-wire-guard.js';
 import { attachSipApp } from './sip/sip-app.js';
 
 export interface Recorder {
   srf: Srf;
+  log: Logger;
   registry: SessionRegistry;
   delivery: DeliveryQueue | null;
   metrics: RecorderMetrics;
@@ -59,7 +64,9 @@ export function startRecorder(config: Config): Recorder {
         deliveryFailed: () => metrics?.deliveryEvents.deliveryFailed(),
       })
     : null;
-  metrics = new RecorderMetrics({ registry, ports, pool, spoolDir, delivery, tally, draining: () => draining, drachtioConnected: () => drachtioConnected });
+  const spool = new SpoolWatch(spoolDir, config.spool, log.child({ part: 'spool' }));
+  spool.start();
+  metrics = new RecorderMetrics({ registry, ports, pool, spool, delivery, tally, draining: () => draining, drachtioConnected: () => drachtioConnected });
   const m = metrics;
 
   const id = instanceId(config);
@@ -81,6 +88,7 @@ export function startRecorder(config: Config): Recorder {
       redisDownMs: delivery?.redisDownMs ?? 0,
       redisGraceMs: config.ops.redisGraceMs,
       freeRtpPorts: ports.available,
+      spoolFull: spool.full,
     });
 
   let stopping: Promise<void> | null = null;
@@ -88,6 +96,11 @@ export function startRecorder(config: Config): Recorder {
   let forceStop: () => void = () => undefined;
   const forced = new Promise<void>((r) => (forceStop = r));
 
+  // drachtio-srf's wire parser would throw out of its socket handler (process exit) on a frame it cannot read
+  const unguard = guardDrachtioWire((err, skipped) => {
+    m.wireFault();
+    log.error({ err: err.message.slice(0, 300), skippedBytes: skipped }, 'drachtio-srf could not handle a frame from drachtio-server; skipped it');
+  });
   const srf = new Srf();
   attachSipApp(srf, {
     config,
@@ -95,6 +108,7 @@ export function startRecorder(config: Config): Recorder {
     registry,
     ports,
     draining: () => draining,
+    refuseNew: () => spool.full,
     maxCalls: config.cluster.maxCalls,
     observe: { invite: (status) => m.invite(status), msml: (verb, code) => m.msmlRequest(verb, code) },
     session: {
@@ -109,12 +123,14 @@ export function startRecorder(config: Config): Recorder {
       },
       leftChannel: config.recording.leftChannel,
       maxDurationMs: config.recording.maxDurationSec * 1000,
+      mediaTimeoutMs: config.rtp.timeoutSec * 1000,
       allowedDestHosts: config.delivery.allowedDestHosts,
       onFinalized: (r) => {
         log.info({ mp3: r.mp3Path, sidecar: r.sidecarPath, durationMs: r.sidecar.durationMs }, 'recording spooled');
         m.recordingFinalized(r);
         void delivery?.enqueue(basename(r.sidecarPath));
       },
+      onFinalizeFailed: () => m.recordingNotFinalized(),
     },
     streamClosed: (s) => tally.streamClosed(s),
   });
@@ -144,7 +160,9 @@ export function startRecorder(config: Config): Recorder {
         ...ready(),
         draining,
         calls: registry.size,
-        pendingRecordings: (await pendingSidecars(spoolDir)).length,
+        spool: await spool.refresh(),
+        pendingRecordings: spool.state.pending,
+        destinations: delivery?.health.all() ?? [],
       }),
       drain: () => startDraining('POST /drain'),
     },
@@ -166,6 +184,7 @@ export function startRecorder(config: Config): Recorder {
 
   const rec: Recorder = {
     srf,
+    log,
     registry,
     delivery,
     metrics: m,
@@ -194,29 +213,43 @@ export function startRecorder(config: Config): Recorder {
     log.info({ reason, calls: registry.size, graceSec: config.drain.callGraceSec }, 'draining: refusing new calls, waiting for live ones to end');
   }
 
+  /**
+   * Finalizes every live recording, gives the spool drain.deliveryGraceSec to be delivered (not while Redis is away:
+   * nothing could be), then closes everything. Each step is guarded and bounded (lifecycle.ts), so this ends
+   * whatever is down: drachtio-server, Redis, WebDAV.
+   */
   function finish(reason: string): Promise<void> {
-    if (!stopping) {
-      stopping = (async () => {
-        draining = true;
-        void heartbeat?.beat();
-        log.info({ reason, calls: registry.size }, 'stopping: finalizing recordings');
-        await registry.closeAll(reason);
-        await pool.close();
-        if (delivery) {
-          const left = await Promise.race([delivery.drained(config.drain.deliveryGraceSec * 1000), forced.then(() => null)]);
-          if (left === false || left === null) {
-            const n = (await pendingSidecars(spoolDir)).length;
-            if (n) log.warn({ recordings: n }, 'recordings left in the spool; the next start delivers them');
-          }
-        }
-        await delivery?.close();
-        await heartbeat?.close();
-        srf.disconnect();
-        await ops.close();
-        log.info('stopped');
-      })();
-    }
+    stopping ??= (async () => {
+      draining = true;
+      void heartbeat?.beat();
+      log.info({ reason, calls: registry.size }, 'stopping: finalizing recordings');
+      await closeSteps(
+        [
+          { name: 'recordings', timeoutMs: 60_000, run: () => registry.closeAll(reason) },
+          { name: 'encoder pool', timeoutMs: 5000, run: () => pool.close() },
+          { name: 'delivery wait', timeoutMs: config.drain.deliveryGraceSec * 1000 + 1000, run: () => waitForDelivery() },
+          { name: 'delivery queue', timeoutMs: 10_000, run: () => delivery?.close() },
+          { name: 'heartbeat', timeoutMs: 3000, run: () => heartbeat?.close() },
+          { name: 'drachtio connection', timeoutMs: 1000, run: () => disconnectDrachtio(srf) },
+          { name: 'ops server', timeoutMs: 3000, run: () => ops.close() },
+          { name: 'spool watch', timeoutMs: 100, run: () => spool.close() },
+        ],
+        log,
+      );
+      unguard();
+      log.info('stopped');
+    })();
     return stopping;
+  }
+
+  async function waitForDelivery(): Promise<void> {
+    if (!delivery) return;
+    const left = delivery.redisConnected
+      ? await Promise.race([delivery.drained(config.drain.deliveryGraceSec * 1000), forced.then(() => false)])
+      : false;
+    if (left) return;
+    const n = (await pendingSidecars(spoolDir)).length;
+    if (n) log.warn({ recordings: n, redisConnected: delivery.redisConnected }, 'recordings left in the spool; the next start delivers them');
   }
   return rec;
 }
@@ -233,15 +266,8 @@ export async function main(): Promise<void> {
     throw err;
   }
   const rec = startRecorder(config);
-  let signals = 0;
-  const onSignal = (sig: string): void => {
-    signals++;
-    // first signal: drain; second: finalize everything now (it is all spooled) and exit
-    const done = signals === 1 ? rec.drain(sig) : rec.stop(`second ${sig}`);
-    void done.then(() => process.exit(0));
-  };
-  process.on('SIGTERM', () => onSignal('SIGTERM'));
-  process.on('SIGINT', () => onSignal('SIGINT'));
+  // first signal: drain; second: finalize everything now (it is all spooled) and exit
+  exitOnSignals(rec, rec.log);
 }
 
 const invokedDirectly = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);

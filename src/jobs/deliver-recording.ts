@@ -6,6 +6,7 @@ import { DeliveryError } from '../errors.js';
 import type { Sidecar } from '../recording/metadata.js';
 import { httpRequest } from './http-request.js';
 import { buildRecordingResource, type StoredFiles } from './recording-resource.js';
+import type { DestinationHealth } from './destination-health.js';
 import type { WebDavClient } from './webdav-client.js';
 
 /** What a delivery has done so far; kept in the job so a retry or a restart does not repeat finished steps. */
@@ -18,6 +19,8 @@ export interface DeliverDeps {
   config: DeliveryConfig;
   webdav: WebDavClient;
   log: Logger;
+  /** Told how each destination's attempt went. */
+  health?: DestinationHealth;
   /** Told how long each finished step took (metrics). */
   observe?: (stage: 'put' | 'metadata', seconds: number) => void;
 }
@@ -67,19 +70,25 @@ export async function deliverRecording(sidecarPath: string, progress: DeliveryPr
   if (!progress.stored) {
     const stored: StoredFiles = { mp3Uri: urlOf(sidecar.files.mp3.name), wavUri: sidecar.files.wav ? urlOf(sidecar.files.wav.name) : null };
     const put = async (url: string, file: string, type: string): Promise<void> => {
-      await webdav.ensureParents(root, url);
+      await webdav.ensureParents(url);
       try {
         await webdav.put(url, file, type);
       } catch (err) {
         // the collection vanished since we made it: make it again, once
         if (!(err instanceof DeliveryError) || (err.status !== 409 && err.status !== 404)) throw err;
-        await webdav.ensureParents(root, url);
+        await webdav.ensureParents(url);
         await webdav.put(url, file, type);
       }
     };
     const t0 = performance.now();
-    await put(stored.mp3Uri, mp3Path, 'audio/mpeg');
-    if (stored.wavUri && wavPath) await put(stored.wavUri, wavPath, 'audio/wav');
+    try {
+      await put(stored.mp3Uri, mp3Path, 'audio/mpeg');
+      if (stored.wavUri && wavPath) await put(stored.wavUri, wavPath, 'audio/wav');
+    } catch (err) {
+      deps.health?.failed('webdav', root, (err as Error).message);
+      throw err;
+    }
+    deps.health?.ok('webdav', root);
     deps.observe?.('put', (performance.now() - t0) / 1000);
     progress = { ...progress, stored };
     await save(progress);
@@ -90,6 +99,10 @@ export async function deliverRecording(sidecarPath: string, progress: DeliveryPr
     const body = Buffer.from(JSON.stringify(buildRecordingResource(sidecar, progress.stored as StoredFiles)));
     const t0 = performance.now();
     let r;
+    const failed = (e: DeliveryError): DeliveryError => {
+      deps.health?.failed('metadata', config.metadataUrl, e.message);
+      return e;
+    };
     try {
       r = await httpRequest({
         method: 'POST',
@@ -101,9 +114,10 @@ export async function deliverRecording(sidecarPath: string, progress: DeliveryPr
         timeoutMs: config.timeoutMs,
       });
     } catch (err) {
-      throw new DeliveryError(`POST ${config.metadataUrl}: ${(err as Error).message}`, 'metadata', null, err);
+      throw failed(new DeliveryError(`POST ${config.metadataUrl}: ${(err as Error).message}`, 'metadata', null, err));
     }
-    if (r.status < 200 || r.status >= 300) throw new DeliveryError(`POST ${config.metadataUrl}: ${r.status} ${r.body.slice(0, 200)}`, 'metadata', r.status);
+    if (r.status < 200 || r.status >= 300) throw failed(new DeliveryError(`POST ${config.metadataUrl}: ${r.status} ${r.body.slice(0, 200)}`, 'metadata', r.status));
+    deps.health?.ok('metadata', config.metadataUrl);
     deps.observe?.('metadata', (performance.now() - t0) / 1000);
     progress = { ...progress, posted: true };
     await save(progress);

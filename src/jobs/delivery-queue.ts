@@ -4,7 +4,9 @@ import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { DeliveryConfig } from '../config.js';
+import { bounded } from '../bounded.js';
 import { DeliveryError } from '../errors.js';
+import { DestinationHealth } from './destination-health.js';
 import { deliverRecording, type DeliveryProgress } from './deliver-recording.js';
 import { WebDavClient } from './webdav-client.js';
 
@@ -49,8 +51,11 @@ export async function pendingSidecars(spoolDir: string): Promise<string[]> {
  */
 export class DeliveryQueue {
   readonly name: string;
+  /** How each destination's latest attempt went (metrics, /status). */
+  readonly health = new DestinationHealth();
   private queue: Queue;
   private worker: Worker;
+  private readonly connections: Redis[];
   private queued = new Set<string>();
   private sweeper: NodeJS.Timeout | null = null;
   private sweeping = false;
@@ -82,6 +87,9 @@ export class DeliveryQueue {
       this.redisUp = false;
       this.redisDownSince ??= Date.now();
     });
+    const consumer = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+    consumer.on('error', () => undefined);
+    this.connections = [producer, consumer];
     this.queue = new Queue(this.name, { connection: producer });
     this.queue.on('error', () => undefined);
     const webdav = new WebDavClient({ user: config.webdavUser, password: config.webdavPassword, timeoutMs: config.timeoutMs });
@@ -95,7 +103,7 @@ export class DeliveryQueue {
             async (progress) => {
               await job.updateData({ ...job.data, progress });
             },
-            { config, webdav, log: log.child({ job: job.id }), observe: (stage, seconds) => this.events?.stageDone(stage, seconds) },
+            { config, webdav, health: this.health, log: log.child({ job: job.id }), observe: (stage, seconds) => this.events?.stageDone(stage, seconds) },
           );
         } catch (err) {
           const retry = !(err instanceof DeliveryError) || err.retryable;
@@ -106,7 +114,7 @@ export class DeliveryQueue {
           throw err;
         }
       },
-      { connection: new Redis(config.redisUrl, { maxRetriesPerRequest: null }), concurrency: config.concurrency, autorun: true },
+      { connection: consumer, concurrency: config.concurrency, autorun: true },
     );
     this.worker.on('error', () => undefined);
     this.worker.on('failed', (job, err) => {
@@ -186,11 +194,18 @@ export class DeliveryQueue {
     }
   }
 
+  /**
+   * Stops the worker (letting a running delivery finish while Redis is there: a cut PUT is simply redone next
+   * start), then the queue, then drops both connections. Bounded whatever Redis does: BullMQ's close waits for
+   * Redis for ever when it is gone.
+   */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (this.sweeper) clearInterval(this.sweeper);
-    await this.worker.close().catch(() => undefined);
-    await this.queue.close().catch(() => undefined);
+    const graceful = await bounded(() => this.worker.close(), this.redisUp ? 5000 : 200);
+    if (!graceful.ok) await bounded(() => this.worker.close(true), 500);
+    await bounded(() => this.queue.close(), this.redisUp ? 1000 : 200);
+    for (const c of this.connections) c.disconnect();
   }
 }

@@ -8,8 +8,8 @@ export interface WebDavOptions {
 }
 
 /**
- * The two WebDAV verbs delivery needs (RFC 4918): MKCOL for each missing parent collection (a PUT into a missing
- * collection is 409, or 404 on some servers), and PUT with a Content-Length.
+ * The two WebDAV verbs delivery needs (RFC 4918): MKCOL for each missing collection on the way (a PUT into a
+ * missing collection is 409, or 404 on some servers), and PUT with a Content-Length.
  */
 export class WebDavClient {
   /** Collections known to exist, so a busy recorder does not MKCOL the same day's folder for every file. */
@@ -25,22 +25,25 @@ export class WebDavClient {
     }
   }
 
-  /** Creates every collection from `root` (which must exist) down to the parent of `fileUrl`. */
-  async ensureParents(root: string, fileUrl: string): Promise<void> {
-    const base = root.endsWith('/') ? root : `${root}/`;
-    if (!fileUrl.startsWith(base)) return;
-    const parts = fileUrl.slice(base.length).split('/').slice(0, -1);
-    let url = base;
-    for (const p of parts) {
-      url += `${p}/`;
-      if (this.known.has(url)) continue;
-      const r = await this.call('MKCOL', url, 'mkcol');
-      // 201 created; 405 = it exists already
-      if (r.status !== 201 && r.status !== 405 && !(r.status >= 200 && r.status < 300)) {
-        throw new DeliveryError(`MKCOL ${url}: ${r.status}`, 'mkcol', r.status);
-      }
-      this.known.add(url);
+  /**
+   * Makes sure the collection `fileUrl` goes into exists, creating each missing level from the top down, the
+   * configured root included (like nginx's `create_full_put_path`): MKCOL the parent; a 409 (RFC 4918 §9.3.1: a
+   * level above is missing; 404 on some servers) makes the level above first, then tries again.
+   */
+  async ensureParents(fileUrl: string): Promise<void> {
+    await this.ensureCollection(fileUrl.slice(0, fileUrl.lastIndexOf('/') + 1));
+  }
+
+  private async ensureCollection(url: string): Promise<void> {
+    if (this.known.has(url) || new URL(url).pathname === '/') return;
+    let r = await this.call('MKCOL', url, 'mkcol');
+    if (r.status === 409 || r.status === 404) {
+      await this.ensureCollection(new URL('..', url).href);
+      r = await this.call('MKCOL', url, 'mkcol');
     }
+    // 201 created; 405 = it exists already
+    if (r.status !== 405 && !(r.status >= 200 && r.status < 300)) throw new DeliveryError(`MKCOL ${url}: ${r.status}`, 'mkcol', r.status);
+    this.known.add(url);
   }
 
   async put(url: string, file: string, contentType: string): Promise<void> {

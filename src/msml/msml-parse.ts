@@ -71,6 +71,8 @@ function toElement(node: Ordered): XmlElement | null {
 
 /** Parses XML into a local-name tree. Throws MsmlError 400 with the parser's reason on malformed XML. */
 export function parseXml(xml: string): XmlElement {
+  // a DTD can declare external entities (XXE) or entity bombs; MSML never needs one
+  if (/<!DOCTYPE|<!ENTITY/i.test(xml)) throw new MsmlError('Bad request: a DOCTYPE or ENTITY declaration is not accepted', MsmlCode.BAD_REQUEST);
   const v = XMLValidator.validate(xml);
   if (v !== true) {
     throw new MsmlError(`Bad request: XML parse error: ${v.err.msg} (line ${v.err.line})`, MsmlCode.BAD_REQUEST);
@@ -158,6 +160,15 @@ function request(el: XmlElement): MsmlRequest | null {
   }
 }
 
+/** How many names an answer or a log line lists before it says "and N more". */
+export const LIST_LIMIT = 10;
+
+/** `a, b, c and 997 more`: a list an answer or a log line can carry whatever the request held. */
+export function boundedList(items: string[], limit = LIST_LIMIT): string {
+  const shown = items.slice(0, limit).map((s) => (s.length > 64 ? `${s.slice(0, 64)}…` : s));
+  return items.length > limit ? `${shown.join(', ')} and ${items.length - limit} more` : shown.join(', ');
+}
+
 /**
  * Parses an MSML body (RFC 5707). Liberal in what it accepts: namespaces are ignored, unknown elements are
  * listed in `ignored`, unknown attributes and `<param>`s are kept. Throws MsmlError with the code to answer:
@@ -197,7 +208,7 @@ export function parseMsml(xml: string): MsmlDocument {
     else ignored.push(c.name);
   }
   if (requests.length === 0) {
-    const what = ignored.length ? ignored.map((n) => `<${n}>`).join(', ') : 'nothing';
+    const what = ignored.length ? boundedList(ignored.map((n) => `<${n}>`)) : 'nothing';
     throw new MsmlError(`Unsupported request: ${what}`, MsmlCode.UNSUPPORTED);
   }
   return { kind: 'requests', version, requests, ignored };

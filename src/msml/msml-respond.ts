@@ -1,4 +1,3 @@
-import { MsmlCode } from './msml-codes.js';
 
 function esc(s: string): string {
   return s.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c] as string);
@@ -25,5 +24,3 @@ export function eventBody(name: string, id: string, values: [string, string][] =
   const pairs = values.map(([n, v]) => `    <name>${esc(n)}</name>\n    <value>${esc(v)}</value>`).join('\n');
   return `${HEAD}<msml version="1.1">\n  <event name="${esc(name)}" id="${esc(id)}">\n${pairs}\n  </event>\n</msml>\n`;
 }
-
-export const okBody = (opts: { dialogId?: string; confId?: string } = {}): string => resultBody(MsmlCode.OK, opts);

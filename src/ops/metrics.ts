@@ -1,5 +1,3 @@
-import { readdir, stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DeliveryEvents, DeliveryQueue } from '../jobs/delivery-queue.js';
 import type { MediaStream } from '../media/media-stream.js';
@@ -7,6 +5,7 @@ import type { RtpPortPool } from '../media/rtp-port-pool.js';
 import type { EncoderPool } from '../recording/encoder-pool.js';
 import type { FinalizedRecording } from '../recording/recording.js';
 import type { SessionRegistry } from '../session/session-registry.js';
+import type { SpoolState, SpoolWatch } from './spool-watch.js';
 import { addCounts, countsOf, zeroCounts, type MediaTally, type StreamCounts } from './media-tally.js';
 
 /** What the metrics read at scrape time. */
@@ -14,7 +13,7 @@ export interface MetricSources {
   registry: SessionRegistry;
   ports: RtpPortPool;
   pool: EncoderPool;
-  spoolDir: string;
+  spool: SpoolWatch;
   delivery: DeliveryQueue | null;
   tally: MediaTally;
   draining: () => boolean;
@@ -43,18 +42,6 @@ function derivedCounter(registers: Registry[], name: string, help: string, total
   });
 }
 
-/** Sizes and count of the spool's files (in progress and waiting for delivery). */
-async function spoolUsage(dir: string): Promise<{ files: number; bytes: number; pending: number }> {
-  const names = await readdir(dir).catch(() => [] as string[]);
-  let bytes = 0;
-  let pending = 0;
-  for (const n of names) {
-    bytes += await stat(join(dir, n)).then((s) => s.size, () => 0);
-    if (n.endsWith('.json') && !n.endsWith('.open.json')) pending++;
-  }
-  return { files: names.length, bytes, pending };
-}
-
 /**
  * The recorder's Prometheus metrics. Event counters (INVITEs, MSML requests, recordings, uploads) are counted where
  * things happen; media counters and gauges are read from the live sessions and the tally of finished ones when
@@ -69,6 +56,7 @@ export class RecorderMetrics {
   private readonly uploadSeconds: Histogram;
   private readonly uploadFailures: Counter;
   private readonly deliveriesFailed: Counter;
+  private readonly wireFaults: Counter;
 
   constructor(private readonly src: MetricSources) {
     const registers = [this.registry];
@@ -86,6 +74,12 @@ export class RecorderMetrics {
     });
     this.uploadFailures = new Counter({ name: `${PREFIX}upload_failures_total`, help: 'Failed delivery attempts by stage and reason', labelNames: ['stage', 'reason'], registers });
     this.deliveriesFailed = new Counter({ name: `${PREFIX}deliveries_failed_total`, help: 'Recordings whose delivery job failed for good (see `msml-recorder jobs list`)', registers });
+
+    this.wireFaults = new Counter({
+      name: `${PREFIX}drachtio_wire_faults_total`,
+      help: 'Frames from drachtio-server that drachtio-srf could not handle and that were skipped (the connection stays up)',
+      registers,
+    });
 
     const live = (): MediaStream[] => src.registry.all().flatMap((s) => s.legs.flatMap((l) => l.streams)).filter((s) => !s.isClosed);
     // one pass over the live streams per scrape, shared by the nine RTP counters
@@ -149,15 +143,31 @@ export class RecorderMetrics {
     gauge('drachtio_connected', '1 while connected to drachtio-server', () => (src.drachtioConnected() ? 1 : 0));
     gauge('redis_connected', '1 while the delivery queue is connected to Redis', () => (src.delivery?.redisConnected ? 1 : 0));
 
-    let usage: Promise<{ files: number; bytes: number; pending: number }> | null = null;
-    const spool = (): Promise<{ files: number; bytes: number; pending: number }> => {
-      // one directory scan per scrape, shared by the three gauges
-      usage ??= spoolUsage(src.spoolDir).finally(() => setTimeout(() => (usage = null), 100));
-      return usage;
+    let look: Promise<SpoolState> | null = null;
+    const spool = (): Promise<SpoolState> => {
+      // one look at the spool per scrape, shared by its gauges
+      look ??= src.spool.refresh().finally(() => setTimeout(() => (look = null), 100));
+      return look;
     };
     gauge('spool_bytes', 'Bytes in the spool (recordings in progress and waiting for delivery)', async () => (await spool()).bytes);
     gauge('spool_files', 'Files in the spool', async () => (await spool()).files);
     gauge('spool_pending_recordings', 'Finalized recordings in the spool not yet delivered', async () => (await spool()).pending);
+    gauge('spool_oldest_pending_seconds', 'Age of the oldest recording in the spool not yet delivered (0: none)', async () => (await spool()).oldestPendingSec);
+    gauge('spool_free_bytes', "Bytes free on the spool's disk", async () => Math.min((await spool()).freeBytes, Number.MAX_SAFE_INTEGER));
+    gauge('spool_full', '1 while the spool is over spool.maxBytes or its disk under spool.minFreeBytes (new calls get 503)', async () => {
+      await spool();
+      return src.spool.full ? 1 : 0;
+    });
+    new Gauge({
+      name: `${PREFIX}destination_up`,
+      help: 'Whether the last delivery attempt to a destination (kind webdav or metadata) succeeded; its last error is in /status',
+      labelNames: ['kind', 'destination'],
+      registers,
+      collect() {
+        this.reset();
+        for (const d of src.delivery?.health.all() ?? []) this.set({ kind: d.kind, destination: d.destination }, d.up ? 1 : 0);
+      },
+    });
 
     new Gauge({
       name: `${PREFIX}delivery_jobs`,
@@ -178,6 +188,15 @@ export class RecorderMetrics {
 
   msmlRequest(verb: string, result: number): void {
     this.msml.inc({ verb, result: String(result) });
+  }
+
+  /** A recording whose finalize failed (disk full): counted under reason finalize-failed. */
+  recordingNotFinalized(): void {
+    this.recordings.inc({ reason: 'finalize-failed' });
+  }
+
+  wireFault(): void {
+    this.wireFaults.inc();
   }
 
   recordingFinalized(r: FinalizedRecording): void {

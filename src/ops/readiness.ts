@@ -7,6 +7,8 @@ export interface ReadinessInput {
   /** How long Redis may be unreachable before the recorder says it is not ready, ms. */
   redisGraceMs: number;
   freeRtpPorts: number;
+  /** Why the spool takes no new recording (over spool.maxBytes, disk under spool.minFreeBytes), or null. */
+  spoolFull?: string | null;
 }
 
 export interface Readiness {
@@ -18,6 +20,8 @@ export interface Readiness {
 /**
  * Whether this recorder should be given new calls. Pure. Redis being away briefly is not a reason (recordings stay
  * in the spool and are queued when it is back); being away for longer than the grace is, so that an operator sees it.
+ * A WebDAV or Recording Processor that is down is not a reason either (the spool is there for that; it shows in
+ * msmlrec_destination_up and /status); a spool that is filling up is, and new conf-ids then get 503 as well.
  */
 export function readiness(i: ReadinessInput): Readiness {
   const reasons: string[] = [];
@@ -25,5 +29,6 @@ export function readiness(i: ReadinessInput): Readiness {
   if (!i.drachtioConnected) reasons.push('not connected to drachtio-server');
   if (i.redisDownMs > i.redisGraceMs) reasons.push(`redis unreachable for ${Math.round(i.redisDownMs / 1000)} s`);
   if (i.freeRtpPorts < 1) reasons.push('no free RTP port');
+  if (i.spoolFull) reasons.push(i.spoolFull);
   return { ready: reasons.length === 0, reasons };
 }

@@ -96,7 +96,7 @@ export class SpoolFile {
   }
 }
 
-/** Writes JSON durably: temp file, fsync, rename, fsync directory. */
+/** Writes JSON durably: temp file, fsync, rename, fsync directory. A failed write leaves no temp file behind. */
 export async function writeJsonDurably(path: string, value: unknown): Promise<void> {
   const tmp = `${path}.tmp`;
   try {
@@ -104,6 +104,7 @@ export async function writeJsonDurably(path: string, value: unknown): Promise<vo
     await rename(tmp, path);
     await syncDir(dirname(path));
   } catch (err) {
+    await unlink(tmp).catch(() => undefined);
     throw new SpoolError(`cannot write ${path}: ${(err as Error).message}`, err);
   }
 }

@@ -3,16 +3,20 @@ import { Redis } from 'ioredis';
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import { redacted, type Config } from '../config.js';
 import { RecorderError } from '../errors.js';
+import type { Logger } from 'pino';
+import { closeSteps } from '../ops/lifecycle.js';
 import { createLogger } from '../ops/logger.js';
 import { OpsServer } from '../ops/ops-server.js';
 import { readiness } from '../ops/readiness.js';
 import { RecorderDirectory, type RecorderEntry } from '../ops/recorder-registry.js';
 import { parseRecordingUri } from '../sip/request-uri.js';
+import { disconnectDrachtio, guardDrachtioWire } from '../sip/drachtio-wire-guard.js';
 import { warning } from '../sip/sip-app.js';
-import { freeRoom, pickRecorder, retarget } from './routing.js';
+import { answeredBy, freeRoom, pickRecorder, rankRecorders, retarget } from './routing.js';
 
 export interface Shim {
   srf: Srf;
+  log: Logger;
   opsPort: Promise<number>;
   /** Stops taking INVITEs (503), waits drain.callGraceSec for dialogs routed through this shim, then closes. */
   drain(reason: string): Promise<void>;
@@ -46,13 +50,17 @@ export function startShim(config: Config): Shim {
     const s = sent.get(e.id);
     return s && s.beatAt === e.at ? s.n : 0;
   };
-  const noteSent = (e: RecorderEntry): void => {
+  const noteSent = (e: RecorderEntry, delta = 1): void => {
     const s = sent.get(e.id);
-    sent.set(e.id, { beatAt: e.at, n: s && s.beatAt === e.at ? s.n + 1 : 1 });
+    sent.set(e.id, { beatAt: e.at, n: Math.max(0, (s && s.beatAt === e.at ? s.n : 0) + delta) });
   };
+  // recorders that failed an INVITE (5xx, no answer: crashed a moment ago) get nothing new until they beat again
+  const suspect = new Map<string, number>();
+  const usable = (list: RecorderEntry[]): RecorderEntry[] => list.filter((e) => suspect.get(e.id) !== e.at);
 
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'msmlrec_shim_' });
+  const failovers = new Counter({ name: 'msmlrec_shim_failovers_total', help: 'Recorders that failed an INVITE (5xx or no answer), which then went to the next one', registers: [registry] });
   const invites = new Counter({ name: 'msmlrec_shim_invites_total', help: 'INVITEs by outcome (proxied final status, or refused)', labelNames: ['result'], registers: [registry] });
   new Gauge({
     name: 'msmlrec_shim_recorders',
@@ -67,6 +75,7 @@ export function startShim(config: Config): Shim {
     },
   });
 
+  const unguard = guardDrachtioWire((err, skipped) => log.error({ err: err.message.slice(0, 300), skippedBytes: skipped }, 'drachtio-srf could not handle a frame; skipped it'));
   const srf = new Srf();
   srf.use('options', (_req: Srf.SrfRequest, res: Srf.SrfResponse) => {
     void directory
@@ -96,34 +105,57 @@ export function startShim(config: Config): Shim {
     } catch (err) {
       return refuse(err instanceof RecorderError ? err.sipStatus : 400, (err as Error).message);
     }
-    let target: RecorderEntry;
-    let reason: string;
+    let candidates: RecorderEntry[];
+    let reason: 'pinned' | 'capacity';
     try {
       const list = await directory.list();
       lastList = list;
       const pinnedId = hasConf ? await directory.pinned(key) : null;
-      const choice = pickRecorder(list, pinnedId, sentSinceBeat);
+      const choice = pickRecorder(usable(list), pinnedId, sentSinceBeat);
       if (!choice) return refuse(503, list.length ? 'no recorder has capacity' : 'no recorder registered');
-      target = choice.entry;
       reason = choice.reason;
-      if (choice.reason === 'capacity' && hasConf) {
+      // a further leg goes where its conf-id is; a new conf-id to the best recorder, then the next ones if it fails
+      candidates = reason === 'pinned' ? [choice.entry] : rankRecorders(usable(list), sentSinceBeat, config.rmShim.failoverTargets);
+      if (reason === 'capacity' && hasConf) {
         // another shim replica may have placed this conf-id a moment ago: follow it
-        const winner = await directory.pin(key, target.id, config.rmShim.confTtlSec, pinnedId !== null);
-        target = list.find((e) => e.id === winner) ?? target;
+        const winner = await directory.pin(key, candidates[0].id, config.rmShim.confTtlSec, pinnedId !== null);
+        const w = list.find((e) => e.id === winner);
+        if (w && w.id !== candidates[0].id) candidates = [w];
       }
     } catch (err) {
       return refuse(503, `recorder registry unavailable: ${(err as Error).message}`);
     }
     // only a new conf-id takes room; a further leg of a call the recorder has does not
-    if (reason === 'capacity') noteSent(target);
-    const dest = retarget(req.uri, target.sipUri);
-    clog.info({ conf: key, recorder: target.id, reason, dest }, 'proxying INVITE');
+    if (reason === 'capacity') for (const c of candidates) noteSent(c);
+    const dests = candidates.map((c) => retarget(req.uri, c.sipUri));
+    clog.info({ conf: key, recorders: candidates.map((c) => c.id), reason, dests }, 'proxying INVITE');
     try {
-      const result = (await srf.proxyRequest(req, [dest], { recordRoute: true })) as unknown as { finalStatus?: number };
-      invites.inc({ result: String(result.finalStatus ?? 'none') });
-      clog.info({ conf: key, recorder: target.id, status: result.finalStatus }, 'INVITE proxied');
+      const result = (await srf.proxyRequest(req, dests, {
+        recordRoute: true,
+        forking: 'sequential',
+        provisionalTimeout: `${config.rmShim.provisionalTimeoutMs}ms`,
+      })) as unknown as { finalStatus?: number; responses?: { address: string; port: number; msgs: { status: number }[] }[] };
+      const status = result.finalStatus;
+      invites.inc({ result: String(status ?? 'none') });
+      // who answered what: the room goes to the recorder that took the call; one tried before it that answered 5xx
+      // or nothing (crashed a moment ago) gets no new call until its next heartbeat
+      const from = (c: RecorderEntry) => result.responses?.filter((r) => answeredBy(c.sipUri, r.address, r.port)).flatMap((r) => r.msgs) ?? [];
+      const took = status !== undefined && status < 300 ? candidates.find((c) => from(c).some((m) => m.status >= 200 && m.status < 300)) : undefined;
+      const tried = took ? candidates.slice(0, candidates.indexOf(took)) : candidates;
+      for (const c of tried) {
+        const msgs = from(c);
+        if (msgs.length === 0 || msgs.some((m) => m.status >= 500)) {
+          suspect.set(c.id, c.at);
+          failovers.inc();
+          clog.warn({ conf: key, recorder: c.id, status: msgs.at(-1)?.status ?? 'no answer' }, 'recorder failed the INVITE; skipped until its next heartbeat');
+        }
+      }
+      if (reason === 'capacity') for (const c of candidates) if (c !== took) noteSent(c, -1);
+      if (took && hasConf && reason === 'capacity' && took.id !== candidates[0].id) await directory.pin(key, took.id, config.rmShim.confTtlSec, true).catch(() => undefined);
+      clog.info({ conf: key, recorder: took?.id ?? null, status }, 'INVITE proxied');
     } catch (err) {
       invites.inc({ result: 'error' });
+      for (const c of candidates) if (reason === 'capacity') noteSent(c, -1);
       clog.warn({ conf: key, err: (err as Error).message }, 'proxy failed');
     }
   });
@@ -166,6 +198,7 @@ export function startShim(config: Config): Shim {
   const forced = new Promise<void>((r) => (forceStop = r));
   const shim: Shim = {
     srf,
+    log,
     opsPort,
     drain(reason) {
       // in-dialog requests of proxied calls pass through this pod's drachtio-server, not this process; the pod
@@ -183,9 +216,15 @@ export function startShim(config: Config): Shim {
       stopping ??= (async () => {
         draining = true;
         log.info({ reason }, 'stopping');
-        srf.disconnect();
-        redis.disconnect();
-        await ops.close();
+        await closeSteps(
+          [
+            { name: 'drachtio connection', timeoutMs: 1000, run: () => disconnectDrachtio(srf) },
+            { name: 'redis', timeoutMs: 1000, run: () => redis.disconnect() },
+            { name: 'ops server', timeoutMs: 3000, run: () => ops.close() },
+          ],
+          log,
+        );
+        unguard();
         log.info('stopped');
       })();
       return stopping;

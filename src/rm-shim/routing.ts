@@ -12,6 +12,24 @@ export function freeRoom(e: RecorderEntry, sentSinceBeat: number): number {
 }
 
 /**
+ * Where a new conf-id may go, best first: live, non-draining recorders with free room, most room first (ties: the
+ * lowest id), at most `max`. The first is pickRecorder's choice; the others are the failover order.
+ */
+export function rankRecorders(entries: RecorderEntry[], sentSinceBeat: (e: RecorderEntry) => number, max = 3): RecorderEntry[] {
+  return entries
+    .filter((e) => !e.draining && freeRoom(e, sentSinceBeat(e)) > 0)
+    .sort((a, b) => freeRoom(b, sentSinceBeat(b)) - freeRoom(a, sentSinceBeat(a)) || a.id.localeCompare(b.id))
+    .slice(0, max);
+}
+
+/** Whether a SIP response came from the recorder at `sipUri` (same host and port; 5060 when none is given). */
+export function answeredBy(sipUri: string, address: string, port: number): boolean {
+  const m = /^sips?:(?:[^@;]*@)?([^;:?]+|\[[^\]]+\])(?::(\d+))?/.exec(sipUri);
+  if (!m) return false;
+  return m[1].replace(/^\[|\]$/g, '') === address && Number(m[2] ?? 5060) === port;
+}
+
+/**
  * Where a new INVITE goes. Pure. Every dialog of a conf-id goes to the recorder that has it (even a full or
  * draining one: it is the same call); a new conf-id goes to the live, non-draining recorder with the most free
  * room (ties: the lowest id), or nowhere (503) when none has room.
@@ -21,16 +39,7 @@ export function pickRecorder(entries: RecorderEntry[], pinnedId: string | null, 
     const pinned = entries.find((e) => e.id === pinnedId);
     if (pinned) return { entry: pinned, reason: 'pinned' };
   }
-  let best: RecorderEntry | null = null;
-  let bestRoom = 0;
-  for (const e of [...entries].sort((a, b) => a.id.localeCompare(b.id))) {
-    if (e.draining) continue;
-    const room = freeRoom(e, sentSinceBeat(e));
-    if (room > bestRoom) {
-      best = e;
-      bestRoom = room;
-    }
-  }
+  const [best] = rankRecorders(entries, sentSinceBeat, 1);
   return best ? { entry: best, reason: 'capacity' } : null;
 }
 

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import { MsmlError, RecorderError } from '../errors.js';
 import { destCollection } from '../jobs/deliver-recording.js';
 import { MsmlCode } from '../msml/msml-codes.js';
-import { parseMsml, type MsmlRequest } from '../msml/msml-parse.js';
+import { boundedList, parseMsml, type MsmlRequest } from '../msml/msml-parse.js';
 import { eventBody, resultBody } from '../msml/msml-respond.js';
 import { Recording, type FinalizedRecording, type RecordingDeps } from '../recording/recording.js';
 import type { RecordingUri } from '../sip/request-uri.js';
@@ -13,10 +13,14 @@ export interface SessionDeps {
   /** Which role is the left channel (slot 0). */
   leftChannel: PartyRole;
   maxDurationMs: number;
+  /** A call none of whose parties sent RTP for this long is ended (0: never). Parties on hold do not count. */
+  mediaTimeoutMs: number;
   /** Hosts an MSML record dest may name. */
   allowedDestHosts: string[];
   /** Called with every finalized recording (delivery hooks in here). */
   onFinalized: (r: FinalizedRecording) => void;
+  /** Called when a recording could not be finalized (disk full): its files stay in the spool for recovery. */
+  onFinalizeFailed?: (err: Error) => void;
 }
 
 export interface MsmlAnswer {
@@ -28,6 +32,10 @@ export interface MsmlAnswer {
   /** Work to do once the answer was sent (MSML events that must follow the 200 OK, e.g. after a dialogend). */
   after?: () => Promise<void>;
 }
+
+/** Longest MSML `<description>` we send (a request of any size gets an answer of bounded size). */
+export const DESCRIPTION_LIMIT = 512;
+const boundedText = (s: string): string => (s.length > DESCRIPTION_LIMIT ? `${s.slice(0, DESCRIPTION_LIMIT - 1)}…` : s);
 
 interface ActiveRecording {
   rec: Recording;
@@ -44,7 +52,6 @@ interface ActiveRecording {
  */
 export class CallSession {
   readonly legs: Leg[] = [];
-  readonly finalized: FinalizedRecording[] = [];
   private active: ActiveRecording | null = null;
   /** While an MSML request is being applied, events it causes wait until its answer is out (RFC 5707 order). */
   private inMsml = false;
@@ -107,10 +114,28 @@ export class CallSession {
     this.active?.rec.write(slot, at, pcm);
   };
 
-  /** Periodic work: release due packets, encode what is old enough. */
-  tick(): void {
+  /** Periodic work: release due packets, encode what is old enough, end the call if its media stopped. */
+  tick(now = performance.now()): void {
     for (const l of this.legs) for (const s of l.streams) s.poll();
     this.active?.rec.tick();
+    const limit = this.deps.mediaTimeoutMs;
+    if (limit > 0 && !this.closed && this.legs.length > 0 && this.silentMs(now) >= limit) {
+      this.log.warn({ silentMs: Math.round(this.silentMs(now)), timeoutMs: limit }, 'no RTP from any party: ending the call');
+      void this.close('media timeout', 'media-timeout');
+    }
+  }
+
+  /**
+   * How long no party has sent RTP: the shortest silence of the streams of live legs that are not on hold (a held
+   * party is expected to be silent). 0 when every such stream is on hold: a call on hold is not dead.
+   */
+  silentMs(now: number): number {
+    let least = Number.POSITIVE_INFINITY;
+    for (const l of this.legs) {
+      if (l.ended) continue;
+      for (const s of l.streams) if (!s.held) least = Math.min(least, now - s.lastPacketAt);
+    }
+    return least === Number.POSITIVE_INFINITY ? 0 : least;
   }
 
   /** Handles one MSML body from an INFO on `dialog`. Never throws: errors become MSML results. */
@@ -131,13 +156,13 @@ export class CallSession {
       } finally {
         this.inMsml = false;
       }
-      if (doc.ignored.length) this.log.warn({ ignored: doc.ignored }, 'MSML elements ignored');
+      if (doc.ignored.length) this.log.warn({ ignored: boundedList(doc.ignored), count: doc.ignored.length }, 'MSML elements ignored');
       const deferred = this.deferred.splice(0);
       last.verb = verb;
       return deferred.length ? { ...last, after: async () => { for (const d of deferred) await d(); } } : last;
     } catch (err) {
       const code = err instanceof RecorderError ? err.msmlCode : MsmlCode.INTERNAL;
-      const description = err instanceof Error ? err.message : String(err);
+      const description = boundedText(err instanceof Error ? err.message : String(err));
       this.log.warn({ code, description }, 'MSML request refused');
       return { code, body: resultBody(code, { description }), verb };
     }
@@ -251,11 +276,11 @@ export class CallSession {
     try {
       fin = await a.rec.stop(reason, this.legs.flatMap((l) => l.summaries()));
     } catch (err) {
-      this.log.error({ err }, 'recording could not be finalized');
+      this.log.error({ err }, 'recording could not be finalized; its files stay in the spool and the next start finishes them');
+      this.deps.onFinalizeFailed?.(err as Error);
       if (notify) await this.notify(a, 'record.failed', 0);
       return;
     }
-    this.finalized.push(fin);
     this.deps.onFinalized(fin);
     if (notify) await this.notify(a, a.rec.failed ? 'record.failed' : reason, fin.sidecar.durationMs);
   }
@@ -291,12 +316,15 @@ export class CallSession {
     if (this.legs.every((l) => l.ended)) await this.close('all legs ended');
   }
 
-  /** Ends everything: finalizes the recording, closes the legs (BYE to the ones still up). Idempotent. */
-  close(reason: string): Promise<void> {
+  /**
+   * Ends everything: finalizes the recording (with `endReason`), closes the legs (BYE to the ones still up).
+   * Idempotent.
+   */
+  close(reason: string, endReason = 'record.terminate'): Promise<void> {
     if (!this.closing) {
       this.closing = (async () => {
         this.log.info({ reason }, 'session closing');
-        await this.stopRecording('record.terminate', false);
+        await this.stopRecording(endReason, false);
         await Promise.all(this.legs.map((l) => l.close({ bye: !l.ended })));
         this.onClosed();
       })();

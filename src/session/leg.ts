@@ -1,3 +1,4 @@
+import { bounded } from '../bounded.js';
 import type { MediaStream } from '../media/media-stream.js';
 import type { LegSummary } from '../recording/metadata.js';
 
@@ -12,9 +13,12 @@ export interface LegDialog {
   destroy(opts?: { headers?: Record<string, string> }): Promise<unknown>;
 }
 
+/** How long a BYE may wait for its answer (drachtio-server gone, far end silent) before the leg is closed anyway. */
+export const BYE_TIMEOUT_MS = 5000;
+
 /**
  * One SIP dialog of a recording session and its media streams (one per usable m-line). `close()` is idempotent
- * and closes the streams (sockets, ports); it sends BYE only when asked to.
+ * and closes the streams (sockets, ports); asked to, it sends BYE unless the dialog already ended (a BYE came in).
  */
 export class Leg {
   ended = false;
@@ -48,7 +52,7 @@ export class Leg {
     for (const s of this.streams) s.close();
     if (opts.bye && !this.ended) {
       this.ended = true;
-      await this.dialog.destroy().catch(() => undefined);
+      await bounded(() => this.dialog.destroy(), BYE_TIMEOUT_MS);
     }
   }
 }

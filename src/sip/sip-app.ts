@@ -1,12 +1,13 @@
 import type Srf from 'drachtio-srf';
+import { bounded } from '../bounded.js';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { CapacityError, RecorderError } from '../errors.js';
+import { BodyTooLargeError, CapacityError, RecorderError } from '../errors.js';
 import { MediaStream } from '../media/media-stream.js';
 import { RtpEndpoint } from '../media/rtp-endpoint.js';
 import type { RtpPortPool } from '../media/rtp-port-pool.js';
 import { CallSession, type SessionDeps } from '../session/call-session.js';
-import { Leg, type LegDialog, type PartyRole } from '../session/leg.js';
+import { BYE_TIMEOUT_MS, Leg, type LegDialog, type PartyRole } from '../session/leg.js';
 import type { SessionRegistry } from '../session/session-registry.js';
 import { parseRecordingUri } from './request-uri.js';
 import { isOfferless, negotiate, renderAnswer, renderOffer, type NegotiatedMedia, type SdpLocal } from './sdp-answer.js';
@@ -22,6 +23,8 @@ export interface SipAppDeps {
   session: SessionDeps;
   /** True while draining: INVITEs for new conf-ids get 503 (a live call's next leg is still taken). */
   draining: () => boolean;
+  /** Why new conf-ids are refused with 503 besides draining and maxCalls (a full spool), or null. */
+  refuseNew?: () => string | null;
   /** Sessions (conf-ids) taken at once; an INVITE for a new one beyond this gets 503. */
   maxCalls: number;
   /** Counts initial INVITE outcomes and MSML requests. */
@@ -36,6 +39,11 @@ type SrfRes = Srf.SrfResponse;
 /** A SIP Warning header (RFC 3261 20.43) carrying why a request was refused. */
 export function warning(text: string, agent = 'msml-recorder'): Record<string, string> {
   return { Warning: `399 ${agent} "${text.replace(/"/g, "'").slice(0, 200)}"` };
+}
+
+/** The sequence number of a request's CSeq header (an ACK carries its INVITE's). */
+function cseqOf(req: SrfReq): number {
+  return parseInt(req.get('CSeq') ?? '', 10);
 }
 
 function contentType(req: SrfReq): string {
@@ -82,11 +90,14 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
     let session: CallSession | null = null;
     const endpoints: RtpEndpoint[] = [];
     try {
+      tooLarge(req);
       const uri = parseRecordingUri(req.uri);
       const callUUID = req.get('X-Genesys-CallUUID') || null;
       const key = uri.confId ?? callId;
       session = deps.registry.get(key) ?? null;
       if (!session && deps.draining()) throw new CapacityError('draining: not taking new calls');
+      const refusal = session ? null : (deps.refuseNew?.() ?? null);
+      if (refusal) throw new CapacityError(refusal);
       if (!session && deps.registry.size >= deps.maxCalls) throw new CapacityError(`at capacity (${deps.maxCalls} calls)`);
       if (!session) {
         session = new CallSession(key, uri, callUUID, deps.session, log.child({ conf: key, callUUID }));
@@ -114,11 +125,25 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
             onClose: deps.streamClosed,
           }),
       );
-      const dlg = await srf.createUAS(req, res, { localSdp: sdp });
-      const leg = new Leg(legDialog(dlg), callId, legRole, streams);
-      session.addLeg(leg);
-      clog.info({ conf: key, role: legRole, offerless, ports: local.ports, codecs: negotiated?.map((n) => n.codec) }, 'leg answered');
-      watchDialog(dlg, leg, session, local, clog);
+      // drachtio-srf handles a BYE or re-INVITE that arrives right behind the ACK synchronously, possibly in the same
+      // read as the 200's echo, before a promise continuation would run: the callback form lets the dialog's
+      // listeners be attached in the same turn that creates it
+      const leg = await new Promise<Leg>((resolve, reject) => {
+        let failed = false;
+        srf.createUAS(req, res, { localSdp: sdp }, (err: unknown, dlg: Srf.Dialog) => {
+          if (err) {
+            failed = true;
+            return reject(err);
+          }
+          // drachtio-srf can report an error and still send the 200 (a request without Contact): end that dialog
+          if (failed) return void bounded(() => legDialog(dlg).destroy(), BYE_TIMEOUT_MS);
+          const l = new Leg(legDialog(dlg), callId, legRole, streams);
+          s.addLeg(l);
+          watchDialog(dlg, l, s, local, clog, offerless ? cseqOf(req) : null);
+          resolve(l);
+        });
+      });
+      clog.info({ conf: key, role: leg.role, offerless, ports: local.ports, codecs: negotiated?.map((n) => n.codec) }, 'leg answered');
       deps.observe?.invite(200);
     } catch (err) {
       for (const e of endpoints) e.close();
@@ -135,8 +160,19 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
     }
   });
 
-  function watchDialog(dlg: Srf.Dialog, leg: Leg, session: CallSession, local: SdpLocal, clog: Logger): void {
-    let awaitingAnswer = leg.streams.every((s) => s.media === null);
+  /** Refuses a body over sip.maxBodyBytes with 413 before anything parses it. */
+  function tooLarge(req: SrfReq): void {
+    const n = Buffer.byteLength(req.body ?? '');
+    if (n > config.sip.maxBodyBytes) throw new BodyTooLargeError(`body of ${n} bytes is over sip.maxBodyBytes (${config.sip.maxBodyBytes})`);
+  }
+
+  /**
+   * `offerCseq`: the CSeq of the (re-)INVITE whose 200 carried our offer, so its ACK carries the answer. An ACK is
+   * matched to the INVITE it acknowledges by CSeq: the ACK of the initial INVITE, emitted late (drachtio-srf emits
+   * `ack` on setImmediate), is not taken as the answer to an offer-less re-INVITE that came right behind it.
+   */
+  function watchDialog(dlg: Srf.Dialog, leg: Leg, session: CallSession, local: SdpLocal, clog: Logger, firstOfferCseq: number | null): void {
+    let offerCseq = firstOfferCseq;
 
     const apply = (negotiated: NegotiatedMedia[]): void => {
       leg.streams.forEach((s, i) => {
@@ -149,8 +185,8 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
     };
 
     dlg.on('ack', (ack: SrfReq) => {
-      if (!awaitingAnswer) return;
-      awaitingAnswer = false;
+      if (offerCseq === null || cseqOf(ack) !== offerCseq) return;
+      offerCseq = null;
       if (isOfferless(ack.body)) {
         clog.warn('offer-less INVITE answered but the ACK carried no SDP: no media on this leg');
         return;
@@ -159,15 +195,17 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
         apply(negotiate(ack.body, config.rtp.codecs));
       } catch (err) {
         clog.warn({ err: (err as Error).message }, 'SDP answer in ACK unusable; ending the leg');
-        void session.legEnded(leg, 'bad answer in ACK').then(() => leg.close({ bye: true }));
+        // BYE first: the leg must not look ended before its BYE is sent
+        void leg.close({ bye: true }).then(() => session.legEnded(leg, 'bad answer in ACK'));
       }
     });
 
     dlg.on('modify', (req: SrfReq, res: SrfRes) => {
       local.sessionVersion++;
       try {
+        tooLarge(req);
         if (isOfferless(req.body)) {
-          awaitingAnswer = true;
+          offerCseq = cseqOf(req);
           res.send(200, { body: renderOffer(local, config.rtp.codecs), headers: { 'Content-Type': 'application/sdp' } });
           return;
         }
@@ -184,6 +222,13 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
 
     dlg.on('info', async (req: SrfReq, res: SrfRes) => {
       const type = contentType(req);
+      try {
+        tooLarge(req);
+      } catch (err) {
+        clog.warn({ err: (err as Error).message }, 'INFO refused');
+        res.send(413, { headers: warning((err as Error).message) });
+        return;
+      }
       if (!req.body || req.body.trim() === '') {
         res.send(200);
         return;

@@ -33,7 +33,15 @@ export class SipUac {
   }
 
   /** Sends a request and resolves with its final response. */
-  request(method: string, uri: string, opts: { headers?: Record<string, unknown>; body?: string; dialog?: UacDialog } = {}): Promise<sip.SipMessage> {
+  /**
+   * `ackBody`: the SDP the ACK of a 2xx to INVITE carries (3PCC: the answer to the offer in the 200).
+   * `afterAck`: called right after that ACK went out (to send the next request right behind it).
+   */
+  request(
+    method: string,
+    uri: string,
+    opts: { headers?: Record<string, unknown>; body?: string; dialog?: UacDialog; ackBody?: string; afterAck?: (rs: sip.SipMessage) => void } = {},
+  ): Promise<sip.SipMessage> {
     const d = opts.dialog;
     const rq: sip.SipMessage = {
       method,
@@ -58,8 +66,18 @@ export class SipUac {
             method: 'ACK',
             uri: rs.headers.contact?.[0]?.uri ?? rq.uri,
             version: '2.0',
-            headers: { to: rs.headers.to, from: rs.headers.from, 'call-id': rs.headers['call-id'], cseq: { method: 'ACK', seq: rq.headers.cseq.seq }, via: [], 'max-forwards': 70 },
+            headers: {
+              to: rs.headers.to,
+              from: rs.headers.from,
+              'call-id': rs.headers['call-id'],
+              cseq: { method: 'ACK', seq: rq.headers.cseq.seq },
+              via: [],
+              'max-forwards': 70,
+              ...(opts.ackBody ? { 'content-type': 'application/sdp' } : {}),
+            },
+            content: opts.ackBody ?? '',
           });
+          opts.afterAck?.(rs);
         }
         resolve(rs);
       });

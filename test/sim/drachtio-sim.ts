@@ -153,11 +153,74 @@ export class DrachtioSim {
     }
   }
 
+  /**
+   * While > 0, frames to the app are held and written together every `batchMs`: what a busy app (or a busy
+   * drachtio-server) gets, several frames in one read — e.g. the 200's echo, the ACK and a BYE right behind it.
+   */
+  batchMs = 0;
+  private held = new Map<Socket, string[]>();
+
   private send(sock: Socket, payload: string): void {
     const msg = `${randomUUID()}|${payload}`;
     if (this.opts.trace) process.stderr.write(`<<< ${msg}\n`);
     this.frames.push({ dir: 'out', text: msg });
-    sock.write(`${Buffer.byteLength(msg)}#${msg}`);
+    this.write(sock, `${Buffer.byteLength(msg)}#${msg}`);
+  }
+
+  private write(sock: Socket, bytes: string): void {
+    if (this.batchMs <= 0) {
+      sock.write(bytes);
+      return;
+    }
+    const q = this.held.get(sock);
+    if (q) {
+      q.push(bytes);
+      return;
+    }
+    this.held.set(sock, [bytes]);
+    setTimeout(() => {
+      const all = this.held.get(sock) ?? [];
+      this.held.delete(sock);
+      sock.write(all.join(''));
+    }, this.batchMs);
+  }
+
+  /** Writes raw bytes to every connected app (test equipment for broken frames). */
+  writeRaw(bytes: string): void {
+    for (const [s, st] of this.apps) if (st.authed) this.write(s, bytes);
+  }
+
+  /**
+   * Hands the app a request from `remote` exactly as given (raw text, as drachtio-server passes it through), with
+   * the transaction kept so the app's answer goes back to `remote`. The simulator's own bookkeeping uses a parse of
+   * the text with CRLF line ends.
+   */
+  injectRequest(raw: string, remote: sip.Remote, dialogId = ''): string {
+    const rq = parseSip(raw.replace(/\r?\n/g, CRLF));
+    const app = dialogId ? this.dialogs.get(dialogId)?.app : this.appFor(rq.method as string);
+    if (!app) throw new Error('no app for this request');
+    const txnId = randomUUID();
+    this.txns.set(txnId, { rq, remote, dialogId, app });
+    this.send(app, `sip|network|${Buffer.byteLength(raw)}|${remote.protocol.toLowerCase()}|${remote.address}|${remote.port}|${stamp()}|${txnId}|${dialogId}|${this.host}|${this.sipPort}|${CRLF}${raw}`);
+    return txnId;
+  }
+
+  /** The app's answer to a transaction (from the frames it sent), or null while there is none. */
+  answerTo(txnId: string): string | null {
+    const f = this.frames.find((x) => x.dir === 'in' && x.text.split('|')[1] === 'sip' && x.text.split('|')[2] === txnId);
+    return f ? f.text.slice(f.text.indexOf(CRLF) + 2) : null;
+  }
+
+  /** A restart of drachtio-server: every connection and dialog is gone; it comes back on the same ports. */
+  async restart(downMs = 0): Promise<void> {
+    const { sipPort, controlPort } = this;
+    await this.stop();
+    this.dialogs.clear();
+    this.txns.clear();
+    this.pendingInvites.clear();
+    await new Promise((r) => setTimeout(r, downMs));
+    Object.assign(this.opts, { sipPort, controlPort });
+    await this.start();
   }
 
   private onFrame(sock: Socket, frame: string): void {
@@ -244,9 +307,15 @@ export class DrachtioSim {
     });
   }
 
+  /**
+   * `proxy|<txnId>|remainInDialog|fullResponse|followRedirects|serial|<provTimeout>|<finalTimeout>|<dest>…`:
+   * serial forking as drachtio does it: a destination that answers with a final status of 300..599, or sends no
+   * response within the provisional timeout, is given up and the next is tried; the last one's answer goes upstream.
+   */
   private proxyFromApp(sock: Socket, msgId: string, t: string[]): void {
     const txnId = t[2];
     const remainInDialog = t[3] === 'remainInDialog';
+    const provisionalMs = parseDuration(t[7]) ?? 32_000;
     const dests = t.slice(9).filter((d) => d !== '');
     const txn = this.txns.get(txnId);
     if (!txn || dests.length === 0) {
@@ -255,19 +324,53 @@ export class DrachtioSim {
     }
     this.txns.delete(txnId);
     this.pendingInvites.delete(txn.rq.headers['call-id'] as string);
-    const fwd = clone(txn.rq);
-    fwd.uri = dests[0];
-    fwd.headers['max-forwards'] = Number(fwd.headers['max-forwards'] ?? 70) - 1;
-    if (remainInDialog) fwd.headers['record-route'] = [{ uri: `sip:${this.host}:${this.sipPort};lr`, params: {} }, ...(fwd.headers['record-route'] ?? [])];
-    this.stack?.send(fwd, (rs, remote) => {
-      const up = clone(rs);
-      up.headers.via.shift();
-      this.stack?.send(up);
-      const text = sip.stringify(up);
-      const r = remote ?? txn.remote;
+    const report = (rs: sip.SipMessage, r: sip.Remote): void => {
+      const text = sip.stringify(rs);
       this.send(sock, `response|${msgId}|OK|network|${Buffer.byteLength(text)}|${r.protocol.toLowerCase()}|${r.address}|${r.port}|${stamp()}|${txnId}||continue${CRLF}${text}`);
-      if ((rs.status as number) >= 200) this.send(sock, `response|${msgId}|OK|done`);
-    });
+    };
+    const attempt = (i: number): void => {
+      const last = i === dests.length - 1;
+      const fwd = clone(txn.rq);
+      fwd.uri = dests[i];
+      fwd.headers['max-forwards'] = Number(fwd.headers['max-forwards'] ?? 70) - 1;
+      if (remainInDialog) fwd.headers['record-route'] = [{ uri: `sip:${this.host}:${this.sipPort};lr`, params: {} }, ...(fwd.headers['record-route'] ?? [])];
+      // the response's source is the destination (the `sip` package does not report it for client transactions)
+      const u = sip.parseUri(dests[i]);
+      const destRemote: sip.Remote = { protocol: txn.remote.protocol, address: u.host, port: Number(u.port ?? 5060) };
+      let answered = false;
+      let done = false;
+      const timer = last
+        ? null
+        : setTimeout(() => {
+            if (answered || done) return;
+            done = true;
+            attempt(i + 1);
+          }, provisionalMs);
+      this.stack?.send(fwd, (rs, remote) => {
+        if (done) return;
+        answered = true;
+        const status = rs.status as number;
+        const r = remote ?? destRemote;
+        if (status >= 300 && status < 600 && !last) {
+          // this destination failed: the next one is tried, upstream sees nothing of it but the report to the app
+          done = true;
+          if (timer) clearTimeout(timer);
+          report(rs, r);
+          attempt(i + 1);
+          return;
+        }
+        const up = clone(rs);
+        up.headers.via.shift();
+        this.stack?.send(up);
+        report(up, r);
+        if (status >= 200) {
+          done = true;
+          if (timer) clearTimeout(timer);
+          this.send(sock, `response|${msgId}|OK|done`);
+        }
+      });
+    };
+    attempt(0);
   }
 
   private fromNetwork(rq: sip.SipMessage, remote: sip.Remote): void {
@@ -437,6 +540,13 @@ export class DrachtioSim {
       this.send(sock, this.frameFor(rs, remote ?? dlg.remote, txnId, dialogId));
     });
   }
+}
+
+/** drachtio's timeout syntax: `2s`, `1500ms`; null for none. */
+function parseDuration(v: string | undefined): number | null {
+  const m = /^(\d+)(ms|s)$/.exec(v ?? '');
+  if (!m) return null;
+  return Number(m[1]) * (m[2] === 's' ? 1000 : 1);
 }
 
 /** A port free for both UDP and TCP on `host`. */

@@ -17,6 +17,8 @@ import { loadConfig } from '../../src/config.js';
 import { RtpPortPool } from '../../src/media/rtp-port-pool.js';
 import { MediaTally } from '../../src/ops/media-tally.js';
 import { RecorderMetrics } from '../../src/ops/metrics.js';
+import { pino } from 'pino';
+import { SpoolWatch } from '../../src/ops/spool-watch.js';
 import type { EncoderPool } from '../../src/recording/encoder-pool.js';
 import { SessionRegistry } from '../../src/session/session-registry.js';
 import { ROOT } from '../harness/recorder-harness.js';
@@ -118,7 +120,7 @@ t.test('HPA and dashboard use metrics the program exports', async (t) => {
     registry: new SessionRegistry(),
     ports: new RtpPortPool(20000, 20010),
     pool: { queueDepth: 0, oldestPendingMs: 0 } as EncoderPool,
-    spoolDir: mkdtempSync(join(tmpdir(), 'spool-')),
+    spool: new SpoolWatch(mkdtempSync(join(tmpdir(), 'spool-')), { maxBytes: 0, minFreeBytes: 0 }, pino({ level: 'silent' })),
     delivery: null,
     tally: new MediaTally(),
     draining: () => false,
