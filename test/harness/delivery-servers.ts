@@ -171,6 +171,8 @@ export async function davServer(): Promise<DavServer> {
 export interface MetadataReceiver {
   url: string;
   posts: { auth: string | undefined; body: Record<string, unknown> }[];
+  /** A status to answer instead of storing the POST (e.g. 503), or null to take it. */
+  fault: () => number | null;
   stop(): Promise<void>;
 }
 
@@ -178,7 +180,17 @@ export interface MetadataReceiver {
 export async function metadataReceiver(): Promise<MetadataReceiver> {
   const port = await freeDualPort();
   const posts: MetadataReceiver['posts'] = [];
+  const rx = { fault: (): number | null => null };
   const server = http.createServer((req, res) => {
+    const failWith = rx.fault();
+    if (failWith !== null) {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(failWith, { 'Content-Length': '0' });
+        res.end();
+      });
+      return;
+    }
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
@@ -196,6 +208,12 @@ export async function metadataReceiver(): Promise<MetadataReceiver> {
   return {
     url: `http://127.0.0.1:${port}/api/contact-centers/example.com/recordings`,
     posts,
+    get fault() {
+      return rx.fault;
+    },
+    set fault(f) {
+      rx.fault = f;
+    },
     stop: () => new Promise((r) => server.close(() => r())),
   };
 }

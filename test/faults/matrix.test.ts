@@ -1,0 +1,230 @@
+/**
+ * The fault matrix against real components (redis-server, Apache mod_dav, a metadata receiver, the drachtio
+ * simulator, real SIP and RTP): each case ends with its recording delivered exactly once — one stored file, one
+ * metadata POST — and playable, or with the documented clear error. (WebDAV 503 and Redis lost at call end, a 403 and
+ * `jobs retry`, kill -9 mid-call and restart are in test/e2e/delivery.test.ts; SIGTERM mid-call in test/e2e/ops.test.ts.)
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { decode } from '../harness/audio.js';
+import { davServer, metadataReceiver, redisServer } from '../harness/delivery-servers.js';
+import { parsePromText } from '../harness/prom-text.js';
+import { startApp, startSim, tempDir, type AppProcess } from '../harness/recorder-harness.js';
+import { RtpSender } from '../harness/rtp-sender.js';
+import { SipUac, type UacDialog } from '../harness/sip-uac.js';
+import { sleep, until } from '../harness/until.js';
+
+const sim = await startSim();
+const redis = await redisServer();
+const dav = await davServer();
+const meta = await metadataReceiver();
+const uac = await new SipUac(`127.0.0.1:${sim.sipPort}`).start();
+const env = (spool: string, extra: Record<string, string> = {}): Record<string, string> => ({
+  MSMLREC_SPOOL_DIR: spool,
+  MSMLREC_DELIVERY_ENABLED: 'true',
+  MSMLREC_DELIVERY_REDIS_URL: redis.url,
+  MSMLREC_DELIVERY_QUEUE: `faults-${Math.random().toString(36).slice(2, 8)}`,
+  MSMLREC_DELIVERY_WEBDAV_URL: dav.url,
+  MSMLREC_DELIVERY_WEBDAV_USER: dav.user,
+  MSMLREC_DELIVERY_WEBDAV_PASSWORD: dav.password,
+  MSMLREC_DELIVERY_METADATA_URL: meta.url,
+  MSMLREC_DELIVERY_ATTEMPTS: '200',
+  MSMLREC_DELIVERY_BACKOFF_MS: '300',
+  MSMLREC_DELIVERY_SWEEP_MS: '300',
+  MSMLREC_DELIVERY_TIMEOUT_MS: '3000',
+  MSMLREC_RTP_TIMEOUT_SEC: '3',
+  ...extra,
+});
+const apps: AppProcess[] = [];
+t.teardown(async () => {
+  uac.stop();
+  for (const a of apps) await a.stop('SIGKILL');
+  await sim.stop();
+  await dav.stop();
+  await meta.stop();
+  await redis.stop();
+});
+const start = async (e: Record<string, string>): Promise<AppProcess> => {
+  const a = await startApp(sim, e);
+  apps.push(a);
+  return a;
+};
+const metric = async (app: AppProcess, name: string): Promise<number> => parsePromText((await app.ops('/metrics')).body).get(name) ?? 0;
+const PCMU = (port: number): string => `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n`;
+
+/** INVITE + MSML dialogstart; the caller streams RTP and hangs up (or not). */
+async function begin(conf: string): Promise<{ dialog: UacDialog; port: number; rtp: RtpSender }> {
+  const rtp = await RtpSender.open();
+  const inv = await uac.request('INVITE', `sip:msml=${conf}@127.0.0.1:${sim.sipPort};dn=7001;record;tenant-dbid=1;media-service=record`, {
+    headers: { 'content-type': 'application/sdp', 'X-Genesys-CallUUID': `${conf}UUID` },
+    body: PCMU(rtp.port),
+  });
+  if (inv.status !== 200) throw new Error(`INVITE ${inv.status}`);
+  const dialog = uac.dialogOf(inv);
+  const r = await uac.request('INFO', '', { dialog, headers: { 'content-type': 'application/vnd.radisys.msml+xml' }, body: `<msml version="1.1"><dialogstart target="conf:${conf}" name="rec"><record/></dialogstart></msml>` });
+  if (!/response="200"/.test(String(r.content))) throw new Error(`dialogstart: ${r.content}`);
+  return { dialog, port: Number(/m=audio (\d+)/.exec(String(inv.content))?.[1]), rtp };
+}
+
+const storedFiles = (conf: string): string[] => {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    if (!existsSync(d)) return;
+    for (const e of readdirSync(d, { withFileTypes: true })) e.isDirectory() ? walk(join(d, e.name)) : out.push(join(d, e.name));
+  };
+  walk(dav.root);
+  return out.filter((f) => f.includes(`${conf}UUID`) && f.endsWith('.mp3'));
+};
+const postsFor = (conf: string) => meta.posts.filter((p) => p.body.id === `${conf}UUID`);
+
+/** Delivered exactly once: one stored MP3, one metadata POST, the spool empty of it; returns the decoded seconds. */
+async function deliveredOnce(t: Test, app: AppProcess, conf: string, timeoutMs = 60_000): Promise<number> {
+  await until(`${conf} delivered`, () => postsFor(conf).length > 0 && !readdirSync(app.spoolDir).some((f) => f.startsWith(`${conf}UUID`)), timeoutMs, () => app.logs.slice(-8).join('\n'));
+  await sleep(800);
+  t.equal(storedFiles(conf).length, 1, `${conf}: one file stored`);
+  t.equal(postsFor(conf).length, 1, `${conf}: one metadata POST`);
+  return decode(storedFiles(conf)[0]).seconds;
+}
+
+t.test('RTP stops and no BYE comes: finalized as media-timeout, BYE sent, delivered once', async (t) => {
+  const app = await start(env(tempDir('spool-mt')));
+  const c = await begin('mt1');
+  await c.rtp.play(c.port, { law: 'PCMU', freq: 600, seconds: 3, ssrc: 1 });
+  const lastPacket = Date.now();
+  c.rtp.close();
+  const byes = () => uac.received.filter((r) => r.method === 'BYE' && r.headers['call-id'] === c.dialog.callId).length;
+  await until('the recorder hung up', () => byes() > 0, 10_000, () => app.logs.slice(-5).join('\n'));
+  const spooled = await app.waitForLog(/recording spooled/);
+  t.ok(Date.now() - lastPacket < (3 + 5) * 1000, `ended ${Date.now() - lastPacket} ms after the last packet (rtp.timeoutSec 3 + 5 s)`);
+  t.ok(app.logs.some((l) => l.includes('no RTP from any party')), 'the media timeout is logged');
+  const seconds = await deliveredOnce(t, app, 'mt1');
+  t.ok(seconds > 5.5 && seconds < 7.5, `the file plays ${seconds.toFixed(2)} s: the 3 s of audio, then silence until the timeout`);
+  t.equal(await metric(app, 'msmlrec_calls_active'), 0, 'the call is gone');
+  t.equal(await metric(app, 'msmlrec_rtp_ports_in_use'), 0, 'its port is free');
+  t.equal(await metric(app, 'msmlrec_recordings_total{reason="media-timeout"}'), 1, 'counted as media-timeout');
+  t.ok(spooled.durationMs, 'spooled');
+});
+
+t.test('a call on hold is not dead: held longer than rtp.timeoutSec, it goes on', async (t) => {
+  const app = apps[0];
+  const c = await begin('hold1');
+  const inactive = PCMU(c.rtp.port).replace('a=rtpmap:0 PCMU/8000\r\n', 'a=rtpmap:0 PCMU/8000\r\na=inactive\r\n');
+  t.equal((await uac.request('INVITE', '', { dialog: c.dialog, headers: { 'content-type': 'application/sdp' }, body: inactive })).status, 200, 'hold re-INVITE');
+  await sleep(5000);
+  t.equal(await metric(app, 'msmlrec_calls_active'), 1, 'still live after 5 s of hold');
+  await uac.request('BYE', '', { dialog: c.dialog });
+  c.rtp.close();
+  await deliveredOnce(t, app, 'hold1');
+});
+
+t.test('drachtio-server restarts mid-call: media goes on, the cut call ends by media timeout, delivered once', async (t) => {
+  const app = apps[0];
+  const c = await begin('dr1');
+  const playing = c.rtp.play(c.port, { law: 'PCMU', freq: 600, seconds: 4, ssrc: 2 });
+  await sleep(1000);
+  await sim.restart(300);
+  await app.waitForLog(/connected to drachtio-server/);
+  await until('reconnected', () => sim.connectedApps === 1, 10_000);
+  await playing;
+  c.rtp.close();
+  // its dialog is gone with the old drachtio-server: SIP Server's BYE would get 481; the media timeout ends it
+  const seconds = await deliveredOnce(t, app, 'dr1', 30_000);
+  t.ok(seconds > 6, `recorded ${seconds.toFixed(2)} s: all 4 s of audio and the wait after`);
+  t.equal(await metric(app, 'msmlrec_calls_active'), 0, 'no call left live');
+});
+
+t.test('WebDAV and the Recording Processor both fail for 60 s: two calls made meanwhile are delivered once each', async (t) => {
+  const app = apps[0];
+  let metaDown = true;
+  meta.fault = () => (metaDown ? 503 : null);
+  dav.fault = { status: 503 };
+  const t0 = Date.now();
+  for (const conf of ['out1', 'out2']) {
+    const c = await begin(conf);
+    await c.rtp.play(c.port, { law: 'PCMU', freq: 600, seconds: 1, ssrc: 4 });
+    await uac.request('BYE', '', { dialog: c.dialog });
+    c.rtp.close();
+  }
+  await until('a failed attempt shows per destination', async () => /destination_up\{kind="webdav"[^}]*\} 0/.test((await app.ops('/metrics')).body), 20_000);
+  const status = JSON.parse((await app.ops('/status')).body) as { destinations: { kind: string; up: boolean; lastError: string }[] };
+  t.match(status.destinations.find((d) => d.kind === 'webdav'), { up: false, lastError: /503/ }, '/status names the failing store and its error');
+  t.equal((await app.ops('/readyz')).status, 200, 'a dead store alone does not make the recorder unready');
+  await sleep(Math.max(0, 30_000 - (Date.now() - t0)));
+  dav.fault = null; // WebDAV back after 30 s: files stored, metadata still failing
+  await sleep(30_000);
+  metaDown = false;
+  for (const conf of ['out1', 'out2']) await deliveredOnce(t, app, conf);
+  meta.fault = () => null;
+});
+
+// the simulator gives each INVITE to the first app connected: the cases below run one recorder of their own each
+t.test('the first recorder stops', async (t) => {
+  t.equal(await apps[0].stop(), 0, 'exit 0');
+});
+
+t.test('the WebDAV root does not exist yet: every level is created, delivered once', async (t) => {
+  const spool = tempDir('spool-root');
+  const app = await start(env(spool, { MSMLREC_DELIVERY_WEBDAV_URL: `${dav.url}/site-a/tenant-1` }));
+  const c = await begin('root1');
+  await c.rtp.play(c.port, { law: 'PCMU', freq: 600, seconds: 1, ssrc: 3 });
+  await uac.request('BYE', '', { dialog: c.dialog });
+  c.rtp.close();
+  await deliveredOnce(t, app, 'root1');
+  t.ok(storedFiles('root1')[0].includes(join('recordings', 'site-a', 'tenant-1')), 'stored under the new collections');
+  t.ok(dav.log.some((l) => /^MKCOL \/recordings\/site-a\/ 201/.test(l)), 'MKCOL of the missing level above the root');
+  await app.stop();
+});
+
+t.test('spool on a full disk: ENOSPC is a clear MSML error, nothing is left behind, the next call records', async (t) => {
+  const mnt = tempDir('tmpfs');
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=600k', 'tmpfs', mnt]);
+  } catch (err) {
+    t.comment(`cannot mount a tmpfs here: ${(err as Error).message}`);
+    t.fail('this case needs root to mount a small tmpfs (CI runs as root)');
+    return;
+  }
+  t.teardown(() => execFileSync('umount', ['-l', mnt]));
+  const spool = join(mnt, 'spool');
+  mkdirSync(spool);
+  const app = await start(env(spool, { MSMLREC_SPOOL_MIN_FREE_BYTES: '0', MSMLREC_DELIVERY_ENABLED: 'false' }));
+  try {
+    execFileSync('dd', ['if=/dev/zero', `of=${join(mnt, 'filler')}`, 'bs=1k', 'count=2000'], { stdio: 'ignore' });
+  } catch {
+    // dd stops with ENOSPC: the disk is full, which is the point
+  }
+  const inv = await uac.request('INVITE', `sip:msml=full1@127.0.0.1:${sim.sipPort};dn=1;record`, { headers: { 'content-type': 'application/sdp' }, body: PCMU(40100) });
+  const dialog = uac.dialogOf(inv);
+  const r = await uac.request('INFO', '', { dialog, headers: { 'content-type': 'application/vnd.radisys.msml+xml' }, body: '<msml version="1.1"><dialogstart target="conf:full1" name="rec"><record/></dialogstart></msml>' });
+  t.match(r.content, /response="500"[\s\S]*ENOSPC/, 'dialogstart: MSML 500 naming ENOSPC');
+  t.same(readdirSync(spool), [], 'nothing left in the spool (no .tmp, no .part)');
+  await uac.request('BYE', '', { dialog });
+  execFileSync('rm', [join(mnt, 'filler')]);
+  const c = await begin('full2');
+  await c.rtp.play(c.port, { law: 'PCMU', freq: 600, seconds: 1, ssrc: 5 });
+  await uac.request('BYE', '', { dialog: c.dialog });
+  c.rtp.close();
+  const spooled = await app.waitForLog(/recording spooled/);
+  t.ok((spooled.durationMs as number) > 900, 'the next call after space returned is recorded');
+  t.equal(app.proc.exitCode, null, 'the recorder stayed up');
+  await app.stop();
+});
+
+t.test('a spool over spool.maxBytes: unready, new conf-ids 503, a live call goes on', async (t) => {
+  const spool = tempDir('spool-max');
+  const app = await start(env(spool, { MSMLREC_SPOOL_MAX_BYTES: '20000', MSMLREC_DELIVERY_ENABLED: 'false' }));
+  const c = await begin('max1');
+  await c.rtp.play(c.port, { law: 'PCMU', freq: 600, seconds: 12, ssrc: 6 });
+  await until('spool over the limit', async () => (await app.ops('/readyz')).status === 503, 15_000);
+  t.match((await app.ops('/readyz')).body, /spool holds \d+ bytes/, '/readyz says why');
+  const r = await uac.request('INVITE', `sip:msml=max2@127.0.0.1:${sim.sipPort};dn=1;record`, { headers: { 'content-type': 'application/sdp' }, body: PCMU(40200) });
+  t.equal(r.status, 503, 'a new conf-id gets 503');
+  t.equal(await metric(app, 'msmlrec_spool_full'), 1, 'msmlrec_spool_full 1');
+  await uac.request('BYE', '', { dialog: c.dialog });
+  c.rtp.close();
+  const spooled = await app.waitForLog(/recording spooled/);
+  t.ok((spooled.durationMs as number) > 11_000, 'the live call was recorded to its end');
+  await app.stop();
+});
