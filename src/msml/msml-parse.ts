@@ -77,7 +77,13 @@ export function parseXml(xml: string): XmlElement {
   if (v !== true) {
     throw new MsmlError(`Bad request: XML parse error: ${v.err.msg} (line ${v.err.line})`, MsmlCode.BAD_REQUEST);
   }
-  const nodes = parser.parse(xml) as Ordered[];
+  let nodes: Ordered[];
+  try {
+    // the validator lets some malformed input through (a broken <?xml ?>, nesting past the parser's limit)
+    nodes = parser.parse(xml) as Ordered[];
+  } catch (err) {
+    throw new MsmlError(`Bad request: XML parse error: ${(err as Error).message}`, MsmlCode.BAD_REQUEST);
+  }
   const roots = nodes.map(toElement).filter((e): e is XmlElement => e !== null);
   if (roots.length !== 1) throw new MsmlError('Bad request: XML must have exactly one root element', MsmlCode.BAD_REQUEST);
   return roots[0];

@@ -134,21 +134,20 @@ export function startShim(config: Config): Shim {
         recordRoute: true,
         forking: 'sequential',
         provisionalTimeout: `${config.rmShim.provisionalTimeoutMs}ms`,
-      })) as unknown as { finalStatus?: number; responses?: { address: string; port: number; msgs: { status: number }[] }[] };
+      })) as unknown as { finalStatus?: number; finalResponse?: { msg: { get(h: string): string | undefined } } };
       const status = result.finalStatus;
       invites.inc({ result: String(status ?? 'none') });
-      // who answered what: the room goes to the recorder that took the call; one tried before it that answered 5xx
-      // or nothing (crashed a moment ago) gets no new call until its next heartbeat
-      const from = (c: RecorderEntry) => result.responses?.filter((r) => answeredBy(c.sipUri, r.address, r.port)).flatMap((r) => r.msgs) ?? [];
-      const took = status !== undefined && status < 300 ? candidates.find((c) => from(c).some((m) => m.status >= 200 && m.status < 300)) : undefined;
-      const tried = took ? candidates.slice(0, candidates.indexOf(took)) : candidates;
+      // who took the call: the recorder its 200's Contact names (drachtio-srf's per-source grouping of responses
+      // is not reliable). Serial forking stops at the first success, so every recorder tried before it failed
+      // (5xx or no answer in time: crashed a moment ago) and gets no new call until its next heartbeat
+      const contact = status !== undefined && status < 300 ? /<?(sips?:[^>;]+)/.exec(result.finalResponse?.msg.get('Contact') ?? '')?.[1] : undefined;
+      const hp = contact ? /^sips?:(?:[^@]*@)?([^:;]+)(?::(\d+))?/.exec(contact) : null;
+      const took = hp ? candidates.find((c) => answeredBy(c.sipUri, hp[1], Number(hp[2] ?? 5060))) : undefined;
+      const tried = took ? candidates.slice(0, candidates.indexOf(took)) : status === undefined || status >= 500 ? candidates : [];
       for (const c of tried) {
-        const msgs = from(c);
-        if (msgs.length === 0 || msgs.some((m) => m.status >= 500)) {
-          suspect.set(c.id, c.at);
-          failovers.inc();
-          clog.warn({ conf: key, recorder: c.id, status: msgs.at(-1)?.status ?? 'no answer' }, 'recorder failed the INVITE; skipped until its next heartbeat');
-        }
+        suspect.set(c.id, c.at);
+        failovers.inc();
+        clog.warn({ conf: key, recorder: c.id }, 'recorder failed the INVITE; skipped until its next heartbeat');
       }
       if (reason === 'capacity') for (const c of candidates) if (c !== took) noteSent(c, -1);
       if (took && hasConf && reason === 'capacity' && took.id !== candidates[0].id) await directory.pin(key, took.id, config.rmShim.confTtlSec, true).catch(() => undefined);

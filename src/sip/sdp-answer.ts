@@ -71,7 +71,8 @@ function payloadList(m: MediaDescription): number[] {
 /** Finds the codec name for a payload type: rtpmap first, then the static table. */
 function codecOf(m: MediaDescription, pt: number): string | null {
   const rtp = m.rtp?.find((r) => r.payload === pt);
-  if (rtp) return `${rtp.codec.toUpperCase()}/${rtp.rate}`;
+  // sdp-transform gives a number for a codec name that looks like one (`a=rtpmap:0 8 101`)
+  if (rtp) return `${String(rtp.codec).toUpperCase()}/${rtp.rate}`;
   if (pt === 0) return 'PCMU/8000';
   if (pt === 8) return 'PCMA/8000';
   return null;

@@ -127,3 +127,31 @@ t.test('a draining recorder keeps its live call, gets no new one; a dead one dro
   t.ok(gone <= HEARTBEAT_MS * 3 + 1000, `dropped out ${gone} ms after its last beat (expiry ${HEARTBEAT_MS * 3} ms)`);
   t.equal(await inviteStatus('f129460000054b3'), 503, 'no recorder left: 503');
 });
+
+t.test('a recorder that died a moment ago: its drachtio answers 503, the shim fails over to the next one', async (t) => {
+  const [simC, simD] = [await startSim(), await startSim()];
+  const recC = await startApp(simC, cluster('rec-c', 5));
+  const recD = await startApp(simD, cluster('rec-d', 2));
+  t.teardown(async () => {
+    for (const a of [recC, recD]) await a.stop('SIGKILL');
+    for (const s of [simC, simD]) await s.stop();
+  });
+  await until('rec-c and rec-d registered', async () => (await recorders()).filter((e) => e.id === 'rec-c' || e.id === 'rec-d').length === 2);
+  // rec-c (most room) dies; its entry stays until it expires, and its pod's drachtio-server still answers (503)
+  await recC.stop('SIGKILL');
+  t.ok((await recorders()).some((e) => e.id === 'rec-c'), 'rec-c still in the registry');
+  const uac = await new SipUac(`127.0.0.1:${simS.sipPort}`).start();
+  t.teardown(() => uac.stop());
+  const rs = await uac.request('INVITE', `sip:msml=g129460000054b3@127.0.0.1:${simS.sipPort};dn=1;record`, { headers: { 'content-type': 'application/sdp' }, body: PCMU_OFFER });
+  t.equal(rs.status, 200, 'the call is answered');
+  await until('answered by rec-d', () => legsOn(recD).includes('g129460000054b3'));
+  await until('the shim logged rec-c as failed', () => shim.logs.some((l) => l.includes('recorder failed the INVITE') && l.includes('rec-c')));
+  t.pass('answered by rec-d after rec-c failed it (503 from its drachtio-server)');
+  // until rec-c beats again (it will not), new calls go straight to rec-d
+  const before = simC.frames.length;
+  const rs2 = await uac.request('INVITE', `sip:msml=g229460000054b3@127.0.0.1:${simS.sipPort};dn=1;record`, { headers: { 'content-type': 'application/sdp' }, body: PCMU_OFFER });
+  t.equal(rs2.status, 200, 'a second call answered');
+  await until('second call on rec-d', () => legsOn(recD).includes('g229460000054b3'));
+  t.equal(simC.frames.length, before, 'rec-c was not tried again');
+  for (const r of [rs, rs2]) await uac.request('BYE', '', { dialog: uac.dialogOf(r) });
+});
