@@ -1,7 +1,8 @@
 /**
  * The fault matrix against real components (redis-server, Apache mod_dav, a metadata receiver, the drachtio
  * simulator, real SIP and RTP): each case ends with its recording delivered exactly once — one stored file, one
- * metadata POST — and playable, or with the documented clear error. (WebDAV 503 and Redis lost at call end, a 403 and
+ * metadata POST — and playable, or with the documented clear error. Redis is killed with kill -9 twice, once with no
+ * persistence and once with an append-only file. (WebDAV 503 and Redis lost at call end, a 403 and
  * `jobs retry`, kill -9 mid-call and restart are in test/e2e/delivery.test.ts; SIGTERM mid-call in test/e2e/ops.test.ts.)
  */
 import { execFileSync } from 'node:child_process';
@@ -163,6 +164,29 @@ t.test('WebDAV and the Recording Processor both fail for 60 s: two calls made me
 t.test('the first recorder stops', async (t) => {
   t.equal(await apps[0].stop(), 0, 'exit 0');
 });
+
+for (const aof of [false, true]) {
+  t.test(`Redis killed with kill -9 while a delivery waits, restarted ${aof ? 'from its append-only file' : 'empty (no persistence)'}: delivered once`, async (t) => {
+    const r = aof ? await redisServer({ aof: true }) : redis;
+    const conf = aof ? 'rk2' : 'rk1';
+    const app = await start(env(tempDir('spool-rk'), { MSMLREC_DELIVERY_REDIS_URL: r.url }));
+    dav.fault = { status: 503 };
+    const c = await begin(conf);
+    await c.rtp.play(c.port, { law: 'PCMU', freq: 600, seconds: 2, ssrc: 7 });
+    await uac.request('BYE', '', { dialog: c.dialog });
+    c.rtp.close();
+    await until('a delivery attempt failed: the job is in Redis, retrying', () => app.logs.some((l) => l.includes('delivery attempt failed') && l.includes(conf)), 20_000, () => app.logs.slice(-5).join('\n'));
+    await r.stop(); // SIGKILL
+    await sleep(1500);
+    await r.start();
+    await app.waitForLog(/redis connected/);
+    dav.fault = null;
+    const seconds = await deliveredOnce(t, app, conf);
+    t.ok(seconds > 1.7 && seconds < 2.6, `the file plays ${seconds.toFixed(2)} s`);
+    await app.stop();
+    if (aof) await r.stop();
+  });
+}
 
 t.test('the WebDAV root does not exist yet: every level is created, delivered once', async (t) => {
   const spool = tempDir('spool-root');

@@ -4,8 +4,6 @@
  * plus the shapes that broke things before (oversized bodies, DOCTYPE/ENTITY, deep nesting, bare LF). Each input
  * must give a result or the module's named error — never another exception, never a hang.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-
 import t, { type Test } from 'tap';
 import { DEFAULT_CONFIG_PATH, loadConfig } from '../../src/config.js';
 import { ConfigError, RecorderError } from '../../src/errors.js';
@@ -15,57 +13,9 @@ import { parseMsml } from '../../src/msml/msml-parse.js';
 import { crlfHeaders, nextFrameStart, normalizeFrame } from '../../src/sip/drachtio-wire-guard.js';
 import { parseRecordingUri } from '../../src/sip/request-uri.js';
 import { negotiate } from '../../src/sip/sdp-answer.js';
+import { fuzzer, msmlSeeds, samples, sdpSeeds, SEED, uriSeeds } from '../harness/fuzz-input.js';
 
-const SEED = Number(process.env.FUZZ_SEED ?? 20261201);
-/** mulberry32: a small seeded PRNG, so a failure can be replayed with FUZZ_SEED. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const rand = rng(SEED);
-const int = (n: number): number => Math.floor(rand() * n);
-const pick = <T>(xs: T[]): T => xs[int(xs.length)];
-const TOKENS = ['<', '>', '/', '"', "'", '=', '&', ';', ':', '@', '\r\n', '\n', '\0', ' ', '<!DOCTYPE x [<!ENTITY e "e">]>', '&e;', ']]>', '<![CDATA[', 'msml', 'record', '\u00ff', '\ud800', '9'.repeat(20), '-1'];
-
-/** One random edit of `s`: delete, duplicate, insert a token, flip a character, truncate. */
-function mutate(s: string): string {
-  const n = 1 + int(4);
-  let out = s;
-  for (let k = 0; k < n; k++) {
-    const i = int(out.length + 1);
-    switch (int(6)) {
-      case 0:
-        out = out.slice(0, i) + out.slice(i + 1 + int(20));
-        break;
-      case 1:
-        out = out.slice(0, i) + out.slice(i, i + int(40)) + out.slice(i);
-        break;
-      case 2:
-        out = out.slice(0, i) + pick(TOKENS) + out.slice(i);
-        break;
-      case 3:
-        out = out.slice(0, i) + String.fromCharCode(int(256)) + out.slice(i + 1);
-        break;
-      case 4:
-        out = out.slice(0, i);
-        break;
-      default:
-        out = out.replace(/\r\n/g, '\n');
-    }
-  }
-  return out;
-}
-
-const samples = readdirSync(new URL('../fixtures/msml-samples/', import.meta.url)).map((f) => readFileSync(new URL(`../fixtures/msml-samples/${f}`, import.meta.url), 'utf8'));
-const bodyOf = (sip: string): string => sip.split(/\r?\n\r?\n/).slice(1).join('\n\n');
-const msmlSeeds = samples.map(bodyOf).filter((b) => b.includes('<msml'));
-const sdpSeeds = samples.map(bodyOf).filter((b) => b.startsWith('v=0'));
-const uriSeeds = samples.map((s) => s.split(/\r?\n/)[0].split(' ')[1] ?? '').filter((u) => u.startsWith('sip:'));
+const { rand, int, pick, mutate } = fuzzer();
 let total = 0;
 
 /** Runs `f`; an exception that is not `allowed` fails the test with the input. */

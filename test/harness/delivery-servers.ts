@@ -38,8 +38,11 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-/** A redis-server with no persistence (a restart loses its jobs: the spool must make up for it). */
-export async function redisServer(): Promise<RedisServer> {
+/**
+ * A redis-server with no persistence (a restart loses its jobs: the spool must make up for it), or with `aof` an
+ * append-only file fsynced at every write (a restart after kill -9 brings the jobs back).
+ */
+export async function redisServer(opts: { aof?: boolean } = {}): Promise<RedisServer> {
   const port = await freeDualPort();
   const dir = tempDir('redis');
   let proc: ChildProcess | null = null;
@@ -59,7 +62,8 @@ export async function redisServer(): Promise<RedisServer> {
     port,
     url: `redis://127.0.0.1:${port}`,
     async start() {
-      proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+      const persistence = opts.aof ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+      proc = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', ...persistence, '--dir', dir], { stdio: 'ignore' });
       await waitFor(ping, 'redis-server');
     },
     async stop() {
