@@ -63,7 +63,7 @@ export function fuzzer(seed = SEED): Fuzzer {
 }
 
 /** The SIP messages of test/fixtures/msml-samples, whole. */
-export const samples = readdirSync(new URL('../fixtures/msml-samples/', import.meta.url)).map((f) => readFileSync(new URL(`../fixtures/msml-samples/${f}`, import.meta.url), 'utf8'));
+export const samples = readdirSync(new URL('../fixtures/msml-samples/', import.meta.url)).sort().map((f) => readFileSync(new URL(`../fixtures/msml-samples/${f}`, import.meta.url), 'utf8'));
 const bodyOf = (sip: string): string => sip.split(/\r?\n\r?\n/).slice(1).join('\n\n');
 export const msmlSeeds = samples.map(bodyOf).filter((b) => b.includes('<msml'));
 export const sdpSeeds = samples.map(bodyOf).filter((b) => b.startsWith('v=0'));
