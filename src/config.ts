@@ -32,6 +32,14 @@ const Schema = z
         wavCopy: z.enum(['off', 'PCMU', 'PCMA']),
       })
       .strict(),
+    admission: z
+      .object({
+        maxLoopDelayMs: z.number().int().min(0),
+        maxEncodeLagMs: z.number().int().min(0),
+        windowMs: z.number().int().min(100).max(60_000),
+        holdSec: z.number().min(0),
+      })
+      .strict(),
     spool: z.object({ dir: z.string().min(1), maxBytes: z.number().int().min(0), minFreeBytes: z.number().int().min(0) }).strict(),
     delivery: z
       .object({

@@ -11,6 +11,7 @@ import { RtpPortPool } from './media/rtp-port-pool.js';
 import { systemClock } from './media/sample-clock.js';
 import { closeSteps, exitOnSignals } from './ops/lifecycle.js';
 import { createLogger } from './ops/logger.js';
+import { LoadWatch } from './ops/load-watch.js';
 import { MediaTally } from './ops/media-tally.js';
 import { RecorderMetrics } from './ops/metrics.js';
 import { OpsServer } from './ops/ops-server.js';
@@ -66,7 +67,9 @@ export function startRecorder(config: Config): Recorder {
     : null;
   const spool = new SpoolWatch(spoolDir, config.spool, log.child({ part: 'spool' }));
   spool.start();
-  metrics = new RecorderMetrics({ registry, ports, pool, spool, delivery, tally, draining: () => draining, drachtioConnected: () => drachtioConnected });
+  const load = new LoadWatch(config.admission, () => registry.maxEncodeLagMs(), log.child({ part: 'admission' }));
+  load.start();
+  metrics = new RecorderMetrics({ registry, ports, pool, spool, delivery, tally, load, draining: () => draining, drachtioConnected: () => drachtioConnected });
   const m = metrics;
 
   const id = instanceId(config);
@@ -108,7 +111,7 @@ export function startRecorder(config: Config): Recorder {
     registry,
     ports,
     draining: () => draining,
-    refuseNew: () => spool.full,
+    refuseNew: () => spool.full ?? load.refusal(),
     maxCalls: config.cluster.maxCalls,
     observe: { invite: (status) => m.invite(status), msml: (verb, code) => m.msmlRequest(verb, code) },
     session: {
@@ -131,6 +134,7 @@ export function startRecorder(config: Config): Recorder {
         void delivery?.enqueue(basename(r.sidecarPath));
       },
       onFinalizeFailed: () => m.recordingNotFinalized(),
+      onOpenFailed: () => m.recordingNotFinalized('open-failed'),
     },
     streamClosed: (s) => tally.streamClosed(s),
   });
@@ -233,6 +237,7 @@ export function startRecorder(config: Config): Recorder {
           { name: 'drachtio connection', timeoutMs: 1000, run: () => disconnectDrachtio(srf) },
           { name: 'ops server', timeoutMs: 3000, run: () => ops.close() },
           { name: 'spool watch', timeoutMs: 100, run: () => spool.close() },
+          { name: 'load watch', timeoutMs: 100, run: () => load.close() },
         ],
         log,
       );

@@ -5,6 +5,7 @@ import type { RtpPortPool } from '../media/rtp-port-pool.js';
 import type { EncoderPool } from '../recording/encoder-pool.js';
 import type { FinalizedRecording } from '../recording/recording.js';
 import type { SessionRegistry } from '../session/session-registry.js';
+import type { LoadWatch } from './load-watch.js';
 import type { SpoolState, SpoolWatch } from './spool-watch.js';
 import { addCounts, countsOf, zeroCounts, type MediaTally, type StreamCounts } from './media-tally.js';
 
@@ -18,6 +19,8 @@ export interface MetricSources {
   tally: MediaTally;
   draining: () => boolean;
   drachtioConnected: () => boolean;
+  /** Admission by measured load (null: not checked). */
+  load?: LoadWatch | null;
 }
 
 /** A live stream counts as "without media" when nothing arrived for this long and it is not on hold. */
@@ -136,9 +139,10 @@ export class RecorderMetrics {
     gauge('rtp_ports_free', 'RTP ports free', () => src.ports.available);
     gauge('encode_queue_depth', 'Encode requests waiting for a worker', () => src.pool.queueDepth);
     gauge('encode_oldest_pending_seconds', 'Age of the oldest unanswered encode request', () => src.pool.oldestPendingMs / 1000);
-    gauge('encode_lag_seconds', 'Largest encode lag of a live recording (how far encoding is behind the clock)', () =>
-      Math.max(0, ...src.registry.all().map((s) => (s.recording?.lagMs ?? 0) / 1000)),
-    );
+    gauge('encode_lag_seconds', 'Largest encode lag of a live recording (how far encoding is behind the clock)', () => src.registry.maxEncodeLagMs() / 1000);
+    gauge('event_loop_delay_p99_seconds', "p99 event-loop delay over the admission check's last window", () => (src.load?.gate.last.loopDelayP99Ms ?? 0) / 1000);
+    gauge('overloaded', '1 while new calls get 503 because the recorder is behind (admission.*)', () => (src.load?.refusal() ? 1 : 0));
+    derivedCounter(registers, 'overload_windows_total', 'Admission windows whose load was over an admission.* limit', () => src.load?.overloadWindows ?? 0);
     gauge('draining', '1 while draining (no new calls)', () => (src.draining() ? 1 : 0));
     gauge('drachtio_connected', '1 while connected to drachtio-server', () => (src.drachtioConnected() ? 1 : 0));
     gauge('redis_connected', '1 while the delivery queue is connected to Redis', () => (src.delivery?.redisConnected ? 1 : 0));
@@ -190,9 +194,9 @@ export class RecorderMetrics {
     this.msml.inc({ verb, result: String(result) });
   }
 
-  /** A recording whose finalize failed (disk full): counted under reason finalize-failed. */
-  recordingNotFinalized(): void {
-    this.recordings.inc({ reason: 'finalize-failed' });
+  /** A recording whose finalize failed (reason finalize-failed) or whose files could not be opened (open-failed). */
+  recordingNotFinalized(reason: 'finalize-failed' | 'open-failed' = 'finalize-failed'): void {
+    this.recordings.inc({ reason });
   }
 
   wireFault(): void {

@@ -88,6 +88,11 @@ export class Recording {
   private error: Error | null = null;
   private readonly events: RecordingEvent[] = [];
   private stopping: Promise<FinalizedRecording> | null = null;
+  private opening: Promise<void> | null = null;
+  /** The files and the encoder are open: encoding may start. */
+  private ready = false;
+  /** Why the files could not be opened (the recording then has nothing to finalize). */
+  openError: Error | null = null;
   private encodedSamples = 0;
   private encoderRestarts = 0;
   /** Longest the recording may be, in samples (MSML maxtime): it ends exactly there however late it is stopped. */
@@ -139,8 +144,25 @@ export class Recording {
     return Math.max(0, (this.deps.clock.now() - this.deps.holdSamples - this.mixer.position) / 8);
   }
 
-  /** Creates the spool files and the encoder. Throws SpoolError / RecorderError; leaves nothing behind if it does. */
-  async open(): Promise<void> {
+  /**
+   * Creates the spool files and the encoder. Audio written meanwhile waits in the mixer (the clock started at
+   * construction), so nothing from the recording's first instant is lost to a slow disk or a busy encoder pool.
+   * Rejects with SpoolError / RecorderError and leaves nothing behind if it fails; later calls return the same promise.
+   */
+  open(): Promise<void> {
+    this.opening ??= this.openFiles().then(
+      () => {
+        this.ready = true;
+      },
+      (err: Error) => {
+        this.openError = err;
+        throw err;
+      },
+    );
+    return this.opening;
+  }
+
+  private async openFiles(): Promise<void> {
     try {
       // the recovery record first: any .part a crash leaves behind then has what it takes to finish it
       await writeJsonDurably(this.openPath, {
@@ -198,7 +220,7 @@ export class Recording {
 
   /** Encodes everything older than the hold time, unless the previous batch is still being encoded. */
   tick(): void {
-    if (this.stopping || this.inflight) return;
+    if (this.stopping || this.inflight || !this.ready) return;
     this.emit(this.deps.clock.now() - this.deps.holdSamples);
   }
 
@@ -259,6 +281,8 @@ export class Recording {
   private async finish(reason: string, legs: LegSummary[]): Promise<FinalizedRecording> {
     const stopAt = Math.min(this.deps.clock.now(), this.startAt + this.maxSamples);
     if (this.mixer.paused) this.mixer.resume(stopAt);
+    // stopped while still opening: what was captured meanwhile is encoded once the files are there
+    await this.open();
     await this.chain;
     this.emit(stopAt);
     await this.chain;

@@ -21,6 +21,8 @@ export interface SessionDeps {
   onFinalized: (r: FinalizedRecording) => void;
   /** Called when a recording could not be finalized (disk full): its files stay in the spool for recovery. */
   onFinalizeFailed?: (err: Error) => void;
+  /** Called when a recording's files could not be opened (disk full): it ends with nothing written. */
+  onOpenFailed?: (err: Error) => void;
 }
 
 export interface MsmlAnswer {
@@ -251,18 +253,33 @@ export class CallSession {
         msml: { dest: r.record.dest, format: r.record.format, maxtimeMs: r.record.maxtimeMs, attrs: r.record.attrs, params },
       },
     );
-    await rec.open();
     this.recordings++;
     const maxMs = Math.min(r.record.maxtimeMs ?? this.deps.maxDurationMs, this.deps.maxDurationMs);
     rec.maxSamples = maxMs * 8;
-    // the recording's clock started when the request arrived, before the files and the encoder were ready
-    const elapsedMs = (this.deps.recording.clock.now() - rec.startAt) / 8;
-    const maxTimer = setTimeout(() => void this.stopRecording('record.complete.maxlength'), Math.max(0, maxMs - elapsedMs));
+    const maxTimer = setTimeout(() => void this.stopRecording('record.complete.maxlength'), maxMs);
     maxTimer.unref();
     const wantsExit = r.record.exitNamelist !== null;
-    this.active = { rec, dialogId, name, control: dialog, wantsExit, maxTimer };
+    // capture starts now: the legs' audio goes to the recording's mixer while its files and encoder are opened, and
+    // the answer does not wait for them (a slow disk costs neither audio nor answer time)
+    const active: ActiveRecording = { rec, dialogId, name, control: dialog, wantsExit, maxTimer };
+    this.active = active;
+    rec.open().catch((err: Error) => this.openFailed(active, err));
     log.info({ dialogId, mediaId: rec.mediaId, maxMs }, 'recording started');
     return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK, { dialogId }) };
+  }
+
+  /**
+   * The recording's files or encoder could not be opened (disk full, spool gone): nothing was written and nothing
+   * is left behind. The recording ends and SIP Server is told with its events, the error in a description.
+   */
+  private openFailed(a: ActiveRecording, err: Error): void {
+    if (this.active === a) {
+      this.active = null;
+      clearTimeout(a.maxTimer);
+    }
+    this.log.error({ err: err.message, mediaId: a.rec.mediaId }, 'recording could not be opened; it ends');
+    this.deps.onOpenFailed?.(err);
+    void this.notify(a, 'record.failed', 0, boundedText(err.message));
   }
 
   /** Stops the running recording (if any), finalizes it and tells SIP Server with MSML events. */
@@ -276,6 +293,7 @@ export class CallSession {
     try {
       fin = await a.rec.stop(reason, this.legs.flatMap((l) => l.summaries()));
     } catch (err) {
+      if (a.rec.openError) return; // never opened: openFailed() reported it
       this.log.error({ err }, 'recording could not be finalized; its files stay in the spool and the next start finishes them');
       this.deps.onFinalizeFailed?.(err as Error);
       if (notify) await this.notify(a, 'record.failed', 0);
@@ -285,20 +303,22 @@ export class CallSession {
     if (notify) await this.notify(a, a.rec.failed ? 'record.failed' : reason, fin.sidecar.durationMs);
   }
 
-  private async notify(a: ActiveRecording, end: string, lenMs: number): Promise<void> {
-    if (this.inMsml) this.deferred.push(() => this.sendEvents(a, end, lenMs));
-    else await this.sendEvents(a, end, lenMs);
+  private async notify(a: ActiveRecording, end: string, lenMs: number, description?: string): Promise<void> {
+    if (this.inMsml) this.deferred.push(() => this.sendEvents(a, end, lenMs, description));
+    else await this.sendEvents(a, end, lenMs, description);
   }
 
-  private async sendEvents(a: ActiveRecording, end: string, lenMs: number): Promise<void> {
+  /** `moml.exit` (when the dialog asked for it) then `msml.dialog.exit`, both carrying why a failed recording failed. */
+  private async sendEvents(a: ActiveRecording, end: string, lenMs: number, description?: string): Promise<void> {
     const leg = this.legs.find((l) => l.dialog === a.control);
     if (!leg || leg.ended) return;
     const headers = { 'Content-Type': 'application/vnd.radisys.msml+xml' };
     try {
+      const why: [string, string][] = description === undefined ? [] : [['description', description]];
       if (a.wantsExit) {
-        await a.control.request({ method: 'INFO', headers, body: eventBody('moml.exit', a.dialogId, [['record.end', end], ['record.len', String(lenMs)]]) });
+        await a.control.request({ method: 'INFO', headers, body: eventBody('moml.exit', a.dialogId, [['record.end', end], ['record.len', String(lenMs)], ...why]) });
       }
-      await a.control.request({ method: 'INFO', headers, body: eventBody('msml.dialog.exit', a.dialogId) });
+      await a.control.request({ method: 'INFO', headers, body: eventBody('msml.dialog.exit', a.dialogId, why) });
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'could not send MSML events to SIP Server');
     }

@@ -50,6 +50,13 @@ export class SessionRegistry {
     return [...this.sessions.values()];
   }
 
+  /** The largest encode lag of a live recording, ms (0: none live). */
+  maxEncodeLagMs(): number {
+    let worst = 0;
+    for (const x of this.sessions.values()) worst = Math.max(worst, x.recording?.lagMs ?? 0);
+    return worst;
+  }
+
   /** Resolves when no session is left. */
   idle(): Promise<void> {
     if (this.sessions.size === 0) return Promise.resolve();

@@ -201,7 +201,7 @@ t.test('the WebDAV root does not exist yet: every level is created, delivered on
   await app.stop();
 });
 
-t.test('spool on a full disk: ENOSPC is a clear MSML error, nothing is left behind, the next call records', async (t) => {
+t.test('spool on a full disk: ENOSPC ends the recording with an MSML event naming it, nothing is left behind, the next call records', async (t) => {
   const mnt = tempDir('tmpfs');
   try {
     execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=600k', 'tmpfs', mnt]);
@@ -222,7 +222,12 @@ t.test('spool on a full disk: ENOSPC is a clear MSML error, nothing is left behi
   const inv = await uac.request('INVITE', `sip:msml=full1@127.0.0.1:${sim.sipPort};dn=1;record`, { headers: { 'content-type': 'application/sdp' }, body: PCMU(40100) });
   const dialog = uac.dialogOf(inv);
   const r = await uac.request('INFO', '', { dialog, headers: { 'content-type': 'application/vnd.radisys.msml+xml' }, body: '<msml version="1.1"><dialogstart target="conf:full1" name="rec"><record/></dialogstart></msml>' });
-  t.match(r.content, /response="500"[\s\S]*ENOSPC/, 'dialogstart: MSML 500 naming ENOSPC');
+  // the answer does not wait for the files (capture starts at once); their failure ends the recording with events
+  t.match(r.content, /response="200"/, 'dialogstart: MSML 200 at once');
+  const exit = () => uac.received.find((m) => m.method === 'INFO' && m.headers['call-id'] === dialog.callId && /msml\.dialog\.exit/.test(String(m.content)));
+  await until('msml.dialog.exit', () => exit() !== undefined, 5000, () => app.logs.slice(-5).join('\n'));
+  t.match(String(exit()?.content), /<name>description<\/name>\s*<value>[^<]*ENOSPC/, 'msml.dialog.exit names ENOSPC');
+  t.equal(await metric(app, 'msmlrec_recordings_total{reason="open-failed"}'), 1, 'counted as open-failed');
   t.same(readdirSync(spool), [], 'nothing left in the spool (no .tmp, no .part)');
   await uac.request('BYE', '', { dialog });
   execFileSync('rm', [join(mnt, 'filler')]);
@@ -233,6 +238,31 @@ t.test('spool on a full disk: ENOSPC is a clear MSML error, nothing is left behi
   const spooled = await app.waitForLog(/recording spooled/);
   t.ok((spooled.durationMs as number) > 900, 'the next call after space returned is recorded');
   t.equal(app.proc.exitCode, null, 'the recorder stayed up');
+  await app.stop();
+});
+
+t.test('a recorder stalled 400 ms (stopped, as by a CPU throttle): new conf-ids 503 for admission.holdSec, the live call goes on', async (t) => {
+  const app = await start(env(tempDir('spool-load'), { MSMLREC_DELIVERY_ENABLED: 'false', MSMLREC_ADMISSION_WINDOW_MS: '200', MSMLREC_ADMISSION_HOLD_SEC: '3' }));
+  const c = await begin('load1');
+  const playing = c.rtp.play(c.port, { law: 'PCMU', freq: 600, seconds: 6, ssrc: 8 });
+  await sleep(1000);
+  app.proc.kill('SIGSTOP');
+  await sleep(400);
+  app.proc.kill('SIGCONT');
+  await until('overloaded', async () => (await metric(app, 'msmlrec_overloaded')) === 1, 3000);
+  const r = await uac.request('INVITE', `sip:msml=load2@127.0.0.1:${sim.sipPort};dn=1;record`, { headers: { 'content-type': 'application/sdp' }, body: PCMU(40300) });
+  t.equal(r.status, 503, 'a new conf-id gets 503 while the recorder is behind');
+  t.ok(app.logs.some((l) => l.includes('INVITE refused') && l.includes('overloaded: event-loop delay')), 'the refusal says why (the Warning header and the log)');
+  t.ok((await metric(app, 'msmlrec_overload_windows_total')) >= 1, 'the window is counted');
+  await until('taking calls again', async () => (await metric(app, 'msmlrec_overloaded')) === 0, 6000);
+  const again = await uac.request('INVITE', `sip:msml=load3@127.0.0.1:${sim.sipPort};dn=1;record`, { headers: { 'content-type': 'application/sdp' }, body: PCMU(40302) });
+  t.equal(again.status, 200, 'after holdSec a new conf-id is taken');
+  await uac.request('BYE', '', { dialog: uac.dialogOf(again) });
+  await playing;
+  await uac.request('BYE', '', { dialog: c.dialog });
+  c.rtp.close();
+  const spooled = await app.waitForLog(/recording spooled/);
+  t.ok((spooled.durationMs as number) > 5500, 'the live call was recorded to its end');
   await app.stop();
 });
 

@@ -1,6 +1,7 @@
 /**
  * Recording → worker pool → spool, on a simulated clock, decoded by ffmpeg: every format has the right channel count,
- * rate and exact duration, the WAV copy matches, and a crashed encoder worker costs a recording a splice, not its rest.
+ * rate and exact duration, the WAV copy matches, a crashed encoder worker costs a recording a splice, not its rest, and
+ * a recording keeps the audio that arrived while its files were still being opened.
  */
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +12,10 @@ import wavefile from 'wavefile';
 import type { G711Law } from '../../src/media/g711.js';
 import type { SampleClock } from '../../src/media/sample-clock.js';
 import { EncoderPool } from '../../src/recording/encoder-pool.js';
+import type { FinalizedRecording } from '../../src/recording/recording.js';
+import { CallSession } from '../../src/session/call-session.js';
+import type { LegDialog } from '../../src/session/leg.js';
+import { parseRecordingUri } from '../../src/sip/request-uri.js';
 import { Recording } from '../../src/recording/recording.js';
 import type { Mp3Format } from '../../src/recording/mp3-encoder.js';
 import { decode, probe, rmsDb, span, toneShare } from '../harness/audio.js';
@@ -147,4 +152,63 @@ t.test('a crashed encoder worker: the recording continues on a new one; the othe
   // depends on the lost ones)
   t.ok(Math.abs(d.seconds - 8) < 0.15, `duration ${d.seconds.toFixed(3)} s is 8 s ± 0.15 s (one splice)`);
   t.ok(toneShare(span(d.channels[0], 6, 7.5), LEFT) > 0.8 && toneShare(span(d.channels[1], 6, 7.5), RIGHT) > 0.8, 'audio after the crash, channels kept');
+});
+
+t.test('capture starts at dialogstart: the audio that arrives while the files are still opening is in the MP3', async (t) => {
+  const pool = new EncoderPool(1, log);
+  t.teardown(() => pool.close());
+  // an encoder pool (standing for a slow disk or a busy pool) whose open completes only when the test says so
+  let release: () => void = () => undefined;
+  const gate = new Promise<void>((r) => (release = r));
+  let opened = false;
+  const slow = {
+    open: async (id: string, f: Mp3Format) => {
+      await gate;
+      await pool.open(id, f);
+      opened = true;
+    },
+    encode: (id: string, input: Int16Array[]) => pool.encode(id, input),
+    finish: (id: string) => pool.finish(id),
+  } as unknown as EncoderPool;
+  const clock = new FakeClock();
+  const finalized: FinalizedRecording[] = [];
+  const session = new CallSession(
+    'slow1',
+    parseRecordingUri('sip:msml=slow1@127.0.0.1;dn=7001;record'),
+    'slowUUID',
+    {
+      recording: { pool: slow, spoolDir: mkdtempSync(join(tmpdir(), 'rec-slow-')), clock, format: { channels: 2, kbps: 16 }, wav: null, holdSamples: 1120, leftChannel: 'other' },
+      leftChannel: 'other',
+      maxDurationMs: 60_000,
+      mediaTimeoutMs: 0,
+      allowedDestHosts: [],
+      onFinalized: (r) => finalized.push(r),
+    },
+    log,
+  );
+  const dialog: LegDialog = { id: 'd1', sip: { callId: 'c1' }, request: async () => undefined, destroy: async () => undefined };
+  const answer = await session.handleMsml('<msml version="1.1"><dialogstart target="conf:slow1" name="rec"><record/></dialogstart></msml>', dialog);
+  t.match(answer.body, /response="200"/, 'dialogstart answered 200');
+  t.equal(opened, false, '... while the encoder was still opening');
+  const head = tonePcm({ freq: 700, amplitude: 8000 }, 0.5);
+  const rest = tonePcm({ freq: 1100, amplitude: 8000 }, 1);
+  const play = async (pcm: Int16Array): Promise<void> => {
+    for (let k = 0; k < pcm.length / 160; k++) {
+      session.sink(0, clock.t, pcm.subarray(k * 160, (k + 1) * 160));
+      clock.t += 160;
+      session.tick();
+      await new Promise((r) => setImmediate(r));
+    }
+  };
+  await play(head); // the first 500 ms: the files are not open yet
+  t.equal(opened, false, 'the first 500 ms arrived before the files were open');
+  release();
+  while (!opened) await new Promise((r) => setTimeout(r, 5));
+  await play(rest);
+  await session.stopRecording('record.terminate', false);
+  t.equal(finalized.length, 1, 'finalized');
+  const d = decode(finalized[0].mp3Path);
+  t.equal(d.channels[0].length, 1.5 * 8000, 'the file covers the whole 1.5 s from dialogstart');
+  t.ok(toneShare(span(d.channels[0], 0.02, 0.48), 700) > 0.9, `its first 500 ms are the audio captured before the open (700 Hz share ${toneShare(span(d.channels[0], 0.02, 0.48), 700).toFixed(3)})`);
+  t.ok(toneShare(span(d.channels[0], 0.55, 1.45), 1100) > 0.9, 'then the rest');
 });

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { AdmissionGate } from '../../src/ops/load-watch.js';
 import { readiness } from '../../src/ops/readiness.js';
 import { sipUriFromHostports, type RecorderEntry } from '../../src/ops/recorder-registry.js';
 import { pickRecorder, retarget } from '../../src/rm-shim/routing.js';
@@ -37,4 +38,20 @@ t.test('the SIP address a recorder registers comes from drachtio\'s hostports', 
   t.equal(sipUriFromHostports('tcp/10.0.0.5:5060,udp/10.0.0.5:5060'), 'sip:10.0.0.5:5060');
   t.equal(sipUriFromHostports('tcp/10.0.0.5:5080'), 'sip:10.0.0.5:5080;transport=tcp');
   t.equal(sipUriFromHostports(''), null);
+});
+
+t.test('admission: a window over a limit refuses new calls for holdSec, then they are taken again', async (t) => {
+  const g = new AdmissionGate({ maxLoopDelayMs: 100, maxEncodeLagMs: 1000, windowMs: 1000, holdSec: 5 });
+  t.equal(g.update({ loopDelayP99Ms: 40, encodeLagMs: 200 }, 0), false, 'within the limits');
+  t.equal(g.refusal(0), null, 'taking calls');
+  t.equal(g.update({ loopDelayP99Ms: 250, encodeLagMs: 0 }, 1000), true, 'a stalled loop is over');
+  t.match(g.refusal(1000), /overloaded: event-loop delay p99 250 ms over 100 ms/, 'refused, saying why');
+  g.update({ loopDelayP99Ms: 10, encodeLagMs: 0 }, 2000);
+  t.ok(g.refusal(5999), 'still refused within holdSec of the last bad window');
+  t.equal(g.refusal(6000), null, 'taken again after holdSec');
+  g.update({ loopDelayP99Ms: 10, encodeLagMs: 1500 }, 7000);
+  t.match(g.refusal(7000), /encode lag 1500 ms over 1000 ms/, 'an encoder behind is over too');
+  const off = new AdmissionGate({ maxLoopDelayMs: 0, maxEncodeLagMs: 0, windowMs: 1000, holdSec: 5 });
+  off.update({ loopDelayP99Ms: 10_000, encodeLagMs: 10_000 }, 0);
+  t.equal(off.refusal(0), null, '0 turns the checks off');
 });
