@@ -195,6 +195,12 @@ export class Recording {
     this.mixer.write(slot, at, pcm);
   }
 
+  /** Audio that arrived just before the recording started: the part from its start on is kept (not counted as late). */
+  writeBefore(slot: number, at: number, pcm: Int16Array): void {
+    const skip = Math.max(0, this.startAt - at);
+    if (skip < pcm.length) this.mixer.write(slot, at + skip, pcm.subarray(skip));
+  }
+
   private note(type: string, at: number): void {
     this.events.push({ type, offsetMs: Math.round((at - this.startAt) / 8), time: new Date(this.deps.clock.wallMs(at)).toISOString() });
   }

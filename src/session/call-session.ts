@@ -111,9 +111,24 @@ export class CallSession {
     b.streams[0].peer = a.streams[0];
   }
 
+  /**
+   * The newest packet's audio of each slot while nothing records. A recording starts between two packets: the part
+   * of the last one that falls after its start is its first audio, so it has sound from its first sample.
+   */
+  private readonly lastAudio = [0, 1].map(() => ({ at: 0, n: 0, pcm: new Int16Array(320) }));
+
   /** Audio from a leg's stream. */
   readonly sink = (slot: number, at: number, pcm: Int16Array): void => {
-    this.active?.rec.write(slot, at, pcm);
+    if (this.active) {
+      this.active.rec.write(slot, at, pcm);
+      return;
+    }
+    const last = this.lastAudio[slot];
+    if (!last) return;
+    if (last.pcm.length < pcm.length) last.pcm = new Int16Array(pcm.length);
+    last.pcm.set(pcm);
+    last.at = at;
+    last.n = pcm.length;
   };
 
   /** Periodic work: release due packets, encode what is old enough, end the call if its media stopped. */
@@ -263,6 +278,10 @@ export class CallSession {
     // the answer does not wait for them (a slow disk costs neither audio nor answer time)
     const active: ActiveRecording = { rec, dialogId, name, control: dialog, wantsExit, maxTimer };
     this.active = active;
+    this.lastAudio.forEach((last, slot) => {
+      if (last.n > 0) rec.writeBefore(slot, last.at, last.pcm.subarray(0, last.n));
+      last.n = 0;
+    });
     rec.open().catch((err: Error) => this.openFailed(active, err));
     log.info({ dialogId, mediaId: rec.mediaId, maxMs }, 'recording started');
     return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK, { dialogId }) };

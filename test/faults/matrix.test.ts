@@ -242,7 +242,7 @@ t.test('spool on a full disk: ENOSPC ends the recording with an MSML event namin
 });
 
 t.test('a recorder stalled 400 ms (stopped, as by a CPU throttle): new conf-ids 503 for admission.holdSec, the live call goes on', async (t) => {
-  const app = await start(env(tempDir('spool-load'), { MSMLREC_DELIVERY_ENABLED: 'false', MSMLREC_ADMISSION_WINDOW_MS: '200', MSMLREC_ADMISSION_HOLD_SEC: '3' }));
+  const app = await start(env(tempDir('spool-load'), { MSMLREC_DELIVERY_ENABLED: 'false', MSMLREC_ADMISSION_MAX_LOOP_DELAY_MS: '100', MSMLREC_ADMISSION_WINDOW_MS: '200', MSMLREC_ADMISSION_HOLD_SEC: '3' }));
   const c = await begin('load1');
   const playing = c.rtp.play(c.port, { law: 'PCMU', freq: 600, seconds: 6, ssrc: 8 });
   await sleep(1000);

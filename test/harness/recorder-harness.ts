@@ -65,6 +65,10 @@ export async function startApp(sim: DrachtioSim, env: Record<string, string> = {
       // a test that stops the app mid-call or with undelivered recordings must not wait for production grace times
       MSMLREC_DRAIN_CALL_GRACE_SEC: '20',
       MSMLREC_DRAIN_DELIVERY_GRACE_SEC: '2',
+      // admission by load is off in tests (a busy CI machine must not turn a functional test's call away); the fault
+      // matrix turns it on where it is the point
+      MSMLREC_ADMISSION_MAX_LOOP_DELAY_MS: '0',
+      MSMLREC_ADMISSION_MAX_ENCODE_LAG_MS: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -154,6 +154,30 @@ t.test('a crashed encoder worker: the recording continues on a new one; the othe
   t.ok(toneShare(span(d.channels[0], 6, 7.5), LEFT) > 0.8 && toneShare(span(d.channels[1], 6, 7.5), RIGHT) > 0.8, 'audio after the crash, channels kept');
 });
 
+const controlDialog: LegDialog = { id: 'd1', sip: { callId: 'c1' }, request: async () => undefined, destroy: async () => undefined };
+const DIALOGSTART = '<msml version="1.1"><dialogstart target="conf:slow1" name="rec"><record/></dialogstart></msml>';
+
+/** A CallSession on a fake clock whose recordings use `pool`, collecting what it finalizes. */
+function slowSession(pool: EncoderPool): { clock: FakeClock; session: CallSession; finalized: FinalizedRecording[] } {
+  const clock = new FakeClock();
+  const finalized: FinalizedRecording[] = [];
+  const session = new CallSession(
+    'slow1',
+    parseRecordingUri('sip:msml=slow1@127.0.0.1;dn=7001;record'),
+    'slowUUID',
+    {
+      recording: { pool, spoolDir: mkdtempSync(join(tmpdir(), 'rec-slow-')), clock, format: { channels: 2, kbps: 16 }, wav: null, holdSamples: 1120, leftChannel: 'other' },
+      leftChannel: 'other',
+      maxDurationMs: 60_000,
+      mediaTimeoutMs: 0,
+      allowedDestHosts: [],
+      onFinalized: (r) => finalized.push(r),
+    },
+    log,
+  );
+  return { clock, session, finalized };
+}
+
 t.test('capture starts at dialogstart: the audio that arrives while the files are still opening is in the MP3', async (t) => {
   const pool = new EncoderPool(1, log);
   t.teardown(() => pool.close());
@@ -170,24 +194,9 @@ t.test('capture starts at dialogstart: the audio that arrives while the files ar
     encode: (id: string, input: Int16Array[]) => pool.encode(id, input),
     finish: (id: string) => pool.finish(id),
   } as unknown as EncoderPool;
-  const clock = new FakeClock();
-  const finalized: FinalizedRecording[] = [];
-  const session = new CallSession(
-    'slow1',
-    parseRecordingUri('sip:msml=slow1@127.0.0.1;dn=7001;record'),
-    'slowUUID',
-    {
-      recording: { pool: slow, spoolDir: mkdtempSync(join(tmpdir(), 'rec-slow-')), clock, format: { channels: 2, kbps: 16 }, wav: null, holdSamples: 1120, leftChannel: 'other' },
-      leftChannel: 'other',
-      maxDurationMs: 60_000,
-      mediaTimeoutMs: 0,
-      allowedDestHosts: [],
-      onFinalized: (r) => finalized.push(r),
-    },
-    log,
-  );
-  const dialog: LegDialog = { id: 'd1', sip: { callId: 'c1' }, request: async () => undefined, destroy: async () => undefined };
-  const answer = await session.handleMsml('<msml version="1.1"><dialogstart target="conf:slow1" name="rec"><record/></dialogstart></msml>', dialog);
+  const { clock, session, finalized } = slowSession(slow);
+  const dialog = controlDialog;
+  const answer = await session.handleMsml(DIALOGSTART, dialog);
   t.match(answer.body, /response="200"/, 'dialogstart answered 200');
   t.equal(opened, false, '... while the encoder was still opening');
   const head = tonePcm({ freq: 700, amplitude: 8000 }, 0.5);
@@ -211,4 +220,28 @@ t.test('capture starts at dialogstart: the audio that arrives while the files ar
   t.equal(d.channels[0].length, 1.5 * 8000, 'the file covers the whole 1.5 s from dialogstart');
   t.ok(toneShare(span(d.channels[0], 0.02, 0.48), 700) > 0.9, `its first 500 ms are the audio captured before the open (700 Hz share ${toneShare(span(d.channels[0], 0.02, 0.48), 700).toFixed(3)})`);
   t.ok(toneShare(span(d.channels[0], 0.55, 1.45), 1100) > 0.9, 'then the rest');
+});
+
+t.test('a recording that starts between two packets has audio from its first sample', async (t) => {
+  const pool = new EncoderPool(1, log);
+  t.teardown(() => pool.close());
+  const { clock, session, finalized } = slowSession(pool);
+  const tone = tonePcm({ freq: 700, amplitude: 8000 }, 2);
+  // RTP flows before the dialogstart, as on a live call; the dialogstart arrives 12 ms into the last packet's 20 ms
+  session.sink(0, clock.t - 160, tone.subarray(0, 160));
+  session.sink(0, clock.t - 12 * 8, tone.subarray(160, 320));
+  await session.handleMsml(DIALOGSTART, controlDialog);
+  let at = clock.t - 12 * 8 + 160;
+  for (let k = 2; k < 100; k++) {
+    clock.t = at;
+    session.sink(0, at, tone.subarray(k * 160, (k + 1) * 160));
+    at += 160;
+    session.tick();
+    await new Promise((r) => setImmediate(r));
+  }
+  clock.t = at;
+  await session.stopRecording('record.terminate', false);
+  const d = decode(finalized[0].mp3Path);
+  t.equal(finalized[0].lateSamples, 0, 'nothing counted as late');
+  t.ok(rmsDb(span(d.channels[0], 0, 0.007)) > -19, `the first 7 ms have the tone (${rmsDb(span(d.channels[0], 0, 0.007)).toFixed(1)} dBFS): the tail of the packet before the start`);
 });
