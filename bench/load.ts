@@ -13,7 +13,7 @@
  * Each step runs BENCH_RUNS times (2) and the worse run is reported. Both parties send RTP before the MSML dialogstart
  * (as on a live call), and every 10 ms window from each recording's first sample is checked.
  *
- * Options (env): BENCH_STEPS=100,200,300  BENCH_RUNS=2  BENCH_SECONDS=20  BENCH_RATE=40 (calls/s)  BENCH_ENCODE_SECONDS=600
+ * Options (env): BENCH_STEPS=100,200,300,350,400  BENCH_RUNS=2  BENCH_SECONDS=20  BENCH_RATE=40 (calls/s)  BENCH_ENCODE_SECONDS=600
  * BENCH_PROFILE=<dir>: the recorder runs with --cpu-prof into <dir>, and the top functions by self time are printed.
  * BENCH_NO_SCRAPE=1: do not poll /metrics during the talk time (encode lag then reads 0).
  */
@@ -35,7 +35,7 @@ import { SipUac, type UacDialog } from '../test/harness/sip-uac.js';
 import { sleep } from '../test/harness/until.js';
 
 const run = promisify(execFile);
-const STEPS = (process.env.BENCH_STEPS ?? '100,200,300').split(',').map(Number);
+const STEPS = (process.env.BENCH_STEPS ?? '100,200,300,350,400').split(',').map(Number);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const RATE = Number(process.env.BENCH_RATE ?? 40);
 const ENCODE_SECONDS = Number(process.env.BENCH_ENCODE_SECONDS ?? 600);
@@ -181,7 +181,8 @@ async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: A
         };
         call.dlgA = await invite(a, '8001');
         call.dlgB = await invite(b, '8002');
-        // both parties' RTP is flowing already (as on a live call) when SIP Server starts the recording
+        // SIP Server starts the recording a moment after the call is up: both parties' RTP is flowing by then
+        await sleep(150 + ((i * 37) % 300));
         const r = await info(call.dlgA, `<msml version="1.1"><dialogstart target="conf:${conf}" name="rec"><record format="audio/mp3"/></dialogstart></msml>`);
         if (!/response="200"/.test(r)) throw new Error(`dialogstart ${conf}: ${r}`);
       })(),

@@ -1,4 +1,4 @@
-import type { Direction, NegotiatedMedia } from '../sip/sdp-answer.js';
+import type { Direction, NegotiatedMedia } from './negotiated-media.js';
 import { decodeG711, transcodeG711, type G711Law } from './g711.js';
 import { JitterBuffer, type JitterStats } from './jitter-buffer.js';
 import { LegTimeline } from './leg-timeline.js';

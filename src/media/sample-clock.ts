@@ -7,6 +7,8 @@ export interface SampleClock {
 }
 
 export const SAMPLE_RATE = 8000;
+/** Clock positions per millisecond. */
+export const SAMPLES_PER_MS = SAMPLE_RATE / 1000;
 
 export const systemClock: SampleClock = {
   now: () => performance.now() * (SAMPLE_RATE / 1000),

@@ -8,6 +8,7 @@ import type { SessionRegistry } from '../session/session-registry.js';
 import type { LoadWatch } from './load-watch.js';
 import type { SpoolState, SpoolWatch } from './spool-watch.js';
 import { addCounts, countsOf, zeroCounts, type MediaTally, type StreamCounts } from './media-tally.js';
+import { SAMPLE_RATE } from '../media/sample-clock.js';
 
 /** What the metrics read at scrape time. */
 export interface MetricSources {
@@ -113,7 +114,7 @@ export class RecorderMetrics {
     const recordingSeconds = (field: 'silentSamples' | 'lateSamples') => (): number => {
       let n = src.tally[field];
       for (const s of src.registry.all()) n += s.recording?.[field] ?? 0;
-      return n / 8000;
+      return n / SAMPLE_RATE;
     };
     derivedCounter(registers, 'silence_filled_seconds_total', 'Silence written in place of missing audio (gaps, hold, silent legs), channel-seconds', recordingSeconds('silentSamples'));
     derivedCounter(registers, 'audio_dropped_late_seconds_total', 'Audio that reached a recording after its place was already encoded (the recorder fell behind by more than its hold time), channel-seconds; should stay 0', recordingSeconds('lateSamples'));

@@ -1,3 +1,5 @@
+import { SAMPLE_RATE } from '../media/sample-clock.js';
+
 /**
  * Collects PCM written by the legs at absolute sample-clock positions and hands out contiguous frames: whatever
  * no leg wrote is silence, paused spans are silence, writes behind what was already handed out are dropped and
@@ -29,7 +31,7 @@ export class ChannelMixer {
     readonly inputs: number,
     readonly outputChannels: 1 | 2,
     start: number,
-    capacity = 8000 * 4,
+    capacity = SAMPLE_RATE * 4,
   ) {
     this.base = start;
     this.buffers = Array.from({ length: inputs }, () => new Int16Array(capacity));

@@ -1,3 +1,5 @@
+import { SAMPLES_PER_MS } from '../media/sample-clock.js';
+
 /**
  * The sidecar written beside each spooled recording: everything known about it, in one JSON document.
  * Delivery (jobs/) builds the Recording Processor body from it. Pure.
@@ -73,7 +75,7 @@ export function buildSidecar(
     legs: LegSummary[];
   },
 ): Sidecar {
-  const durationMs = Math.round(t.samples / 8);
+  const durationMs = Math.round(t.samples / SAMPLES_PER_MS);
   return {
     schema: 1,
     ...ctx,

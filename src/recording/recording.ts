@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import type { SampleClock } from '../media/sample-clock.js';
+import { SAMPLES_PER_MS, type SampleClock } from '../media/sample-clock.js';
 import { encodeG711, type G711Law } from '../media/g711.js';
 import { ChannelMixer, mixDown } from './channel-mixer.js';
 import { EncoderCrashError } from '../errors.js';
@@ -58,7 +58,7 @@ export interface FinalizedRecording {
  * per recording at the defaults), never audio; a shorter wait drops audio on a 150 ms scheduling stall.
  */
 export function holdSamples(jitterMs: number, maxSkewMs: number): number {
-  return ((jitterMs + maxSkewMs) * 8000) / 1000;
+  return (jitterMs + maxSkewMs) * SAMPLES_PER_MS;
 }
 
 const rand8 = (): string => randomBytes(4).toString('hex').toUpperCase();
@@ -141,7 +141,7 @@ export class Recording {
 
   /** How far encoding is behind the clock beyond the planned wait for late packets, ms. */
   get lagMs(): number {
-    return Math.max(0, (this.deps.clock.now() - this.deps.holdSamples - this.mixer.position) / 8);
+    return Math.max(0, (this.deps.clock.now() - this.deps.holdSamples - this.mixer.position) / SAMPLES_PER_MS);
   }
 
   /**
@@ -190,19 +190,22 @@ export class Recording {
     }
   }
 
+  /**
+   * Audio of input `slot` at clock position `at`. What lies before the recording's start (the packet playing when it
+   * started) is not part of it, and not late either: only the part from the start on is kept.
+   */
   write(slot: number, at: number, pcm: Int16Array): void {
     if (this.stopping) return;
-    this.mixer.write(slot, at, pcm);
-  }
-
-  /** Audio that arrived just before the recording started: the part from its start on is kept (not counted as late). */
-  writeBefore(slot: number, at: number, pcm: Int16Array): void {
-    const skip = Math.max(0, this.startAt - at);
+    if (at >= this.startAt) {
+      this.mixer.write(slot, at, pcm);
+      return;
+    }
+    const skip = Math.ceil(this.startAt - at);
     if (skip < pcm.length) this.mixer.write(slot, at + skip, pcm.subarray(skip));
   }
 
   private note(type: string, at: number): void {
-    this.events.push({ type, offsetMs: Math.round((at - this.startAt) / 8), time: new Date(this.deps.clock.wallMs(at)).toISOString() });
+    this.events.push({ type, offsetMs: Math.round((at - this.startAt) / SAMPLES_PER_MS), time: new Date(this.deps.clock.wallMs(at)).toISOString() });
   }
 
   pause(): void {
@@ -331,7 +334,7 @@ export class Recording {
     await writeJsonDurably(sidecarPath, sidecar);
     await unlink(this.openPath).catch(() => undefined);
     this.deps.log.info({ mediaId: this.mediaId, durationMs: sidecar.durationMs, bytes: mp3.bytes, reason }, 'recording finalized');
-    if (this.lateSamples > 0) this.deps.log.warn({ mediaId: this.mediaId, lateMs: this.lateSamples / 8 }, 'audio arrived after its place in the recording was encoded and was dropped');
+    if (this.lateSamples > 0) this.deps.log.warn({ mediaId: this.mediaId, lateMs: this.lateSamples / SAMPLES_PER_MS }, 'audio arrived after its place in the recording was encoded and was dropped');
     return { id: this.ctx.id, mp3Path: this.mp3Path, wavPath: this.wav ? this.wavPath : null, sidecarPath, sidecar, silentSamples: this.silentSamples, lateSamples: this.lateSamples };
   }
 }

@@ -5,8 +5,9 @@ import { MsmlCode } from '../msml/msml-codes.js';
 import { boundedList, parseMsml, type MsmlRequest } from '../msml/msml-parse.js';
 import { eventBody, resultBody } from '../msml/msml-respond.js';
 import { Recording, type FinalizedRecording, type RecordingDeps } from '../recording/recording.js';
-import type { RecordingUri } from '../sip/request-uri.js';
+import type { RecordingUri } from './recording-uri.js';
 import type { Leg, LegDialog, PartyRole } from './leg.js';
+import { SAMPLES_PER_MS } from '../media/sample-clock.js';
 
 export interface SessionDeps {
   recording: Omit<RecordingDeps, 'log'>;
@@ -270,7 +271,7 @@ export class CallSession {
     );
     this.recordings++;
     const maxMs = Math.min(r.record.maxtimeMs ?? this.deps.maxDurationMs, this.deps.maxDurationMs);
-    rec.maxSamples = maxMs * 8;
+    rec.maxSamples = maxMs * SAMPLES_PER_MS;
     const maxTimer = setTimeout(() => void this.stopRecording('record.complete.maxlength'), maxMs);
     maxTimer.unref();
     const wantsExit = r.record.exitNamelist !== null;
@@ -279,7 +280,7 @@ export class CallSession {
     const active: ActiveRecording = { rec, dialogId, name, control: dialog, wantsExit, maxTimer };
     this.active = active;
     this.lastAudio.forEach((last, slot) => {
-      if (last.n > 0) rec.writeBefore(slot, last.at, last.pcm.subarray(0, last.n));
+      if (last.n > 0) rec.write(slot, last.at, last.pcm.subarray(0, last.n));
       last.n = 0;
     });
     rec.open().catch((err: Error) => this.openFailed(active, err));

@@ -1,27 +1,12 @@
 import { SignalingError } from '../errors.js';
+import type { RecordingUri } from '../session/recording-uri.js';
 
-/**
+/*
  * What SIP Server (through Resource Manager) puts into the Request-URI of a recording INVITE:
  * `sip:msml=<conf-id>@host;dn=<DN>;record;tenant-dbid=1;media-service=record;gvp-tenant-id=<tenant>.<profile>`
  */
-export interface RecordingUri {
-  /** The MSML conference id shared by every dialog of one recorded call; null for a bare `sip:msml@host`. */
-  confId: string | null;
-  host: string;
-  port: number | null;
-  /** The recorded DN (`dn=`). */
-  dn: string | null;
-  /** The bare `record` flag. */
-  record: boolean;
-  tenantDbid: string | null;
-  mediaService: string | null;
-  /** `gvp-tenant-id` before the first dot. */
-  tenant: string | null;
-  /** `gvp-tenant-id` after the first dot: the IVR profile name. */
-  ivrProfile: string | null;
-  /** Every URI parameter, decoded; flags have the value `''`. */
-  params: Record<string, string>;
-}
+
+export type { RecordingUri };
 
 function decode(s: string, what: string): string {
   try {

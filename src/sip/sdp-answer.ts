@@ -1,32 +1,13 @@
 import * as sdpTransform from 'sdp-transform';
 import type { MediaDescription, SessionDescription } from 'sdp-transform';
 import { SdpError } from '../errors.js';
+import type { G711Law } from '../media/g711.js';
+import type { Direction, NegotiatedMedia } from '../media/negotiated-media.js';
 
-export type G711Codec = 'PCMU' | 'PCMA';
-export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
+export type { Direction, NegotiatedMedia };
 
 /** Static payload types of G.711 (RFC 3551). */
-export const G711_STATIC_PT: Record<G711Codec, number> = { PCMU: 0, PCMA: 8 };
-
-/** What was agreed for one audio m-line, from the remote side's point of view. */
-export interface NegotiatedMedia {
-  /** Index of the m-line in the SDP (0-based, counting every m-line). */
-  mline: number;
-  payloadType: number;
-  codec: G711Codec;
-  /** RFC 4733 payload type if both sides do telephone-event, else null. */
-  telephoneEventPt: number | null;
-  /** Where the remote side wants RTP; null when it gave 0.0.0.0 or port 0 (hold). */
-  remoteAddress: string | null;
-  remotePort: number;
-  /** The remote side's direction attribute. */
-  remoteDirection: Direction;
-  /** Our direction in the answer. */
-  localDirection: Direction;
-  ptime: number;
-  /** `a=label` if present (SIPREC-style forks). */
-  label: string | null;
-}
+export const G711_STATIC_PT: Record<G711Law, number> = { PCMU: 0, PCMA: 8 };
 
 export interface SdpLocal {
   /** Address we advertise in c=/o=. */
@@ -82,13 +63,13 @@ function codecOf(m: MediaDescription, pt: number): string | null {
  * Picks, for every usable audio m-line of a remote SDP (offer or answer), the first G.711 codec in the remote's
  * order that we allow. Throws SdpError 400 for unparseable SDP and 488 when no audio m-line can be used.
  */
-export function negotiate(sdp: string, allowed: readonly G711Codec[]): NegotiatedMedia[] {
+export function negotiate(sdp: string, allowed: readonly G711Law[]): NegotiatedMedia[] {
   const s = parse(sdp);
   const out: NegotiatedMedia[] = [];
   s.media.forEach((m, mline) => {
     if (!isUsableAudio(m) || (m.port === 0 && out.length > 0)) return;
     const pts = payloadList(m);
-    let chosen: { pt: number; codec: G711Codec } | null = null;
+    let chosen: { pt: number; codec: G711Law } | null = null;
     for (const pt of pts) {
       const name = codecOf(m, pt);
       const codec = allowed.find((c) => name === `${c}/8000`);
@@ -121,7 +102,7 @@ export function negotiate(sdp: string, allowed: readonly G711Codec[]): Negotiate
   return out;
 }
 
-function audioMedia(port: number, pt: number, codec: G711Codec, te: number | null, dir: Direction, ptime: number): MediaDescription {
+function audioMedia(port: number, pt: number, codec: G711Law, te: number | null, dir: Direction, ptime: number): MediaDescription {
   const rtp: { payload: number; codec: string; rate: number }[] = [{ payload: pt, codec, rate: 8000 }];
   const fmtp: { payload: number; config: string }[] = [];
   if (te !== null) {
@@ -179,7 +160,7 @@ export function renderAnswer(offerSdp: string, chosen: NegotiatedMedia[], local:
 }
 
 /** Renders an offer (for an offer-less INVITE or re-INVITE, 3PCC): one audio m-line per port with every allowed codec. */
-export function renderOffer(local: SdpLocal, codecs: readonly G711Codec[], telephoneEventPt = 101): string {
+export function renderOffer(local: SdpLocal, codecs: readonly G711Law[], telephoneEventPt = 101): string {
   const media = local.ports.map((port) => {
     const rtp: { payload: number; codec: string; rate: number }[] = codecs.map((c) => ({ payload: G711_STATIC_PT[c], codec: c, rate: 8000 }));
     rtp.push({ payload: telephoneEventPt, codec: 'telephone-event', rate: 8000 });
