@@ -275,7 +275,7 @@ async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: A
   for (let i = 0; i < mine.length; i += 4) await Promise.all(mine.slice(i, i + 4).map(checkOne));
   for (const s of mine) {
     rmSync(join(app.spoolDir, s.files.mp3.name), { force: true });
-    rmSync(join(app.spoolDir, `${s.mediaId}.json`), { force: true });
+    rmSync(join(app.spoolDir, s.files.mp3.name.replace(/\.mp3$/, '.json')), { force: true });
   }
   const lost = (after.get('msmlrec_rtp_lost_total') ?? 0) - (before.get('msmlrec_rtp_lost_total') ?? 0);
   const late = (after.get('msmlrec_rtp_late_total') ?? 0) - (before.get('msmlrec_rtp_late_total') ?? 0);

@@ -23,8 +23,9 @@ const workerUrl = new URL(import.meta.url.endsWith('.ts') ? './encoder-worker.ts
 
 /**
  * A fixed pool of worker threads that encode MP3. A recording is pinned to the least-loaded worker when it
- * opens. If a worker dies, only the recordings it held fail (their pending calls reject); a fresh worker takes
- * its place for new recordings.
+ * opens. If a worker dies, the calls pending on it reject with EncoderCrashError and a fresh worker takes its place;
+ * `Recording` then opens a new encoder for each of its recordings and sends the lost batch again (a splice, not the
+ * rest of the recording).
  */
 export class EncoderPool {
   private slots: Slot[] = [];
@@ -68,7 +69,7 @@ export class EncoderPool {
       for (const id of slot.recordings) this.byRecording.delete(id);
       const i = this.slots.indexOf(slot);
       if (i >= 0 && !this.closed) {
-        this.log.error({ why, recordings: [...slot.recordings] }, 'encoder worker died; its recordings fail');
+        this.log.error({ why, recordings: [...slot.recordings] }, 'encoder worker died; its recordings continue on a new one');
         // a worker that dies at birth is broken, not unlucky: wait before trying again
         const delay = Date.now() - bornAt < 2000 ? 2000 : 0;
         setTimeout(() => {

@@ -3,15 +3,16 @@ import type { Mp3Format } from './mp3-encoder.js';
 /**
  * The "Info" frame (Xing header for CBR plus the LAME extension) that leads an MP3 file and tells decoders how many
  * frames follow and how many samples of encoder delay and padding to drop, so a file decodes to exactly the samples
- * that were encoded (ffmpeg, mpg123 and browsers honour it). lamejs writes none, so we write it: a placeholder
- * when the file opens, the real one over it when the file is finalized. Pure.
+ * that were encoded (ffmpeg, mpg123 and browsers honour it). Our encoders stream frames as they go and write no
+ * header a finished file could use (the WASM build is driven frame by frame, lamejs writes none), so we write it: a
+ * placeholder when the file opens, the real one over it when the file is finalized. Pure.
  *
  * Our streams are MPEG-2.5 Layer III at 8 kHz (576 samples per frame). Frame sizes are 72 × kbps / 8 bytes, whole
  * numbers, so there is never a padding slot and a file's frame count is its audio bytes divided by the frame size.
  */
 
 export const SAMPLES_PER_FRAME = 576;
-/** Samples LAME puts in front of the audio (ENCDELAY), measured for lamejs at 8 kHz. */
+/** Samples LAME puts in front of the audio (ENCDELAY) at 8 kHz (the recording-files test checks that a WASM-encoded file decodes to exactly the samples encoded). */
 export const ENCODER_DELAY = 576;
 /** Samples an MP3 decoder lags (the synthesis filterbank): the last frame's final samples need a frame after them. */
 export const DECODER_DELAY = 529;

@@ -36,6 +36,9 @@ export interface MsmlAnswer {
   after?: () => Promise<void>;
 }
 
+/** Packets of each slot kept while nothing records, for a recording that starts between them (see `lastAudio`). */
+const PREROLL_PACKETS = 4;
+
 /** Longest MSML `<description>` we send (a request of any size gets an answer of bounded size). */
 export const DESCRIPTION_LIMIT = 512;
 const boundedText = (s: string): string => (s.length > DESCRIPTION_LIMIT ? `${s.slice(0, DESCRIPTION_LIMIT - 1)}…` : s);
@@ -113,10 +116,13 @@ export class CallSession {
   }
 
   /**
-   * The newest packet's audio of each slot while nothing records. A recording starts between two packets: the part
-   * of the last one that falls after its start is its first audio, so it has sound from its first sample.
+   * The newest packets' audio of each slot while nothing records (a ring of PREROLL_PACKETS). A recording starts
+   * between two packets: what of them falls after its start is its first audio, so it has sound from its first
+   * sample. More than one packet: a leg's clock is anchored to its first packet's arrival, and until the drift
+   * tracking corrects it (its first second) a late first packet puts the later ones ahead of their arrival.
    */
-  private readonly lastAudio = [0, 1].map(() => ({ at: 0, n: 0, pcm: new Int16Array(320) }));
+  private readonly lastAudio = [0, 1].map(() => Array.from({ length: PREROLL_PACKETS }, () => ({ at: 0, n: 0, pcm: new Int16Array(320) })));
+  private readonly lastAudioNext = [0, 0];
 
   /** Audio from a leg's stream. */
   readonly sink = (slot: number, at: number, pcm: Int16Array): void => {
@@ -124,8 +130,10 @@ export class CallSession {
       this.active.rec.write(slot, at, pcm);
       return;
     }
-    const last = this.lastAudio[slot];
-    if (!last) return;
+    const ring = this.lastAudio[slot];
+    if (!ring) return;
+    const last = ring[this.lastAudioNext[slot]];
+    this.lastAudioNext[slot] = (this.lastAudioNext[slot] + 1) % PREROLL_PACKETS;
     if (last.pcm.length < pcm.length) last.pcm = new Int16Array(pcm.length);
     last.pcm.set(pcm);
     last.at = at;
@@ -279,9 +287,11 @@ export class CallSession {
     // the answer does not wait for them (a slow disk costs neither audio nor answer time)
     const active: ActiveRecording = { rec, dialogId, name, control: dialog, wantsExit, maxTimer };
     this.active = active;
-    this.lastAudio.forEach((last, slot) => {
-      if (last.n > 0) rec.write(slot, last.at, last.pcm.subarray(0, last.n));
-      last.n = 0;
+    this.lastAudio.forEach((ring, slot) => {
+      for (const last of ring) {
+        if (last.n > 0) rec.write(slot, last.at, last.pcm.subarray(0, last.n));
+        last.n = 0;
+      }
     });
     rec.open().catch((err: Error) => this.openFailed(active, err));
     log.info({ dialogId, mediaId: rec.mediaId, maxMs }, 'recording started');

@@ -227,12 +227,15 @@ t.test('a recording that starts between two packets has audio from its first sam
   t.teardown(() => pool.close());
   const { clock, session, finalized } = slowSession(pool);
   const tone = tonePcm({ freq: 700, amplitude: 8000 }, 2);
-  // RTP flows before the dialogstart, as on a live call; the dialogstart arrives 12 ms into the last packet's 20 ms
-  session.sink(0, clock.t - 160, tone.subarray(0, 160));
+  // RTP flows before the dialogstart, as on a live call; the dialogstart arrives 12 ms into a packet's 20 ms, and
+  // the leg's clock runs a packet ahead of arrival (its first packet came late): the newest packet already released
+  // starts 8 ms after the start, the one before covers the start
+  session.sink(0, clock.t - 160 - 12 * 8, tone.subarray(0, 160));
   session.sink(0, clock.t - 12 * 8, tone.subarray(160, 320));
+  session.sink(0, clock.t + 8 * 8, tone.subarray(320, 480));
   await session.handleMsml(DIALOGSTART, controlDialog);
-  let at = clock.t - 12 * 8 + 160;
-  for (let k = 2; k < 100; k++) {
+  let at = clock.t + 8 * 8 + 160;
+  for (let k = 3; k < 100; k++) {
     clock.t = at;
     session.sink(0, at, tone.subarray(k * 160, (k + 1) * 160));
     at += 160;
@@ -243,5 +246,5 @@ t.test('a recording that starts between two packets has audio from its first sam
   await session.stopRecording('record.terminate', false);
   const d = decode(finalized[0].mp3Path);
   t.equal(finalized[0].lateSamples, 0, 'nothing counted as late');
-  t.ok(rmsDb(span(d.channels[0], 0, 0.007)) > -19, `the first 7 ms have the tone (${rmsDb(span(d.channels[0], 0, 0.007)).toFixed(1)} dBFS): the tail of the packet before the start`);
+  t.ok(rmsDb(span(d.channels[0], 0, 0.007)) > -19, `the first 7 ms have the tone (${rmsDb(span(d.channels[0], 0, 0.007)).toFixed(1)} dBFS): the packets released before the start`);
 });
