@@ -218,6 +218,7 @@ async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: A
 
   // tear down
   sending = false;
+  const sendingStopped = Date.now();
   clearInterval(pump);
   const spooled = app.logs.filter((l) => l.includes('"recording spooled"')).length;
   await Promise.all(calls.map(async (c) => {
@@ -245,9 +246,9 @@ async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: A
     const inPause = (t: number): boolean => pauses.length >= 2 && t > pauses[0] - 0.15 && t < pauses[1] + 0.15;
     if (Math.abs(d.seconds - s.durationMs / 1000) > 0.05) gaps.push(`${s.confId}: decodes to ${d.seconds} s, sidecar says ${s.durationMs} ms`);
     // both parties talk from before the dialogstart: every window from the recording's first sample is checked, up to
-    // shortly before the BYE (the generator stops sending, then hangs up)
+    // the moment the generator stopped sending (it hangs up after that; at 300 calls the BYEs take a while)
     const from = 0;
-    const to = d.seconds - 0.5;
+    const to = Math.min(d.seconds, (sendingStopped - Date.parse(s.startTime)) / 1000) - 0.1;
     // a gap is audio missing: a 10 ms window far below the tone's level (a 20 ms hole always covers one whole
     // window). A phase step from a clock correction is not a gap and does not lower the level.
     const silent: string[] = [];

@@ -31,10 +31,9 @@ for (let i = 0; i < 256; i++) {
   ALAW[i] = alawToLinear(i);
 }
 
-/** Decodes G.711 bytes into `out` (which must be at least as long) and returns the number of samples. */
-export function decodeG711(law: G711Law, input: Uint8Array, out: Int16Array): number {
+/** Decodes the first `n` G.711 bytes of `input` into `out` (at least as long) and returns the number of samples. */
+export function decodeG711(law: G711Law, input: Uint8Array, out: Int16Array, n = input.length): number {
   const table = law === 'PCMU' ? ULAW : ALAW;
-  const n = input.length;
   for (let i = 0; i < n; i++) out[i] = table[input[i]];
   return n;
 }

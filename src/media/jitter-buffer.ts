@@ -2,6 +2,10 @@
  * Reorders packets of one RTP stream by sequence number (wrap-safe, 16-bit sequence extended to a counter)
  * and releases them in order: at once when they are next, or once the oldest has waited `latencyMs`, at which
  * point the missing ones are declared lost. Pure: time is passed in.
+ *
+ * Nothing is allocated per packet: held packets sit in a ring indexed by sequence number, released ones are
+ * remembered (for telling a duplicate from a late packet) in a second ring, and every call returns the same array,
+ * refilled — use it before the next call.
  */
 export interface Sequenced {
   sequence: number;
@@ -17,122 +21,171 @@ export interface JitterStats {
   resets: number;
 }
 
-interface Held<T> {
-  ext: number;
-  at: number;
-  packet: T;
-}
-
 /** A sequence more than this far from the expected one is a restart of the stream, not reordering. */
 const RESET_DISTANCE = 3000;
+/** Released sequence numbers remembered, for telling duplicates from late packets. */
+const RECENT = 512;
 
 export class JitterBuffer<T extends Sequenced> {
   readonly stats: JitterStats = { received: 0, released: 0, lost: 0, duplicates: 0, late: 0, reordered: 0, resets: 0 };
   private next: number | null = null;
   private highest = -1;
-  private held = new Map<number, Held<T>>();
-  private recent = new Set<number>();
-  private recentOrder: number[] = [];
+  /** Ring of held packets, slot = extended sequence mod capacity; `heldExt` says which sequence a slot holds (-1: none). */
+  private readonly heldItem: (T | null)[];
+  private readonly heldExt: Float64Array;
+  private readonly heldAt: Float64Array;
+  private count = 0;
+  private readonly recent = new Float64Array(RECENT).fill(-1);
+  private readonly out: T[] = [];
+  private readonly capacity: number;
+  /** Whether the last push kept its packet (held or released); false: refused as a duplicate or late. */
+  accepted = false;
 
+  /**
+   * @param latencyMs how long a gap waits for the packets missing in it
+   * @param maxHeld packets held at most; past it the oldest gap is given up at once
+   */
   constructor(
     private readonly latencyMs: number,
     private readonly maxHeld = 256,
-  ) {}
+  ) {
+    let cap = 1;
+    while (cap < maxHeld * 2) cap *= 2;
+    this.capacity = cap;
+    this.heldItem = new Array<T | null>(cap).fill(null);
+    this.heldExt = new Float64Array(cap).fill(-1);
+    this.heldAt = new Float64Array(cap);
+  }
 
   private extend(seq: number): number {
     if (this.next === null) return seq;
     const ref = this.highest >= 0 ? this.highest : this.next;
     const cycle = Math.floor(ref / 65536);
     let best = cycle * 65536 + seq;
-    for (const c of [cycle - 1, cycle + 1]) {
-      const cand = c * 65536 + seq;
-      if (cand >= 0 && Math.abs(cand - ref) < Math.abs(best - ref)) best = cand;
-    }
+    const below = best - 65536;
+    const above = best + 65536;
+    if (below >= 0 && Math.abs(below - ref) < Math.abs(best - ref)) best = below;
+    if (Math.abs(above - ref) < Math.abs(best - ref)) best = above;
     return best;
   }
 
-  private remember(ext: number): void {
-    this.recent.add(ext);
-    this.recentOrder.push(ext);
-    if (this.recentOrder.length > 512) this.recent.delete(this.recentOrder.shift() as number);
+  private slot(ext: number): number {
+    return ext & (this.capacity - 1);
   }
 
-  /** Adds a packet received at `nowMs`; returns the packets now releasable, in order. */
+  private isHeld(ext: number): boolean {
+    return this.heldExt[this.slot(ext)] === ext;
+  }
+
+  /** Adds a packet received at `nowMs`; returns the packets now releasable, in order (the same array every call). */
   push(packet: T, nowMs: number): T[] {
+    this.out.length = 0;
+    this.accepted = false;
     this.stats.received++;
-    const out: T[] = [];
-    if (this.next === null) {
-      this.next = packet.sequence;
-    }
+    if (this.next === null) this.next = packet.sequence;
     let ext = this.extend(packet.sequence);
     if (Math.abs(ext - this.next) > RESET_DISTANCE) {
       // the stream restarted (new sender, reset sequence): hand over what we hold, then start again
-      out.push(...this.restart());
+      this.flushInto();
+      this.reset();
       this.next = packet.sequence;
       ext = packet.sequence;
     }
-    if (ext < this.next) {
-      if (this.recent.has(ext)) this.stats.duplicates++;
+    const next = this.next as number;
+    if (ext < next) {
+      if (this.recent[ext % RECENT] === ext) this.stats.duplicates++;
       else this.stats.late++;
-      return out;
+      return this.out;
     }
-    if (this.held.has(ext)) {
+    if (this.isHeld(ext)) {
       this.stats.duplicates++;
-      return out;
+      return this.out;
     }
+    // too far ahead for the ring: give up the gaps in front of it that it would overwrite
+    while (ext - (this.next as number) >= this.capacity) this.skipToLowest(ext);
     if (ext < this.highest) this.stats.reordered++;
     if (ext > this.highest) this.highest = ext;
-    this.held.set(ext, { ext, at: nowMs, packet });
-    out.push(...this.poll(nowMs));
-    if (this.held.size > this.maxHeld) out.push(...this.releaseOldest());
-    return out;
+    const i = this.slot(ext);
+    this.accepted = true;
+    this.heldItem[i] = packet;
+    this.heldExt[i] = ext;
+    this.heldAt[i] = nowMs;
+    this.count++;
+    this.pollInto(nowMs);
+    if (this.count > this.maxHeld) {
+      this.skipToLowest(Number.POSITIVE_INFINITY);
+      this.pollInto(Number.NEGATIVE_INFINITY);
+    }
+    return this.out;
   }
 
   /** Releases what is due at `nowMs`: in-order packets, and past gaps whose waiting time ran out. */
   poll(nowMs: number): T[] {
-    const out: T[] = [];
+    this.out.length = 0;
+    this.pollInto(nowMs);
+    return this.out;
+  }
+
+  private pollInto(nowMs: number): void {
     for (;;) {
-      if (this.next === null || this.held.size === 0) return out;
-      const h = this.held.get(this.next);
-      if (h) {
-        this.release(h, out);
+      if (this.next === null || this.count === 0) return;
+      if (this.isHeld(this.next)) {
+        this.release(this.next);
         continue;
       }
       // a gap: give up on it once the oldest held packet has waited long enough
-      const oldest = this.lowestHeld();
-      if (oldest && nowMs - oldest.at >= this.latencyMs) {
-        this.skipTo(oldest);
+      const lowest = this.lowestHeld();
+      if (lowest >= 0 && nowMs - this.heldAt[this.slot(lowest)] >= this.latencyMs) {
+        this.skipTo(lowest);
         continue;
       }
-      return out;
+      return;
     }
   }
 
-  private lowestHeld(): Held<T> | null {
-    let oldest: Held<T> | null = null;
-    for (const x of this.held.values()) if (!oldest || x.ext < oldest.ext) oldest = x;
-    return oldest;
+  /** The lowest held sequence (-1: none): the first occupied slot after `next`. */
+  private lowestHeld(): number {
+    if (this.next === null || this.count === 0) return -1;
+    for (let ext = this.next; ext <= this.highest; ext++) if (this.isHeld(ext)) return ext;
+    return -1;
   }
 
-  /** Gives up on the gap in front of `h`: the missing packets count as lost. */
-  private skipTo(h: Held<T>): void {
-    this.stats.lost += h.ext - (this.next as number);
-    this.next = h.ext;
+  /** Gives up on the gap in front of `ext`: the missing packets count as lost. */
+  private skipTo(ext: number): void {
+    this.stats.lost += ext - (this.next as number);
+    this.next = ext;
   }
 
-  private releaseOldest(): T[] {
-    const oldest = this.lowestHeld();
-    if (!oldest || this.next === null) return [];
-    this.skipTo(oldest);
-    return this.poll(Number.NEGATIVE_INFINITY);
+  /** Moves `next` to the lowest held packet, or (nothing held below `limit`) as far as needed to make room. */
+  private skipToLowest(limit: number): void {
+    const lowest = this.lowestHeld();
+    if (lowest >= 0 && lowest < limit) {
+      this.skipTo(lowest);
+      this.pollInto(Number.NEGATIVE_INFINITY);
+    } else if (limit !== Number.POSITIVE_INFINITY) {
+      this.skipTo(limit - this.capacity + 1);
+    } else {
+      this.pollInto(Number.NEGATIVE_INFINITY);
+    }
   }
 
-  private release(h: Held<T>, out: T[]): void {
-    this.held.delete(h.ext);
-    this.remember(h.ext);
-    this.next = h.ext + 1;
+  private release(ext: number): void {
+    const i = this.slot(ext);
+    const item = this.heldItem[i] as T;
+    this.heldItem[i] = null;
+    this.heldExt[i] = -1;
+    this.count--;
+    this.recent[ext % RECENT] = ext;
+    this.next = ext + 1;
     this.stats.released++;
-    out.push(h.packet);
+    this.out.push(item);
+  }
+
+  private reset(): void {
+    this.next = null;
+    this.highest = -1;
+    this.recent.fill(-1);
+    this.stats.resets++;
   }
 
   /**
@@ -140,28 +193,30 @@ export class JitterBuffer<T extends Sequenced> {
    * in order; the next packet starts a fresh sequence.
    */
   restart(): T[] {
-    const out = this.flush();
-    this.stats.resets++;
-    this.next = null;
-    this.highest = -1;
-    this.recent.clear();
-    this.recentOrder = [];
-    return out;
+    this.out.length = 0;
+    this.flushInto();
+    this.reset();
+    return this.out;
   }
 
   /** Releases everything held, in order, counting the gaps as lost. */
   flush(): T[] {
-    const out: T[] = [];
-    const keys = [...this.held.keys()].sort((a, b) => a - b);
-    for (const k of keys) {
-      if (this.next !== null && k > this.next) this.stats.lost += k - this.next;
-      this.release(this.held.get(k) as Held<T>, out);
+    this.out.length = 0;
+    this.flushInto();
+    return this.out;
+  }
+
+  private flushInto(): void {
+    while (this.count > 0) {
+      const lowest = this.lowestHeld();
+      if (lowest < 0) break;
+      this.skipTo(lowest);
+      this.release(lowest);
     }
-    return out;
   }
 
   /** Packets currently held. */
   get size(): number {
-    return this.held.size;
+    return this.count;
   }
 }

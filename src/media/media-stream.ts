@@ -6,14 +6,18 @@ import type { RtpEndpoint } from './rtp-endpoint.js';
 import type { RtpPacket } from './rtp-packet.js';
 import { SAMPLE_RATE } from './sample-clock.js';
 
-/** Where decoded audio goes: a recording slot, at a clock position. */
+/** Where decoded audio goes: a recording slot, at a clock position. `pcm` is valid during the call only (copy it). */
 export type AudioSink = (slot: number, at: number, pcm: Int16Array) => void;
 
+/** A packet waiting in the jitter buffer: its own copy of the payload, in a pooled object (reused after play). */
 interface Arrived {
   sequence: number;
-  packet: RtpPacket;
+  ssrc: number;
+  timestamp: number;
   codec: G711Law;
   payload: Uint8Array;
+  /** Bytes of `payload` in use. */
+  length: number;
   arrival: number;
 }
 
@@ -60,6 +64,10 @@ export class MediaStream {
   private firstDirection: Direction | null = null;
   private ssrc: number | null = null;
   private pcm = new Int16Array(1024);
+  /** The decoded samples of the packet being played (a view kept while packets keep their size). */
+  private pcmView = this.pcm.subarray(0, 0);
+  /** Arrived objects not in the jitter buffer, for reuse: the capture path allocates nothing per packet. */
+  private readonly free: Arrived[] = [];
   private closed = false;
   /** What the last offer/answer negotiated for this m-line; null until it is known (3PCC: the answer in the ACK). */
   media: NegotiatedMedia | null = null;
@@ -108,7 +116,8 @@ export class MediaStream {
       this.ignoredPackets++;
       return;
     }
-    this.remote = from;
+    const r = this.remote;
+    if (!r || r.port !== from.port || r.address !== from.address) this.remote = { address: from.address, port: from.port };
     // a party that said it will not send (a=inactive, recvonly) is not relayed either
     if (this.peer && sends(m.remoteDirection)) this.peer.forward(p, datagram, isAudio ? m.codec : null);
     else this.relay.dropped++;
@@ -125,9 +134,18 @@ export class MediaStream {
       if (this.ssrc !== null) for (const a of this.jitter.restart()) this.play(a);
       this.ssrc = p.ssrc;
     }
-    const arrival = (arrivalMs * SAMPLE_RATE) / 1000;
-    const item: Arrived = { sequence: p.sequence, packet: p, codec: m.codec, payload: Uint8Array.from(p.payload), arrival };
+    const item = this.free.pop() ?? { sequence: 0, ssrc: 0, timestamp: 0, codec: m.codec, payload: new Uint8Array(160), length: 0, arrival: 0 };
+    if (item.payload.length < p.payload.length) item.payload = new Uint8Array(p.payload.length);
+    item.payload.set(p.payload);
+    item.length = p.payload.length;
+    item.sequence = p.sequence;
+    item.ssrc = p.ssrc;
+    item.timestamp = p.timestamp;
+    item.codec = m.codec;
+    item.arrival = (arrivalMs * SAMPLE_RATE) / 1000;
     for (const a of this.jitter.push(item, arrivalMs)) this.play(a);
+    // refused (a duplicate or a late packet): back to the pool; a played one went back in play()
+    if (!this.jitter.accepted) this.free.push(item);
   }
 
   /**
@@ -166,10 +184,15 @@ export class MediaStream {
   }
 
   private play(a: Arrived): void {
-    const at = this.timeline.place(a.packet.ssrc, a.packet.timestamp, a.arrival);
-    if (this.pcm.length < a.payload.length) this.pcm = new Int16Array(a.payload.length);
-    const n = decodeG711(a.codec, a.payload, this.pcm);
-    this.sink(this.slot, at, this.pcm.slice(0, n));
+    const at = this.timeline.place(a.ssrc, a.timestamp, a.arrival);
+    if (this.pcm.length < a.length) {
+      this.pcm = new Int16Array(a.length);
+      this.pcmView = this.pcm.subarray(0, 0);
+    }
+    const n = decodeG711(a.codec, a.payload, this.pcm, a.length);
+    if (this.pcmView.length !== n) this.pcmView = this.pcm.subarray(0, n);
+    this.free.push(a);
+    this.sink(this.slot, at, this.pcmView);
   }
 
   /** Releases packets whose waiting time ran out. Call periodically. */

@@ -1,5 +1,5 @@
 import { createSocket, type Socket } from 'node:dgram';
-import { parseRtp, type RtpPacket } from './rtp-packet.js';
+import { parseRtpInto, type RtpPacket } from './rtp-packet.js';
 import type { RtpPortPool } from './rtp-port-pool.js';
 
 export interface RtpEndpointStats {
@@ -14,7 +14,10 @@ export interface RtpEndpointStats {
  */
 export class RtpEndpoint {
   readonly stats: RtpEndpointStats = { datagrams: 0, malformed: 0, lastMalformed: null };
-  /** `datagram` is the packet as received (a fresh buffer per datagram; `p.payload` is a view into it). */
+  /**
+   * `datagram` is the packet as received (a fresh buffer per datagram; `p.payload` is a view into it). `p` and `from`
+   * are valid during the call only: the same packet object is refilled for the next datagram.
+   */
   onPacket: (p: RtpPacket, arrivalMs: number, from: { address: string; port: number }, datagram: Buffer) => void = () => undefined;
   private closed = false;
 
@@ -23,16 +26,17 @@ export class RtpEndpoint {
     readonly port: number,
     private readonly pool: RtpPortPool,
   ) {
+    const p: RtpPacket = { payloadType: 0, marker: false, sequence: 0, timestamp: 0, ssrc: 0, payload: new Uint8Array(0) };
     socket.on('message', (msg, rinfo) => {
       const at = performance.now();
       this.stats.datagrams++;
-      const p = parseRtp(msg);
-      if (typeof p === 'string') {
+      const why = parseRtpInto(msg, p);
+      if (why !== null) {
         this.stats.malformed++;
-        this.stats.lastMalformed = p;
+        this.stats.lastMalformed = why;
         return;
       }
-      this.onPacket(p, at, { address: rinfo.address, port: rinfo.port }, msg);
+      this.onPacket(p, at, rinfo, msg);
     });
     socket.on('error', () => undefined);
   }

@@ -14,6 +14,15 @@ export interface RtpPacket {
 
 /** Returns the parsed packet, or a string saying why the datagram is not RTP. */
 export function parseRtp(buf: Uint8Array): RtpPacket | string {
+  const p: RtpPacket = { payloadType: 0, marker: false, sequence: 0, timestamp: 0, ssrc: 0, payload: buf };
+  return parseRtpInto(buf, p) ?? p;
+}
+
+/**
+ * Parses into `p` (reused from packet to packet: a receive loop allocates only the payload view). Returns null, or a
+ * string saying why the datagram is not RTP (`p` is then unchanged).
+ */
+export function parseRtpInto(buf: Uint8Array, p: RtpPacket): string | null {
   if (buf.length < 12) return 'shorter than an RTP header';
   const b0 = buf[0];
   if (b0 >> 6 !== 2) return 'RTP version is not 2';
@@ -32,14 +41,13 @@ export function parseRtp(buf: Uint8Array): RtpPacket | string {
     end -= pad;
   }
   if (offset > end) return 'header longer than the datagram';
-  return {
-    payloadType,
-    marker: (b1 & 0x80) !== 0,
-    sequence: (buf[2] << 8) | buf[3],
-    timestamp: ((buf[4] << 24) | (buf[5] << 16) | (buf[6] << 8) | buf[7]) >>> 0,
-    ssrc: ((buf[8] << 24) | (buf[9] << 16) | (buf[10] << 8) | buf[11]) >>> 0,
-    payload: buf.subarray(offset, end),
-  };
+  p.payloadType = payloadType;
+  p.marker = (b1 & 0x80) !== 0;
+  p.sequence = (buf[2] << 8) | buf[3];
+  p.timestamp = ((buf[4] << 24) | (buf[5] << 16) | (buf[6] << 8) | buf[7]) >>> 0;
+  p.ssrc = ((buf[8] << 24) | (buf[9] << 16) | (buf[10] << 8) | buf[11]) >>> 0;
+  p.payload = buf.subarray(offset, end);
+  return null;
 }
 
 /** Builds an RTP packet (no CSRC, no extension). Used by the test equipment and the benchmark (the relay forwards datagrams). */

@@ -58,3 +58,21 @@ t.test('flush hands over everything held, in order', async (t) => {
   t.equal(jb.stats.lost, 1);
   t.equal(jb.size, 0);
 });
+
+t.test('allocation-free: every call returns the same array; a packet too far ahead for the ring gives up the gap at once', async (t) => {
+  const jb = new JitterBuffer<{ sequence: number }>(60, 256);
+  const first = jb.push({ sequence: 1 }, 0);
+  t.equal(jb.push({ sequence: 2 }, 0), first, 'push refills one array');
+  t.equal(jb.poll(0), first, 'so does poll');
+  jb.push({ sequence: 4 }, 0);
+  t.equal(jb.size, 1, '4 waits for 3');
+  // 600 ahead is beyond the ring (512 slots for 256 held) but no restart (< 3000): 4 is played, the rest given up
+  t.same(seqs(jb.push({ sequence: 604 }, 1)), [4], 'the held packet is handed over');
+  t.equal(jb.size, 1, '604 is held in the ring');
+  t.same(seqs(jb.poll(100)), [604], 'and released once its gap has waited');
+  t.equal(jb.stats.lost, 1 + 599, '3 and 5..603 lost');
+  t.equal(jb.stats.resets, 0, 'not a restart');
+  t.equal(jb.push({ sequence: 604 }, 101).length, 0, 'a duplicate of a released packet is refused');
+  t.equal(jb.accepted, false, '... and said to be refused (its pooled object goes back)');
+  t.equal(jb.stats.duplicates, 1);
+});
