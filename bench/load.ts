@@ -25,6 +25,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { encodeG711 } from '../src/media/g711.js';
 import { buildRtp } from '../src/media/rtp-packet.js';
+import { encryptFile, loadRecipient } from '../src/recording/cms-envelope.js';
 import { encoderFactory, type EncoderFactory } from '../src/recording/mp3-encoder.js';
 import type { Sidecar } from '../src/recording/metadata.js';
 import { decode, toneShare } from '../test/harness/audio.js';
@@ -371,6 +372,24 @@ async function encoders(): Promise<EncoderTimes> {
   return out;
 }
 
+/** CPU time to encrypt a 4-hour recording's MP3 (16 kbit/s: 28.8 MB) for two certificates, as the recorder does. */
+async function encryption(): Promise<{ bytes: number; seconds: number }> {
+  const dir = tempDir('bench-cms');
+  const recipients = ['a', 'b'].map((n) => {
+    const cert = join(dir, `${n}.crt`);
+    spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, `${n}.key`), '-out', cert, '-subj', `/CN=${n}`, '-days', '2']);
+    return loadRecipient(readFileSync(cert, 'utf8'), cert, { allowExpired: false });
+  });
+  const file = join(dir, 'rec.mp3');
+  const bytes = 4 * 3600 * 2000;
+  writeFileSync(file, Buffer.alloc(bytes, 0x5a));
+  const t = process.cpuUsage();
+  await encryptFile(file, join(dir, 'rec.p7m'), { recipients, cipher: 'aes-256-cbc', keyTransport: 'rsa-oaep' });
+  const c = process.cpuUsage(t);
+  rmSync(dir, { recursive: true, force: true });
+  return { bytes, seconds: (c.user + c.system) / 1e6 };
+}
+
 /** Top functions by self time over every .cpuprofile in `dir` (main thread and workers). */
 function printProfile(dir: string): void {
   for (const f of readdirSync(dir).filter((x) => x.endsWith('.cpuprofile'))) {
@@ -439,6 +458,8 @@ async function main(): Promise<void> {
   if (PROFILE) printProfile(PROFILE);
   process.stderr.write('timing the encoders\n');
   const enc = await encoders();
+  process.stderr.write('timing the encryption\n');
+  const crypt = await encryption();
   const best = results.filter((r) => r.ok).pop();
   const qualities = QUALITY === 3 ? [3] : [QUALITY, 3];
   const lines = [
@@ -464,6 +485,8 @@ async function main(): Promise<void> {
     }),
     `| lamejs (@breezystack/lamejs 1.2.7; quality 3) | ${enc.lamejs?.toFixed(0)}× | ${enc.lamejs && enc['native-3'] ? (enc.lamejs / enc['native-3']).toFixed(2) : 'n/a'} |`,
     ...qualities.map((q) => `| native lame 3.100 (\`-m s --nores -b 16 --cbr -q ${q}\`) | ${enc[`native-${q}`] ? `${enc[`native-${q}`]?.toFixed(0)}×` : 'not installed'} | 1 |`),
+    '',
+    `encryption (CMS EnvelopedData, aes-256-cbc, RSA-OAEP for 2 certificates of 2048 bits; a 4-hour 16 kbit/s recording, ${(crypt.bytes / 1e6).toFixed(1)} MB): ${crypt.seconds.toFixed(2)} s of CPU (${(crypt.bytes / 1e6 / crypt.seconds).toFixed(0)} MB/s), ${((crypt.seconds / 4) * 1000).toFixed(0)} ms per hour of recording, added between the stop and the delivery`,
     '',
     `benchmark time: ${((Date.now() - started) / 1000).toFixed(0)} s`,
   ];

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { loadRecipient, type Encryption } from './recording/cms-envelope.js';
 
 const port = z.number().int().min(1).max(65535);
 
@@ -60,6 +61,17 @@ const Schema = z
         allowedDestHosts: z.array(z.string().min(1)),
       })
       .strict(),
+    encryption: z
+      .object({
+        enabled: z.boolean(),
+        certificates: z.array(z.string().min(1)),
+        cipher: z.enum(['aes-256-cbc', 'aes-128-cbc']),
+        keyTransport: z.enum(['rsa-oaep', 'rsa-pkcs1']),
+        allowExpired: z.boolean(),
+        extension: z.enum(['mp3', 'p7m']),
+      })
+      .strict()
+      .refine((e) => !e.enabled || e.certificates.length > 0, { message: 'encryption.enabled needs at least one certificate' }),
     encoder: z.object({ workers: z.number().int().min(0).max(256), engine: z.enum(['wasm', 'lamejs']), quality: z.number().int().min(0).max(9) }).strict(),
     ops: z.object({ bindAddress: z.string().min(1), port: z.number().int().min(0).max(65535), redisGraceMs: z.number().int().min(0) }).strict(),
     drain: z.object({ callGraceSec: z.number().min(0), deliveryGraceSec: z.number().min(0) }).strict(),
@@ -177,7 +189,27 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, defaultsPath = 
     const msgs = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`);
     throw new ConfigError(`invalid configuration: ${msgs.join('; ')}`);
   }
+  encryptionOf(r.data); // the certificates are read and checked once, at start: a bad one stops it here
   return r.data;
+}
+
+/** What `encryption.*` asks for (certificates read and checked), or null when recordings are not encrypted. */
+export function encryptionOf(c: Config): Encryption | null {
+  const e = c.encryption;
+  if (!e.enabled) return null;
+  const recipients = e.certificates.map((entry, i) => {
+    const inline = entry.includes('-----BEGIN');
+    let pem = entry;
+    if (!inline) {
+      try {
+        pem = readFileSync(entry, 'utf8');
+      } catch (err) {
+        throw new ConfigError(`encryption certificate ${entry}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      }
+    }
+    return loadRecipient(pem, inline ? `inline #${i + 1}` : entry, { allowExpired: e.allowExpired });
+  });
+  return { recipients, cipher: e.cipher, keyTransport: e.keyTransport, extension: e.extension };
 }
 
 /**

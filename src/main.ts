@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { basename, resolve } from 'node:path';
 import Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
-import { encoderWorkers, instanceId, loadConfig, mp3Format, redacted, type Config } from './config.js';
+import { encoderWorkers, encryptionOf, instanceId, loadConfig, mp3Format, redacted, type Config } from './config.js';
 import { ConfigError } from './errors.js';
 import { DeliveryQueue, pendingSidecars } from './jobs/delivery-queue.js';
 import { RtpPortPool } from './media/rtp-port-pool.js';
@@ -48,6 +48,11 @@ export function startRecorder(config: Config): Recorder {
   const log = createLogger(config.log.level);
   log.info({ config: redacted(config) }, 'starting');
   const spoolDir = resolve(config.spool.dir);
+  const encryption = encryptionOf(config);
+  for (const r of encryption?.recipients ?? []) {
+    log.info({ certificate: r.source, subject: r.subject, fingerprint: r.fingerprint, validTo: r.validTo }, 'recordings are encrypted for this certificate');
+    if (r.expired) log.warn({ certificate: r.source, validTo: r.validTo }, 'encryption certificate expired (encryption.allowExpired): replace it');
+  }
   mkdirSync(spoolDir, { recursive: true });
   const pool = new EncoderPool(encoderWorkers(config), log.child({ part: 'encoder' }), config.encoder.engine, config.encoder.quality);
   const registry = new SessionRegistry();
@@ -123,6 +128,7 @@ export function startRecorder(config: Config): Recorder {
         wav: config.recording.wavCopy === 'off' ? null : config.recording.wavCopy,
         holdSamples: holdSamples(config.rtp.jitterMs, config.rtp.maxSkewMs),
         leftChannel: config.recording.leftChannel,
+        encryption,
       },
       leftChannel: config.recording.leftChannel,
       maxDurationMs: config.recording.maxDurationSec * 1000,

@@ -82,8 +82,10 @@ export async function deliverRecording(sidecarPath: string, progress: DeliveryPr
     };
     const t0 = performance.now();
     try {
-      await put(stored.mp3Uri, mp3Path, 'audio/mpeg');
-      if (stored.wavUri && wavPath) await put(stored.wavUri, wavPath, 'audio/wav');
+      // CMS EnvelopedData is application/pkcs7-mime (RFC 8551 §3.2.2)
+      const cms = 'application/pkcs7-mime; smime-type=enveloped-data';
+      await put(stored.mp3Uri, mp3Path, sidecar.files.mp3.encrypted ? cms : 'audio/mpeg');
+      if (stored.wavUri && wavPath) await put(stored.wavUri, wavPath, sidecar.files.wav?.encrypted ? cms : 'audio/wav');
     } catch (err) {
       deps.health?.failed('webdav', root, (err as Error).message);
       throw err;

@@ -1,4 +1,4 @@
-import type { Sidecar } from '../recording/metadata.js';
+import type { Sidecar, SpooledFile } from '../recording/metadata.js';
 
 /** Where a recording's files went. */
 export interface StoredFiles {
@@ -40,9 +40,11 @@ export function buildRecordingResource(s: Sidecar, stored: StoredFiles): Record<
     parameters,
     ...extra,
   });
-  const mediaFiles = [file(stored.mp3Uri, s.files.mp3.name, 'audio/mp3', s.files.mp3.size, { truncated: s.truncated })];
+  // an encrypted file says so, and for which certificates (SHA-256 fingerprints): the RCS picks its key by them
+  const sealed = (f: SpooledFile): Record<string, unknown> => (f.encrypted ? { pkcs7: true, certificates: f.encrypted.certificates, cipher: f.encrypted.cipher } : {});
+  const mediaFiles = [file(stored.mp3Uri, s.files.mp3.name, 'audio/mp3', s.files.mp3.size, { truncated: s.truncated, ...sealed(s.files.mp3) })];
   if (stored.wavUri && s.files.wav) {
-    mediaFiles.push(file(stored.wavUri, s.files.wav.name, s.files.wav.codec === 'PCMU' ? 'audio/x-wav;codec=pcmu' : 'audio/x-wav;codec=pcma', s.files.wav.size, { channels: s.files.wav.channels }));
+    mediaFiles.push(file(stored.wavUri, s.files.wav.name, s.files.wav.codec === 'PCMU' ? 'audio/x-wav;codec=pcmu' : 'audio/x-wav;codec=pcma', s.files.wav.size, { channels: s.files.wav.channels, ...sealed(s.files.wav) }));
   }
   return {
     id: s.callUUID ?? s.id,

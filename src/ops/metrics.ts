@@ -61,6 +61,8 @@ export class RecorderMetrics {
   private readonly uploadFailures: Counter;
   private readonly deliveriesFailed: Counter;
   private readonly wireFaults: Counter;
+  private readonly encryptedFiles: Counter;
+  private readonly encryptSeconds: Histogram;
 
   constructor(private readonly src: MetricSources) {
     const registers = [this.registry];
@@ -77,6 +79,13 @@ export class RecorderMetrics {
       registers,
     });
     this.uploadFailures = new Counter({ name: `${PREFIX}upload_failures_total`, help: 'Failed delivery attempts by stage and reason', labelNames: ['stage', 'reason'], registers });
+    this.encryptedFiles = new Counter({ name: `${PREFIX}encrypted_files_total`, help: 'Recording files encrypted as CMS EnvelopedData (MP3 and WAV copies)', registers });
+    this.encryptSeconds = new Histogram({
+      name: `${PREFIX}encrypt_duration_seconds`,
+      help: "Time to encrypt a finished recording's files",
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
     this.deliveriesFailed = new Counter({ name: `${PREFIX}deliveries_failed_total`, help: 'Recordings whose delivery job failed for good (see `msml-recorder jobs list`)', registers });
 
     this.wireFaults = new Counter({
@@ -206,6 +215,10 @@ export class RecorderMetrics {
 
   recordingFinalized(r: FinalizedRecording): void {
     this.recordings.inc({ reason: r.sidecar.endReason ?? 'unknown' });
+    if (r.encryptMs !== null) {
+      this.encryptedFiles.inc(r.sidecar.files.wav ? 2 : 1);
+      this.encryptSeconds.observe(r.encryptMs / 1000);
+    }
     this.recordedSeconds.inc(r.sidecar.durationMs / 1000);
     this.src.tally.silentSamples += r.silentSamples;
     this.src.tally.lateSamples += r.lateSamples;

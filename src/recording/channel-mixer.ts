@@ -26,12 +26,14 @@ export class ChannelMixer {
    * @param inputs number of input slots (legs/m-lines), 1 or 2
    * @param outputChannels 1 (mono mix of all inputs) or 2 (input 0 left, input 1 right)
    * @param start clock position of the first output sample
+   * @param capacity samples held per input before the buffers grow (doubling): 1 s covers the hold before encoding
+   *   (`jitterMs + maxSkewMs`, 480 ms) and a tick; a recording whose files are slow to open grows it while it waits
    */
   constructor(
     readonly inputs: number,
     readonly outputChannels: 1 | 2,
     start: number,
-    capacity = SAMPLE_RATE * 4,
+    capacity = SAMPLE_RATE,
   ) {
     this.base = start;
     this.buffers = Array.from({ length: inputs }, () => new Int16Array(capacity));

@@ -45,6 +45,14 @@ export interface RecordingContext {
   };
 }
 
+/** A file of a recording in the spool, as delivered. */
+export interface SpooledFile {
+  name: string;
+  size: number;
+  /** Present when the file is CMS EnvelopedData (the audio is inside, encrypted for these certificates). */
+  encrypted?: { format: 'cms-enveloped-data'; cipher: string; keyTransport: string; certificates: string[] };
+}
+
 export interface Sidecar extends RecordingContext {
   schema: 1;
   startTime: string;
@@ -54,7 +62,7 @@ export interface Sidecar extends RecordingContext {
   truncated: boolean;
   error: string | null;
   audio: { type: 'audio/mp3'; channels: 1 | 2; kbps: number; sampleRate: 8000; leftChannel: string | null };
-  files: { mp3: { name: string; size: number }; wav?: { name: string; size: number; codec: 'PCMU' | 'PCMA'; channels: number } };
+  files: { mp3: SpooledFile; wav?: SpooledFile & { codec: 'PCMU' | 'PCMA'; channels: number } };
   events: RecordingEvent[];
   legs: LegSummary[];
 }

@@ -10,6 +10,8 @@ import type { EncoderPool } from './encoder-pool.js';
 import { buildSidecar, makeMediaId, type LegSummary, type RecordingContext, type RecordingEvent, type Sidecar } from './metadata.js';
 import { frameBytes, framesIn, infoFrame } from './mp3-info-tag.js';
 import type { Mp3Format } from './mp3-encoder.js';
+import { certAlias, type Encryption } from './cms-envelope.js';
+import { encryptRecordingFiles } from './encrypt-recording.js';
 import { SpoolFile, writeJsonDurably } from './spool-file.js';
 import { interleave, wavHeader, wavSizePatches, type WavHeader } from './wav-header.js';
 
@@ -25,6 +27,8 @@ export interface RecordingDeps {
   holdSamples: number;
   /** Name of the party on the left channel, for the sidecar. */
   leftChannel: string | null;
+  /** Encrypt the finished files for these certificates (CMS EnvelopedData), or null. */
+  encryption?: Encryption | null;
 }
 
 /** `<mediaId>.open.json`: a recording in progress, for recovery after a crash. */
@@ -36,6 +40,8 @@ export interface OpenRecord {
   format: Mp3Format;
   wav: G711Law | null;
   leftChannel: string | null;
+  /** How to encrypt the files (the certificates as PEM: recovery encrypts for the same ones), or null. */
+  encryption: (Omit<Encryption, 'recipients'> & { certificates: string[] }) | null;
 }
 
 export interface FinalizedRecording {
@@ -48,6 +54,8 @@ export interface FinalizedRecording {
   silentSamples: number;
   /** Samples that came after their place was encoded and were dropped (the recorder fell behind), summed. */
   lateSamples: number;
+  /** Time spent encrypting the files, ms (null: not encrypted). */
+  encryptMs: number | null;
 }
 
 /**
@@ -59,6 +67,12 @@ export interface FinalizedRecording {
  */
 export function holdSamples(jitterMs: number, maxSkewMs: number): number {
   return (jitterMs + maxSkewMs) * SAMPLES_PER_MS;
+}
+
+/** What the recovery record keeps of the encryption settings: the certificates themselves, so a restart with other
+ * settings still encrypts a recording for the certificates it was started with. */
+export function openEncryption(enc: Encryption | null): OpenRecord['encryption'] {
+  return enc ? { certificates: enc.recipients.map((r) => r.pem), cipher: enc.cipher, keyTransport: enc.keyTransport, extension: enc.extension } : null;
 }
 
 const rand8 = (): string => randomBytes(4).toString('hex').toUpperCase();
@@ -95,6 +109,7 @@ export class Recording {
   openError: Error | null = null;
   private encodedSamples = 0;
   private encoderRestarts = 0;
+  private encryptMs: number | null = null;
   /** Longest the recording may be, in samples (MSML maxtime): it ends exactly there however late it is stopped. */
   maxSamples = Number.POSITIVE_INFINITY;
 
@@ -173,6 +188,7 @@ export class Recording {
         format: this.deps.format,
         wav: this.deps.wav,
         leftChannel: this.deps.leftChannel,
+        encryption: openEncryption(this.deps.encryption ?? null),
       } satisfies OpenRecord);
       this.mp3 = await SpoolFile.create(this.mp3Path);
       await this.mp3.append(infoFrame(this.deps.format, { frames: 0, samples: 0, fileBytes: 0 }));
@@ -308,11 +324,18 @@ export class Recording {
     const fmt = this.deps.format;
     await mp3.writeAt(infoFrame(fmt, { frames: framesIn(fmt, mp3.bytes), samples: this.encodedSamples, fileBytes: mp3.bytes }), 0);
     await mp3.finalize();
-    const files: Sidecar['files'] = { mp3: { name: `${this.mediaId}.mp3`, size: mp3.bytes } };
+    let files: Sidecar['files'] = { mp3: { name: `${this.mediaId}.mp3`, size: mp3.bytes } };
     if (this.wav && this.wavHead && this.deps.wav) {
       for (const [at, bytes] of wavSizePatches(this.wavHead, this.wav.bytes - this.wavHead.bytes.length)) await this.wav.writeAt(bytes, at);
       await this.wav.finalize();
       files.wav = { name: `${this.mediaId}.wav`, size: this.wav.bytes, codec: this.deps.wav, channels: 2 };
+    }
+    const enc = this.deps.encryption;
+    if (enc) {
+      const t0 = performance.now();
+      files = await encryptRecordingFiles(this.deps.spoolDir, files, enc);
+      this.encryptMs = performance.now() - t0;
+      this.deps.log.info({ mediaId: this.mediaId, certificates: enc.recipients.map((r) => `${certAlias(r)} ${r.subject}`), cipher: enc.cipher, ms: Math.round(this.encryptMs) }, 'recording encrypted');
     }
     const sidecar = buildSidecar(
       { ...this.ctx, mediaId: `${this.mediaId}.mp3` },
@@ -335,6 +358,7 @@ export class Recording {
     await unlink(this.openPath).catch(() => undefined);
     this.deps.log.info({ mediaId: this.mediaId, durationMs: sidecar.durationMs, bytes: mp3.bytes, reason }, 'recording finalized');
     if (this.lateSamples > 0) this.deps.log.warn({ mediaId: this.mediaId, lateMs: this.lateSamples / SAMPLES_PER_MS }, 'audio arrived after its place in the recording was encoded and was dropped');
-    return { id: this.ctx.id, mp3Path: this.mp3Path, wavPath: this.wav ? this.wavPath : null, sidecarPath, sidecar, silentSamples: this.silentSamples, lateSamples: this.lateSamples };
+    const spooled = (f: { name: string } | undefined): string | null => (f ? join(this.deps.spoolDir, f.name) : null);
+    return { id: this.ctx.id, mp3Path: spooled(files.mp3) as string, wavPath: spooled(files.wav), sidecarPath, sidecar, silentSamples: this.silentSamples, lateSamples: this.lateSamples, encryptMs: this.encryptMs };
   }
 }

@@ -1,6 +1,8 @@
 import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { loadRecipient } from './cms-envelope.js';
+import { encryptedName, encryptRecordingFiles } from './encrypt-recording.js';
 import { buildSidecar, type Sidecar } from './metadata.js';
 import { frameBytes, framesIn, infoFrame, playableSamples } from './mp3-info-tag.js';
 import type { OpenRecord } from './recording.js';
@@ -16,7 +18,8 @@ const exists = (p: string): Promise<boolean> =>
 /**
  * Finishes the recordings a previous run left open (killed mid-call, power cut): every `<mediaId>.open.json` in the
  * spool. The MP3 is cut to whole frames and gets its Info frame, the WAV copy its sizes; both are fsynced and renamed;
- * a sidecar marked `truncated` is written. Returns the media ids recovered. Runs before the recorder takes calls.
+ * files of an encrypting recording are encrypted (or their encryption finished); a sidecar marked `truncated` is
+ * written. Returns the media ids recovered. Runs before the recorder takes calls.
  */
 export async function recoverSpool(spoolDir: string, log: Logger): Promise<string[]> {
   const done: string[] = [];
@@ -51,12 +54,16 @@ export async function recoverSpool(spoolDir: string, log: Logger): Promise<strin
       } else if (await exists(mp3)) {
         mp3Size = (await stat(mp3)).size;
         samples = playableSamples(framesIn(rec.format, mp3Size));
+      } else if (rec.encryption && (await exists(join(spoolDir, encryptedName(`${rec.mediaId}.mp3`, rec.encryption.extension))))) {
+        // encrypted to its .p7m and the plaintext removed: only the sidecar was missing (the length is approximate)
+        mp3Size = (await stat(join(spoolDir, encryptedName(`${rec.mediaId}.mp3`, rec.encryption.extension)))).size;
+        samples = playableSamples(framesIn(rec.format, mp3Size));
       } else {
         log.warn({ mediaId: rec.mediaId }, 'open recording without audio: nothing to recover');
         await unlink(openPath);
         continue;
       }
-      const files: Sidecar['files'] = { mp3: { name: `${rec.mediaId}.mp3`, size: mp3Size } };
+      let files: Sidecar['files'] = { mp3: { name: `${rec.mediaId}.mp3`, size: mp3Size } };
       const wav = join(spoolDir, `${rec.mediaId}.wav`);
       if (rec.wav && (await exists(`${wav}.part`))) {
         const h = wavHeader(rec.wav, 2);
@@ -75,6 +82,19 @@ export async function recoverSpool(spoolDir: string, log: Logger): Promise<strin
         }
         await rename(`${wav}.part`, wav);
         files.wav = { name: `${rec.mediaId}.wav`, size, codec: rec.wav, channels: 2 };
+      } else if (rec.wav) {
+        // finalized (or encrypted) before the crash: it is delivered with the rest
+        const done = [wav, join(spoolDir, encryptedName(`${rec.mediaId}.wav`, rec.encryption?.extension ?? 'mp3'))];
+        for (const p of done) {
+          if (files.wav || !(await exists(p))) continue;
+          files.wav = { name: `${rec.mediaId}.wav`, size: (await stat(p)).size, codec: rec.wav, channels: 2 };
+        }
+      }
+      if (rec.encryption) {
+        // encrypted for the certificates it was started with, before its sidecar makes it deliverable
+        const r = rec.encryption;
+        const recipients = r.certificates.map((pem, i) => loadRecipient(pem, `${rec.mediaId} certificate #${i + 1}`, { allowExpired: true }));
+        files = await encryptRecordingFiles(spoolDir, files, { recipients, cipher: r.cipher, keyTransport: r.keyTransport, extension: r.extension });
       }
       await syncDir(spoolDir);
       const sidecar = buildSidecar(

@@ -1,0 +1,131 @@
+/**
+ * Encrypted recordings end to end: a recorder with two tenant certificates records a call (real SIP and RTP
+ * through the simulator) and delivers it to Apache mod_dav and a metadata receiver. What is stored is CMS
+ * EnvelopedData that is not playable, each tenant key decrypts it (`openssl cms -decrypt`) to an MP3 with the call's
+ * tone and length, an unrelated key does not, no plaintext is left in the spool, and the metadata names the
+ * certificates. A recording left half-encrypted by a crash is finished at restart and decrypts whole.
+ */
+import { spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import pino from 'pino';
+import t from 'tap';
+import { loadRecipient } from '../../src/recording/cms-envelope.js';
+import type { OpenRecord } from '../../src/recording/recording.js';
+import { recoverSpool } from '../../src/recording/spool-recovery.js';
+import { decode, span, toneShare } from '../harness/audio.js';
+import { cmsDecrypt, makeCert, type TestCert } from '../harness/certs.js';
+import { davServer, metadataReceiver, redisServer } from '../harness/delivery-servers.js';
+import { startApp, startSim, tempDir } from '../harness/recorder-harness.js';
+import { RtpSender } from '../harness/rtp-sender.js';
+import { SipUac } from '../harness/sip-uac.js';
+import { until } from '../harness/until.js';
+
+const dir = tempDir('enc');
+const decrypt = (file: string, c: TestCert): Buffer | null => cmsDecrypt(dir, file, c).out;
+const playable = (file: string): boolean => spawnSync('ffprobe', ['-v', 'error', '-show_entries', 'stream=codec_name', '-of', 'csv=p=0', file]).stdout.toString().trim() !== '';
+
+const a = makeCert(dir, 'tenant-a');
+const b = makeCert(dir, 'tenant-b');
+const stranger = makeCert(dir, 'stranger');
+
+t.test('a delivered recording: CMS EnvelopedData, not playable, each tenant key decrypts it, no plaintext left', async (t) => {
+  const sim = await startSim();
+  const redis = await redisServer();
+  const dav = await davServer();
+  const meta = await metadataReceiver();
+  const uac = await new SipUac(`127.0.0.1:${sim.sipPort}`).start();
+  const spool = tempDir('spool-enc');
+  const app = await startApp(sim, {
+    MSMLREC_SPOOL_DIR: spool,
+    MSMLREC_DELIVERY_ENABLED: 'true',
+    MSMLREC_DELIVERY_REDIS_URL: redis.url,
+    MSMLREC_DELIVERY_QUEUE: 'enc-test',
+    MSMLREC_DELIVERY_WEBDAV_URL: dav.url,
+    MSMLREC_DELIVERY_WEBDAV_USER: dav.user,
+    MSMLREC_DELIVERY_WEBDAV_PASSWORD: dav.password,
+    MSMLREC_DELIVERY_METADATA_URL: meta.url,
+    MSMLREC_DELIVERY_SWEEP_MS: '300',
+    MSMLREC_RECORDING_WAV_COPY: 'PCMA',
+    MSMLREC_ENCRYPTION_ENABLED: 'true',
+    // one certificate by path, one inline: both ways a tenant can be given its certificates
+    MSMLREC_ENCRYPTION_CERTIFICATES: `${a.cert},${readFileSync(b.cert, 'utf8')}`,
+    MSMLREC_ENCRYPTION_EXTENSION: 'p7m',
+  });
+  t.teardown(async () => {
+    uac.stop();
+    await app.stop('SIGKILL');
+    for (const server of [sim, dav, meta, redis]) await server.stop();
+  });
+  t.ok(app.logs.filter((l) => l.includes('recordings are encrypted for this certificate')).length === 2, 'the start-up log names both certificates');
+
+  const rtp = await RtpSender.open();
+  const inv = await uac.request('INVITE', `sip:msml=enc1@127.0.0.1:${sim.sipPort};dn=7001;record;gvp-tenant-id=Environment.GIR`, {
+    headers: { 'content-type': 'application/sdp', 'X-Genesys-CallUUID': 'enc1UUID' },
+    body: `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${rtp.port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n`,
+  });
+  t.equal(inv.status, 200);
+  const dialog = uac.dialogOf(inv);
+  const port = Number(/m=audio (\d+)/.exec(String(inv.content))?.[1]);
+  await uac.request('INFO', '', { dialog, headers: { 'content-type': 'application/vnd.radisys.msml+xml' }, body: '<msml version="1.1"><dialogstart target="conf:enc1" name="rec"><record/></dialogstart></msml>' });
+  await rtp.play(port, { law: 'PCMU', freq: 800, seconds: 3, ssrc: 5 });
+  await uac.request('BYE', '', { dialog });
+  rtp.close();
+
+  await until('delivered', () => meta.posts.some((p) => p.body.id === 'enc1UUID') && !readdirSync(spool).some((f) => f.startsWith('enc1UUID')), 30_000, () => app.logs.slice(-6).join('\n'));
+  const stored: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) e.isDirectory() ? walk(join(d, e.name)) : stored.push(join(d, e.name));
+  };
+  walk(dav.root);
+  const mp3 = stored.find((f) => f.includes('enc1UUID') && f.endsWith('.p7m') && !f.endsWith('.wav.p7m')) as string;
+  const wav = stored.find((f) => f.includes('enc1UUID') && f.endsWith('.wav.p7m')) as string;
+  t.ok(mp3 && wav, `stored as ${mp3?.split('/').pop()} and ${wav?.split('/').pop()}`);
+  t.notOk(stored.some((f) => f.includes('enc1UUID') && (f.endsWith('.mp3') || f.endsWith('.wav'))), 'no plaintext file was stored');
+  t.notOk(playable(mp3), 'the stored file is not a playable MP3 (ffprobe finds no stream)');
+  for (const [name, c] of [['tenant-a', a], ['tenant-b', b]] as const) {
+    const plain = decrypt(mp3, c);
+    t.ok(plain, `${name}'s key decrypts the MP3`);
+    const out = join(dir, `${name}.mp3`);
+    writeFileSync(out, plain ?? Buffer.alloc(0));
+    const d = decode(out);
+    t.ok(Math.abs(d.seconds - 3) < 0.3, `${name}: an MP3 of ${d.seconds.toFixed(2)} s`);
+    t.ok(toneShare(span(d.channels[0], 0.3, 2.7), 800) > 0.9, `${name}: with the call's tone`);
+  }
+  const wavPlain = decrypt(wav, a);
+  t.ok(wavPlain && wavPlain.subarray(0, 4).toString() === 'RIFF', 'the WAV copy decrypts to a WAV');
+  t.equal(decrypt(mp3, stranger), null, 'an unrelated key does not decrypt it');
+  const post = meta.posts.find((p) => p.body.id === 'enc1UUID')?.body as { mediaFiles: { pkcs7?: boolean; certificates?: string[]; mediaUri: string }[] };
+  t.ok(post.mediaFiles.every((f) => f.pkcs7 === true && f.certificates?.length === 2), 'the metadata marks both files pkcs7, with the two certificate fingerprints');
+  t.ok(app.logs.some((l) => l.includes('"recording encrypted"')), 'a log line per recording names the certificates used');
+  t.ok(/msmlrec_encrypted_files_total 2/.test((await app.ops('/metrics')).body), 'msmlrec_encrypted_files_total counts both files');
+});
+
+t.test('killed while encrypting: at restart the recording is encrypted whole, no plaintext left', async (t) => {
+  const spool = tempDir('spool-enc-crash');
+  const plain = randomBytes(72 * 2 * 50); // 50 whole 16 kbit/s frames of "audio"
+  plain[0] = 0xff;
+  const id = 'crash1UUID_2026-12-01_10-00-00-AAAAAAAA-BBBBBBBB-CCCCCCCC';
+  // the plaintext was finalized, its .p7m.part half written, the sidecar not yet: what kill -9 leaves
+  writeFileSync(join(spool, `${id}.mp3`), plain);
+  writeFileSync(join(spool, `${id}.p7m.part`), randomBytes(1000));
+  const open: OpenRecord = {
+    schema: 1,
+    ctx: { id: 'crash1', confId: 'c', callUUID: 'crash1UUID', dialogId: 'd', dn: null, tenant: null, ivrProfile: null, tenantDbid: null, uriParams: {}, msml: { dest: null, format: null, maxtimeMs: null, attrs: {}, params: {} } },
+    mediaId: id,
+    startWallMs: Date.now(),
+    format: { channels: 2, kbps: 16 },
+    wav: null,
+    leftChannel: 'other',
+    encryption: { certificates: [readFileSync(a.cert, 'utf8')], cipher: 'aes-256-cbc', keyTransport: 'rsa-oaep', extension: 'p7m' },
+  };
+  writeFileSync(join(spool, `${id}.open.json`), JSON.stringify(open));
+  t.same(await recoverSpool(spool, pino({ level: 'silent' })), [id], 'recovered');
+  t.same(readdirSync(spool).sort(), [`${id}.json`, `${id}.p7m`], 'the envelope and its sidecar, nothing else');
+  const out = decrypt(join(spool, `${id}.p7m`), a);
+  t.ok(out?.equals(plain), 'decrypts to the whole plaintext, byte for byte');
+  const sidecar = JSON.parse(readFileSync(join(spool, `${id}.json`), 'utf8'));
+  t.equal(sidecar.files.mp3.name, `${id}.p7m`);
+  t.same(sidecar.files.mp3.encrypted.certificates, [loadRecipient(readFileSync(a.cert, 'utf8'), 'a', { allowExpired: false }).fingerprint], 'the sidecar names the certificate');
+});
