@@ -5,7 +5,8 @@
  * loopback SIP and UDP, N calls of two legs each (same conf-id, PCMU, each party a different tone), an MSML
  * dialogstart, 50 RTP packets/s per leg for `seconds`, a pause/resume on every 5th call, and BYEs. The recorder is
  * its own process (the compiled build, as in production). For each N it reports INVITE→200 latency at the set-up
- * rate, relay latency (a party's packet to the other party's socket), the recorder's CPU and RSS per call, its
+ * rate, MSML INFO→200 latency, relay latency on the wire (a 2 s loopback capture with dumpcap: kernel timestamps of a
+ * datagram reaching a recorder port and of its relayed copy leaving one) and as the generator sees it, the recorder's CPU and RSS per call, its
  * encode lag, RTP loss, and whether every recording decodes to the right length with both parties audible in every
  * 10 ms window outside the pauses, each on its own channel. It stops at the first N with a gap. Then it times the encoders on the same
  * audio: WASM LAME and lamejs in this process, native `lame` in a child, as a ratio of native.
@@ -33,6 +34,7 @@ import { tonePcm } from '../test/harness/pcap.js';
 import { parsePromText } from '../test/harness/prom-text.js';
 import { ROOT, startApp, startSim, tempDir, type AppProcess } from '../test/harness/recorder-harness.js';
 import { SipUac, type UacDialog } from '../test/harness/sip-uac.js';
+import { startCapture } from '../test/harness/capture.js';
 import { sleep } from '../test/harness/until.js';
 
 const run = promisify(execFile);
@@ -99,12 +101,40 @@ interface StepResult {
   msmlP99: number;
   relayP50: number;
   relayP99: number;
+  /** Relay latency on the wire (loopback capture), ms. */
+  wireP50: number;
+  wireP99: number;
+  wireMax: number;
   cpuPerCall: number;
   rssPerCall: number;
   rssMb: number;
   encodeLagMax: number;
   lost: number;
   generatorCpu: number;
+}
+
+/** Recorder RTP ports (MSMLREC_RTP_PORT_MIN/MAX below). */
+const RTP_MIN = 20000;
+const RTP_MAX = 23999;
+
+/** Captures loopback RTP for `ms` and returns, per relayed packet, when its copy left minus when it arrived. */
+async function wireRelay(ms: number): Promise<number[]> {
+  const cap = await startCapture(`udp portrange ${RTP_MIN}-${RTP_MAX}`);
+  await sleep(ms);
+  const packets = await cap.stop();
+  const inRange = (p: number): boolean => p >= RTP_MIN && p <= RTP_MAX;
+  const arrived = new Map<number, number>();
+  const out: number[] = [];
+  for (const p of packets) {
+    if (p.payload.length < 12) continue;
+    const key = p.payload.readUInt32BE(8) * 65536 + p.payload.readUInt16BE(2);
+    if (inRange(p.dport) && !inRange(p.sport)) arrived.set(key, p.ms);
+    else if (inRange(p.sport) && !inRange(p.dport)) {
+      const at = arrived.get(key);
+      if (at !== undefined) out.push(p.ms - at);
+    }
+  }
+  return out;
 }
 
 async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: AppProcess, uac: SipUac): Promise<StepResult> {
@@ -199,7 +229,9 @@ async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: A
     if (process.env.BENCH_NO_SCRAPE) return;
     void app.ops('/metrics').then((r) => lags.push(parsePromText(r.body).get('msmlrec_encode_lag_seconds') ?? 0), () => undefined);
   }, 1000);
-  await sleep(2000);
+  // relay latency on the wire: 2 s of loopback capture (kernel timestamps), each datagram that reached a recorder
+  // port matched to its relayed copy leaving one (same SSRC and sequence number)
+  const wireMs = await wireRelay(2000);
   const cpu0 = cpuSeconds(pid);
   const w0 = performance.now();
   const pauseAt = SECONDS * 1000 * 0.3;
@@ -298,6 +330,9 @@ async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: A
     msmlP99: pct(msmlMs, 99),
     relayP50: pct(relayMs, 50),
     relayP99: pct(relayMs, 99),
+    wireP50: pct(wireMs, 50),
+    wireP99: pct(wireMs, 99),
+    wireMax: wireMs.length ? Math.max(...wireMs) : NaN,
     cpuPerCall,
     rssMb: rss,
     rssPerCall: 0,
@@ -423,8 +458,8 @@ async function main(): Promise<void> {
       MSMLREC_LOG_LEVEL: 'info',
       MSMLREC_ENCODER_WORKERS: '0',
       MSMLREC_ENCODER_QUALITY: String(QUALITY),
-      MSMLREC_RTP_PORT_MIN: '20000',
-      MSMLREC_RTP_PORT_MAX: '23999',
+      MSMLREC_RTP_PORT_MIN: String(RTP_MIN),
+      MSMLREC_RTP_PORT_MAX: String(RTP_MAX),
       MSMLREC_CLUSTER_MAX_CALLS: '5000',
       // the benchmark looks for the load where audio suffers: admission by load (which would turn calls away first) is off
       MSMLREC_ADMISSION_MAX_LOOP_DELAY_MS: '0',
@@ -467,11 +502,11 @@ async function main(): Promise<void> {
     '',
     `each step run ${RUNS} times, the worse run shown; RTP flows before each dialogstart; gaps checked in every 10 ms window from each recording's first sample`,
     '',
-    '| calls | gaps | recorder CPU per call | recorder RSS | encode lag max | RTP lost | INVITE→200 p50 / p99 | MSML INFO→200 p50 / p99 | relay p50 / p99 | generator CPU |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| calls | gaps | recorder CPU per call | recorder RSS | encode lag max | RTP lost | INVITE→200 p50 / p99 | MSML INFO→200 p50 / p99 | relay on the wire p50 / p99 / max | relay seen by the generator p50 / p99 | generator CPU |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
     ...results.map(
       (r) =>
-        `| ${r.n} | ${r.ok ? 'none' : r.gaps.length} | ${(r.cpuPerCall * 100).toFixed(2)} % of a core | ${r.rssMb.toFixed(0)} MB (${((r.rssMb * 1024) / r.n).toFixed(0)} kB/call) | ${r.encodeLagMax.toFixed(2)} s | ${r.lost} | ${r.inviteP50.toFixed(1)} / ${r.inviteP99.toFixed(1)} ms | ${r.msmlP50.toFixed(1)} / ${r.msmlP99.toFixed(1)} ms | ${r.relayP50.toFixed(2)} / ${r.relayP99.toFixed(2)} ms | ${(r.generatorCpu * 100).toFixed(0)} % of a core |`,
+        `| ${r.n} | ${r.ok ? 'none' : r.gaps.length} | ${(r.cpuPerCall * 100).toFixed(2)} % of a core | ${r.rssMb.toFixed(0)} MB (${((r.rssMb * 1024) / r.n).toFixed(0)} kB/call) | ${r.encodeLagMax.toFixed(2)} s | ${r.lost} | ${r.inviteP50.toFixed(1)} / ${r.inviteP99.toFixed(1)} ms | ${r.msmlP50.toFixed(1)} / ${r.msmlP99.toFixed(1)} ms | ${r.wireP50.toFixed(2)} / ${r.wireP99.toFixed(2)} / ${r.wireMax.toFixed(1)} ms | ${r.relayP50.toFixed(2)} / ${r.relayP99.toFixed(2)} ms | ${(r.generatorCpu * 100).toFixed(0)} % of a core |`,
     ),
     '',
     `largest N without a gap: **${best ? best.n : 'none'}** concurrent two-party calls (steps tried: ${results.map((r) => r.n).join(', ')})`,

@@ -3,7 +3,7 @@ import { thrown } from '../harness/thrown.js';
 import { writeFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
-import { loadConfig, mp3Format, redacted } from '../../src/config.js';
+import { encryptionOf, loadConfig, mp3Format, redacted } from '../../src/config.js';
 
 t.test('defaults load and validate', async (t) => {
   const c = loadConfig({});
@@ -36,4 +36,15 @@ t.test('bad config is refused with a clear message', async (t) => {
   t.match(thrown(() => loadConfig({ MSMLREC_RECORDING_FORMAT: 'mp3-64-stereo' })), { name: 'ConfigError', message: /recording.format/ });
   t.match(thrown(() => loadConfig({ MSMLREC_RTP_PORT_MIN: '30000', MSMLREC_RTP_PORT_MAX: '20000' })), { name: 'ConfigError', message: /portMin must be below/ });
   t.match(thrown(() => loadConfig({ MSMLREC_RTP_CODECS: 'G729' })), { name: 'ConfigError', message: /rtp.codecs/ });
+});
+
+t.test('encryption: certificates are read and checked at load; a bad one is refused naming it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'conf-enc-'));
+  const junk = join(dir, 'junk.crt');
+  writeFileSync(junk, 'not a certificate');
+  t.equal(encryptionOf(loadConfig({})), null, 'off by default');
+  t.match(thrown(() => loadConfig({ MSMLREC_ENCRYPTION_ENABLED: 'true' })), { name: 'ConfigError', message: /needs at least one certificate/ });
+  t.match(thrown(() => loadConfig({ MSMLREC_ENCRYPTION_ENABLED: 'true', MSMLREC_ENCRYPTION_CERTIFICATES: join(dir, 'missing.crt') })), { name: 'ConfigError', message: /missing\.crt: cannot be read \(ENOENT\)/ });
+  t.match(thrown(() => loadConfig({ MSMLREC_ENCRYPTION_ENABLED: 'true', MSMLREC_ENCRYPTION_CERTIFICATES: junk })), { name: 'ConfigError', message: /junk\.crt: not a PEM certificate/ });
+  t.match(thrown(() => loadConfig({ MSMLREC_ENCRYPTION_ENABLED: 'true', MSMLREC_ENCRYPTION_CERTIFICATES: junk, MSMLREC_ENCRYPTION_CIPHER: 'rc4' })), { name: 'ConfigError', message: /encryption.cipher/ });
 });
