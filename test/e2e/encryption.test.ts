@@ -9,15 +9,13 @@ import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import pino from 'pino';
 import t from 'tap';
 import { loadRecipient } from '../../src/recording/cms-envelope.js';
 import type { OpenRecord } from '../../src/recording/recording.js';
-import { recoverSpool } from '../../src/recording/spool-recovery.js';
 import { decode, span, toneShare } from '../harness/audio.js';
 import { cmsDecrypt, makeCert, type TestCert } from '../harness/certs.js';
 import { davServer, metadataReceiver, redisServer } from '../harness/delivery-servers.js';
-import { startApp, startSim, tempDir } from '../harness/recorder-harness.js';
+import { startApp, startSim, tempDir, type AppProcess } from '../harness/recorder-harness.js';
 import { RtpSender } from '../harness/rtp-sender.js';
 import { SipUac } from '../harness/sip-uac.js';
 import { until } from '../harness/until.js';
@@ -30,18 +28,24 @@ const a = makeCert(dir, 'tenant-a');
 const b = makeCert(dir, 'tenant-b');
 const stranger = makeCert(dir, 'stranger');
 
-t.test('a delivered recording: CMS EnvelopedData, not playable, each tenant key decrypts it, no plaintext left', async (t) => {
-  const sim = await startSim();
-  const redis = await redisServer();
-  const dav = await davServer();
-  const meta = await metadataReceiver();
-  const uac = await new SipUac(`127.0.0.1:${sim.sipPort}`).start();
-  const spool = tempDir('spool-enc');
+const sim = await startSim();
+const redis = await redisServer();
+const dav = await davServer();
+const meta = await metadataReceiver();
+const uac = await new SipUac(`127.0.0.1:${sim.sipPort}`).start();
+const apps: AppProcess[] = [];
+t.teardown(async () => {
+  uac.stop();
+  for (const app of apps) await app.stop('SIGKILL');
+  for (const server of [sim, dav, meta, redis]) await server.stop();
+});
+/** A recorder with delivery to the servers above, encrypting for tenant-a (by path) and tenant-b (inline PEM). */
+async function recorder(spool: string): Promise<AppProcess> {
   const app = await startApp(sim, {
     MSMLREC_SPOOL_DIR: spool,
     MSMLREC_DELIVERY_ENABLED: 'true',
     MSMLREC_DELIVERY_REDIS_URL: redis.url,
-    MSMLREC_DELIVERY_QUEUE: 'enc-test',
+    MSMLREC_DELIVERY_QUEUE: `enc-${apps.length}`,
     MSMLREC_DELIVERY_WEBDAV_URL: dav.url,
     MSMLREC_DELIVERY_WEBDAV_USER: dav.user,
     MSMLREC_DELIVERY_WEBDAV_PASSWORD: dav.password,
@@ -49,15 +53,25 @@ t.test('a delivered recording: CMS EnvelopedData, not playable, each tenant key 
     MSMLREC_DELIVERY_SWEEP_MS: '300',
     MSMLREC_RECORDING_WAV_COPY: 'PCMA',
     MSMLREC_ENCRYPTION_ENABLED: 'true',
-    // one certificate by path, one inline: both ways a tenant can be given its certificates
     MSMLREC_ENCRYPTION_CERTIFICATES: `${a.cert},${readFileSync(b.cert, 'utf8')}`,
     MSMLREC_ENCRYPTION_EXTENSION: 'p7m',
   });
-  t.teardown(async () => {
-    uac.stop();
-    await app.stop('SIGKILL');
-    for (const server of [sim, dav, meta, redis]) await server.stop();
-  });
+  apps.push(app);
+  return app;
+}
+/** Every file on the WebDAV server. */
+const storedFiles = (): string[] => {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) e.isDirectory() ? walk(join(d, e.name)) : out.push(join(d, e.name));
+  };
+  walk(dav.root);
+  return out;
+};
+
+t.test('a delivered recording: CMS EnvelopedData, not playable, each tenant key decrypts it, no plaintext left', async (t) => {
+  const spool = tempDir('spool-enc');
+  const app = await recorder(spool);
   t.ok(app.logs.filter((l) => l.includes('recordings are encrypted for this certificate')).length === 2, 'the start-up log names both certificates');
 
   const rtp = await RtpSender.open();
@@ -74,11 +88,7 @@ t.test('a delivered recording: CMS EnvelopedData, not playable, each tenant key 
   rtp.close();
 
   await until('delivered', () => meta.posts.some((p) => p.body.id === 'enc1UUID') && !readdirSync(spool).some((f) => f.startsWith('enc1UUID')), 30_000, () => app.logs.slice(-6).join('\n'));
-  const stored: string[] = [];
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) e.isDirectory() ? walk(join(d, e.name)) : stored.push(join(d, e.name));
-  };
-  walk(dav.root);
+  const stored = storedFiles();
   const mp3 = stored.find((f) => f.includes('enc1UUID') && f.endsWith('.p7m') && !f.endsWith('.wav.p7m')) as string;
   const wav = stored.find((f) => f.includes('enc1UUID') && f.endsWith('.wav.p7m')) as string;
   t.ok(mp3 && wav, `stored as ${mp3?.split('/').pop()} and ${wav?.split('/').pop()}`);
@@ -102,7 +112,7 @@ t.test('a delivered recording: CMS EnvelopedData, not playable, each tenant key 
   t.ok(/msmlrec_encrypted_files_total 2/.test((await app.ops('/metrics')).body), 'msmlrec_encrypted_files_total counts both files');
 });
 
-t.test('killed while encrypting: at restart the recording is encrypted whole, no plaintext left', async (t) => {
+t.test('killed while encrypting: at restart the recording is encrypted whole and delivered, no plaintext left', async (t) => {
   const spool = tempDir('spool-enc-crash');
   const plain = randomBytes(72 * 2 * 50); // 50 whole 16 kbit/s frames of "audio"
   plain[0] = 0xff;
@@ -121,11 +131,16 @@ t.test('killed while encrypting: at restart the recording is encrypted whole, no
     encryption: { certificates: [readFileSync(a.cert, 'utf8')], cipher: 'aes-256-cbc', keyTransport: 'rsa-oaep', extension: 'p7m' },
   };
   writeFileSync(join(spool, `${id}.open.json`), JSON.stringify(open));
-  t.same(await recoverSpool(spool, pino({ level: 'silent' })), [id], 'recovered');
-  t.same(readdirSync(spool).sort(), [`${id}.json`, `${id}.p7m`], 'the envelope and its sidecar, nothing else');
-  const out = decrypt(join(spool, `${id}.p7m`), a);
-  t.ok(out?.equals(plain), 'decrypts to the whole plaintext, byte for byte');
-  const sidecar = JSON.parse(readFileSync(join(spool, `${id}.json`), 'utf8'));
-  t.equal(sidecar.files.mp3.name, `${id}.p7m`);
-  t.same(sidecar.files.mp3.encrypted.certificates, [loadRecipient(readFileSync(a.cert, 'utf8'), 'a', { allowExpired: false }).fingerprint], 'the sidecar names the certificate');
+  // restart: the recorder finishes it before taking calls, and delivers it
+  const app = await recorder(spool);
+  await until('delivered', () => meta.posts.some((p) => p.body.id === 'crash1UUID'), 30_000, () => app.logs.slice(-6).join('\n'));
+  t.ok(app.logs.some((l) => l.includes('recovered a recording left open by a previous run')), 'recovered at start');
+  const file = storedFiles().find((f) => f.includes(id)) as string;
+  t.equal(file.split('/').pop(), `${id}.p7m`, 'stored as its .p7m (no plaintext stored)');
+  const out = decrypt(file, a);
+  t.ok(out?.equals(plain), 'the delivered file decrypts to the whole plaintext, byte for byte');
+  await until('spool emptied', () => readdirSync(spool).length === 0, 10_000);
+  t.same(readdirSync(spool), [], 'nothing left in the spool: no plaintext, no .part');
+  const post = meta.posts.find((p) => p.body.id === 'crash1UUID')?.body as { mediaFiles: { certificates?: string[] }[] };
+  t.same(post.mediaFiles[0].certificates, [loadRecipient(readFileSync(a.cert, 'utf8'), 'a', { allowExpired: false }).fingerprint], 'encrypted for the certificate it was started with (the open record), not the new configuration\'s two');
 });
