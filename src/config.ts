@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
+import { loadProfiles } from './profiles.js';
 import { loadRecipient, type Encryption } from './recording/cms-envelope.js';
 
 const port = z.number().int().min(1).max(65535);
@@ -41,6 +42,7 @@ const Schema = z
         holdSec: z.number().min(0),
       })
       .strict(),
+    profiles: z.object({ file: z.string(), requireKnown: z.boolean() }).strict(),
     spool: z.object({ dir: z.string().min(1), maxBytes: z.number().int().min(0), minFreeBytes: z.number().int().min(0) }).strict(),
     delivery: z
       .object({
@@ -190,6 +192,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, defaultsPath = 
     throw new ConfigError(`invalid configuration: ${msgs.join('; ')}`);
   }
   encryptionOf(r.data); // the certificates are read and checked once, at start: a bad one stops it here
+  loadProfiles(r.data); // and so is the profiles file
   return r.data;
 }
 
@@ -237,7 +240,12 @@ export function redacted(c: Config): Config {
 }
 
 export function mp3Format(c: Config): { channels: 1 | 2; kbps: 8 | 16 | 32 } {
-  switch (c.recording.format) {
+  return formatOf(c.recording.format);
+}
+
+/** The MP3 channels and bit rate a `recording.format` (or a profile's `format`) names. */
+export function formatOf(format: Config['recording']['format']): { channels: 1 | 2; kbps: 8 | 16 | 32 } {
+  switch (format) {
     case 'mp3-8-mono':
       return { channels: 1, kbps: 8 };
     case 'mp3-16-stereo':

@@ -6,6 +6,7 @@ import Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
 import { encoderWorkers, encryptionOf, instanceId, loadConfig, mp3Format, redacted, type Config } from './config.js';
 import { ConfigError } from './errors.js';
+import { loadProfiles } from './profiles.js';
 import { DeliveryQueue, pendingSidecars } from './jobs/delivery-queue.js';
 import { RtpPortPool } from './media/rtp-port-pool.js';
 import { systemClock } from './media/sample-clock.js';
@@ -49,6 +50,8 @@ export function startRecorder(config: Config): Recorder {
   log.info({ config: redacted(config) }, 'starting');
   const spoolDir = resolve(config.spool.dir);
   const encryption = encryptionOf(config);
+  const profiles = loadProfiles(config);
+  if (config.profiles.file) log.info({ file: config.profiles.file, profiles: profiles.names, requireKnown: profiles.requireKnown }, 'recording profiles loaded');
   for (const r of encryption?.recipients ?? []) {
     log.info({ certificate: r.source, subject: r.subject, fingerprint: r.fingerprint, validTo: r.validTo }, 'recordings are encrypted for this certificate');
     if (r.expired) log.warn({ certificate: r.source, validTo: r.validTo }, 'encryption certificate expired (encryption.allowExpired): replace it');
@@ -68,7 +71,7 @@ export function startRecorder(config: Config): Recorder {
         stageDone: (stage, s) => metrics?.deliveryEvents.stageDone(stage, s),
         attemptFailed: (stage, reason) => metrics?.deliveryEvents.attemptFailed(stage, reason),
         deliveryFailed: () => metrics?.deliveryEvents.deliveryFailed(),
-      })
+      }, (profile) => profiles.destinationOf(profile))
     : null;
   const spool = new SpoolWatch(spoolDir, config.spool, log.child({ part: 'spool' }));
   spool.start();
@@ -143,6 +146,7 @@ export function startRecorder(config: Config): Recorder {
       onOpenFailed: () => m.recordingNotFinalized('open-failed'),
     },
     streamClosed: (s) => tally.streamClosed(s),
+    profiles,
   });
   srf.on('connect', (err: Error, hostport: string) => {
     if (err) {

@@ -2,6 +2,7 @@ import { readFile, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import type { Logger } from 'pino';
 import type { DeliveryConfig } from '../config.js';
+import type { Destination } from '../profiles.js';
 import { DeliveryError } from '../errors.js';
 import type { Sidecar } from '../recording/metadata.js';
 import { httpRequest } from './http-request.js';
@@ -17,7 +18,8 @@ export interface DeliveryProgress {
 
 export interface DeliverDeps {
   config: DeliveryConfig;
-  webdav: WebDavClient;
+  /** Where this recording goes (its profile's destinations) and the WebDAV client with its credentials. */
+  destinationOf: (sidecar: Sidecar) => { destination: Destination; webdav: WebDavClient };
   log: Logger;
   /** Told how each destination's attempt went. */
   health?: DestinationHealth;
@@ -52,7 +54,7 @@ async function removeIfThere(path: string): Promise<void> {
  * the metadata, then delete the spool files (the sidecar last). Each finished step is saved through `save`.
  */
 export async function deliverRecording(sidecarPath: string, progress: DeliveryProgress, save: (p: DeliveryProgress) => Promise<void>, deps: DeliverDeps): Promise<DeliveryProgress> {
-  const { config, webdav } = deps;
+  const { config } = deps;
   let sidecar: Sidecar;
   try {
     sidecar = JSON.parse(await readFile(sidecarPath, 'utf8')) as Sidecar;
@@ -60,11 +62,12 @@ export async function deliverRecording(sidecarPath: string, progress: DeliveryPr
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' && progress.posted) return progress; // done before a restart
     throw new DeliveryError(`sidecar ${sidecarPath}: ${(err as Error).message}`, 'spool', 0, err);
   }
+  const { destination: dest, webdav } = deps.destinationOf(sidecar);
   const spool = dirname(sidecarPath);
   const mp3Path = join(spool, sidecar.files.mp3.name);
   const wavPath = sidecar.files.wav ? join(spool, sidecar.files.wav.name) : null;
   const day = sidecar.startTime.slice(0, 10);
-  const root = (destCollection(sidecar.msml.dest, config.allowedDestHosts) ?? config.webdavUrl).replace(/\/+$/, '');
+  const root = (destCollection(sidecar.msml.dest, dest.allowedDestHosts) ?? dest.webdavUrl).replace(/\/+$/, '');
   const urlOf = (name: string): string => `${root}/${day}/${encodeURIComponent(name)}`;
 
   if (!progress.stored) {
@@ -97,29 +100,29 @@ export async function deliverRecording(sidecarPath: string, progress: DeliveryPr
     deps.log.info({ mediaId: sidecar.mediaId, uri: stored.mp3Uri }, 'recording stored');
   }
 
-  if (!progress.posted && config.metadataUrl) {
+  if (!progress.posted && dest.metadataUrl) {
     const body = Buffer.from(JSON.stringify(buildRecordingResource(sidecar, progress.stored as StoredFiles)));
     const t0 = performance.now();
     let r;
     const failed = (e: DeliveryError): DeliveryError => {
-      deps.health?.failed('metadata', config.metadataUrl, e.message);
+      deps.health?.failed('metadata', dest.metadataUrl, e.message);
       return e;
     };
     try {
       r = await httpRequest({
         method: 'POST',
-        url: config.metadataUrl,
+        url: dest.metadataUrl,
         headers: { 'Content-Type': 'application/json' },
         body,
-        user: config.metadataUser,
-        password: config.metadataPassword,
+        user: dest.metadataUser,
+        password: dest.metadataPassword,
         timeoutMs: config.timeoutMs,
       });
     } catch (err) {
-      throw failed(new DeliveryError(`POST ${config.metadataUrl}: ${(err as Error).message}`, 'metadata', null, err));
+      throw failed(new DeliveryError(`POST ${dest.metadataUrl}: ${(err as Error).message}`, 'metadata', null, err));
     }
-    if (r.status < 200 || r.status >= 300) throw failed(new DeliveryError(`POST ${config.metadataUrl}: ${r.status} ${r.body.slice(0, 200)}`, 'metadata', r.status));
-    deps.health?.ok('metadata', config.metadataUrl);
+    if (r.status < 200 || r.status >= 300) throw failed(new DeliveryError(`POST ${dest.metadataUrl}: ${r.status} ${r.body.slice(0, 200)}`, 'metadata', r.status));
+    deps.health?.ok('metadata', dest.metadataUrl);
     deps.observe?.('metadata', (performance.now() - t0) / 1000);
     progress = { ...progress, posted: true };
     await save(progress);

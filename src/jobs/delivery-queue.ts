@@ -7,6 +7,8 @@ import type { DeliveryConfig } from '../config.js';
 import { bounded } from '../bounded.js';
 import { DeliveryError } from '../errors.js';
 import { DestinationHealth } from './destination-health.js';
+import type { Destination } from '../profiles.js';
+import type { Sidecar } from '../recording/metadata.js';
 import { deliverRecording, type DeliveryProgress } from './deliver-recording.js';
 import { WebDavClient } from './webdav-client.js';
 
@@ -69,6 +71,8 @@ export class DeliveryQueue {
     private readonly log: Logger,
     instance: string,
     private readonly events: DeliveryEvents | null = null,
+    /** Where a recording goes (its profile's destinations); the main delivery config when not given. */
+    destinationFor: (profile: string | undefined) => Destination = () => config,
   ) {
     this.name = queueName(config, instance);
     // the producer fails fast while Redis is away (the sweeper tries again); the worker waits for it
@@ -92,7 +96,18 @@ export class DeliveryQueue {
     this.connections = [producer, consumer];
     this.queue = new Queue(this.name, { connection: producer });
     this.queue.on('error', () => undefined);
-    const webdav = new WebDavClient({ user: config.webdavUser, password: config.webdavPassword, timeoutMs: config.timeoutMs });
+    // one WebDAV client per set of credentials (it remembers the collections it made)
+    const clients = new Map<string, WebDavClient>();
+    const destinationOf = (sidecar: Sidecar): { destination: Destination; webdav: WebDavClient } => {
+      const destination = destinationFor(sidecar.profile);
+      const key = `${destination.webdavUser}\u0000${destination.webdavPassword}`;
+      let webdav = clients.get(key);
+      if (!webdav) {
+        webdav = new WebDavClient({ user: destination.webdavUser, password: destination.webdavPassword, timeoutMs: config.timeoutMs });
+        clients.set(key, webdav);
+      }
+      return { destination, webdav };
+    };
     this.worker = new Worker<DeliveryJobData>(
       this.name,
       async (job: Job<DeliveryJobData>) => {
@@ -103,7 +118,7 @@ export class DeliveryQueue {
             async (progress) => {
               await job.updateData({ ...job.data, progress });
             },
-            { config, webdav, health: this.health, log: log.child({ job: job.id }), observe: (stage, seconds) => this.events?.stageDone(stage, seconds) },
+            { config, destinationOf, health: this.health, log: log.child({ job: job.id }), observe: (stage, seconds) => this.events?.stageDone(stage, seconds) },
           );
         } catch (err) {
           const retry = !(err instanceof DeliveryError) || err.retryable;

@@ -54,6 +54,6 @@ export function buildRecordingResource(s: Sidecar, stored: StoredFiles): Record<
     stopTime: girTime(s.stopTime),
     mediaFiles,
     eventHistory: s.events.map((e) => ({ type: e.type, time: girTime(e.time), offsetMs: e.offsetMs })),
-    recorder: { recordingId: s.id, dialogId: s.dialogId, endReason: s.endReason, legs: s.legs },
+    recorder: { recordingId: s.id, dialogId: s.dialogId, endReason: s.endReason, profile: s.profile ?? 'default', profileVersion: s.profileVersion ?? 'builtin', legs: s.legs },
   };
 }

@@ -36,6 +36,9 @@ export interface RecordingContext {
   ivrProfile: string | null;
   tenantDbid: string | null;
   uriParams: Record<string, string>;
+  /** The recording profile used (`<Tenant>.<Profile>` or `default`) and its version (profiles file hash). */
+  profile?: string;
+  profileVersion?: string;
   msml: {
     dest: string | null;
     format: string | null;

@@ -5,6 +5,8 @@ import { MsmlCode } from '../msml/msml-codes.js';
 import { boundedList, parseMsml, type MsmlRequest } from '../msml/msml-parse.js';
 import { eventBody, resultBody } from '../msml/msml-respond.js';
 import { Recording, type FinalizedRecording, type RecordingDeps } from '../recording/recording.js';
+import { formatOf } from '../config.js';
+import type { RecordingProfile } from '../profiles.js';
 import type { RecordingUri } from './recording-uri.js';
 import type { Leg, LegDialog, PartyRole } from './leg.js';
 import { SAMPLES_PER_MS } from '../media/sample-clock.js';
@@ -72,6 +74,8 @@ export class CallSession {
     readonly callUUID: string | null,
     private readonly deps: SessionDeps,
     readonly log: Logger,
+    /** The IVR profile its recordings use (destinations, format); null: `deps.recording` as it is. */
+    readonly profile: RecordingProfile | null = null,
   ) {}
 
   private rolesGiven = 0;
@@ -252,8 +256,9 @@ export class CallSession {
   private async start(r: Extract<MsmlRequest, { kind: 'dialogstart' }>, dialog: LegDialog): Promise<MsmlAnswer> {
     if (this.closed) throw new MsmlError('Session is ending', MsmlCode.NO_SUCH_OBJECT);
     if (this.active) throw new MsmlError(`A recording is already running: ${this.active.dialogId}`, MsmlCode.ALREADY_EXISTS);
+    const profile = this.profile;
     try {
-      destCollection(r.record.dest, this.deps.allowedDestHosts);
+      destCollection(r.record.dest, profile?.allowedDestHosts ?? this.deps.allowedDestHosts);
     } catch (err) {
       throw new MsmlError(`Bad dest: ${(err as Error).message}`, MsmlCode.BAD_ATTRIBUTE);
     }
@@ -262,8 +267,10 @@ export class CallSession {
     const params = r.record.params;
     const id = params.id ?? `${this.callUUID ?? this.uri.confId ?? this.key}_${this.recordings + 1}`;
     const log = this.log.child({ recording: id });
+    // the profile's format and WAV copy; encryption and the rest are the recorder's
+    const byProfile = profile ? { format: formatOf(profile.format), wav: profile.wavCopy === 'off' ? null : profile.wavCopy } : {};
     const rec = new Recording(
-      { ...this.deps.recording, log },
+      { ...this.deps.recording, ...byProfile, log },
       {
         id,
         confId: this.uri.confId,
@@ -274,6 +281,7 @@ export class CallSession {
         ivrProfile: this.uri.ivrProfile,
         tenantDbid: this.uri.tenantDbid,
         uriParams: this.uri.params,
+        ...(profile ? { profile: profile.name, profileVersion: profile.version } : {}),
         msml: { dest: r.record.dest, format: r.record.format, maxtimeMs: r.record.maxtimeMs, attrs: r.record.attrs, params },
       },
     );

@@ -2,7 +2,8 @@ import type Srf from 'drachtio-srf';
 import { bounded } from '../bounded.js';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import { BodyTooLargeError, CapacityError, RecorderError } from '../errors.js';
+import type { Profiles } from '../profiles.js';
+import { BodyTooLargeError, CapacityError, RecorderError, SignalingError } from '../errors.js';
 import { MediaStream } from '../media/media-stream.js';
 import { RtpEndpoint } from '../media/rtp-endpoint.js';
 import type { RtpPortPool } from '../media/rtp-port-pool.js';
@@ -31,6 +32,8 @@ export interface SipAppDeps {
   observe?: { invite(status: number): void; msml(verb: string, code: number): void };
   /** Told when a media stream closes, with its final counts. */
   streamClosed?: (s: MediaStream) => void;
+  /** The IVR profiles (per-tenant destinations and format); without them every call uses `session.recording`. */
+  profiles?: Profiles;
 }
 
 type SrfReq = Srf.SrfRequest;
@@ -100,7 +103,10 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
       if (refusal) throw new CapacityError(refusal);
       if (!session && deps.registry.size >= deps.maxCalls) throw new CapacityError(`at capacity (${deps.maxCalls} calls)`);
       if (!session) {
-        session = new CallSession(key, uri, callUUID, deps.session, log.child({ conf: key, callUUID }));
+        const profileName = uri.tenant !== null && uri.ivrProfile !== null ? `${uri.tenant}.${uri.ivrProfile}` : null;
+        const profile = deps.profiles ? deps.profiles.resolve(profileName) : null;
+        if (deps.profiles && !profile) throw new SignalingError(`unknown IVR profile ${profileName ?? '(none in the Request-URI)'} (profiles.requireKnown)`, { sipStatus: 404 });
+        session = new CallSession(key, uri, callUUID, deps.session, log.child({ conf: key, callUUID, profile: profile?.name }), profile);
         deps.registry.add(session);
       }
       const offerless = isOfferless(req.body);

@@ -4,6 +4,7 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { encryptionOf, loadConfig, mp3Format, redacted } from '../../src/config.js';
+import { buildProfiles } from '../../src/profiles.js';
 
 t.test('defaults load and validate', async (t) => {
   const c = loadConfig({});
@@ -47,4 +48,17 @@ t.test('encryption: certificates are read and checked at load; a bad one is refu
   t.match(thrown(() => loadConfig({ MSMLREC_ENCRYPTION_ENABLED: 'true', MSMLREC_ENCRYPTION_CERTIFICATES: join(dir, 'missing.crt') })), { name: 'ConfigError', message: /missing\.crt: cannot be read \(ENOENT\)/ });
   t.match(thrown(() => loadConfig({ MSMLREC_ENCRYPTION_ENABLED: 'true', MSMLREC_ENCRYPTION_CERTIFICATES: junk })), { name: 'ConfigError', message: /junk\.crt: not a PEM certificate/ });
   t.match(thrown(() => loadConfig({ MSMLREC_ENCRYPTION_ENABLED: 'true', MSMLREC_ENCRYPTION_CERTIFICATES: junk, MSMLREC_ENCRYPTION_CIPHER: 'rc4' })), { name: 'ConfigError', message: /encryption.cipher/ });
+});
+
+t.test('profiles: default inherits from the main config, the others from default; bad entries are refused, named', async (t) => {
+  const c = loadConfig({ MSMLREC_RECORDING_FORMAT: 'mp3-16-stereo', MSMLREC_DELIVERY_WEBDAV_URL: 'http://dav.example/rec' });
+  const p = buildProfiles(c, 'default:\n  metadataUrl: http://rp.example/api\nA.B:\n  format: mp3-8-mono\n', 'test.yaml');
+  t.match(p.resolve('A.B'), { name: 'A.B', format: 'mp3-8-mono', webdavUrl: 'http://dav.example/rec', metadataUrl: 'http://rp.example/api' }, 'A.B: its format, default\'s RP, the main WebDAV');
+  t.equal(p.resolve('X.Y')?.name, 'default', 'unknown: default');
+  t.equal(p.resolve(null)?.name, 'default', 'none in the URI: default');
+  t.equal(buildProfiles({ ...c, profiles: { file: '', requireKnown: true } }, 'A.B: {}\n').resolve('X.Y'), null, 'requireKnown: unknown is refused');
+  t.match(thrown(() => buildProfiles(c, 'A.B:\n  webdavUrl: https://dav.example/x\n', 'test.yaml')), { name: 'ConfigError', message: /profile A\.B: webdavUrl is https but webdavUser or webdavPassword is empty/ });
+  t.match(thrown(() => buildProfiles(c, 'Tenant:\n  format: mp3-8-mono\n', 'test.yaml')), { message: /profile "Tenant" is not <Tenant>.<Profile>/ });
+  t.match(thrown(() => buildProfiles(c, 'A.B:\n  format: mp3-64\n', 'test.yaml')), { message: /test\.yaml: A\.B\.format/ });
+  t.match(thrown(() => buildProfiles(c, 'A.B: [\n', 'test.yaml')), { message: /test\.yaml: not YAML/ });
 });

@@ -1,0 +1,136 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import type { Config } from './config.js';
+import { ConfigError } from './errors.js';
+
+const url = z.string().url().regex(/^https?:\/\//, 'must be http(s)');
+
+/** What one IVR profile may set (each key optional: unset keys come from `default`, then from the main config). */
+const ProfileSchema = z
+  .object({
+    webdavUrl: url,
+    webdavUser: z.string(),
+    webdavPassword: z.string(),
+    metadataUrl: z.union([z.literal(''), url]),
+    metadataUser: z.string(),
+    metadataPassword: z.string(),
+    format: z.enum(['mp3-8-mono', 'mp3-16-stereo', 'mp3-32-stereo']),
+    wavCopy: z.enum(['off', 'PCMU', 'PCMA']),
+    allowedDestHosts: z.array(z.string().min(1)),
+  })
+  .partial()
+  .strict();
+
+const FileSchema = z.record(z.string().min(1), ProfileSchema);
+
+/** A profile as a recording uses it: every key resolved. */
+export interface RecordingProfile {
+  /** `<Tenant>.<Profile>` as in `gvp-tenant-id`, or `default`. */
+  name: string;
+  /** First 12 hex digits of the SHA-256 of the profiles file the profile came from (`builtin`: no file). */
+  version: string;
+  webdavUrl: string;
+  webdavUser: string;
+  webdavPassword: string;
+  metadataUrl: string;
+  metadataUser: string;
+  metadataPassword: string;
+  format: Config['recording']['format'];
+  wavCopy: Config['recording']['wavCopy'];
+  allowedDestHosts: string[];
+}
+
+/** Where a recording of a profile is delivered (what deliver-recording needs of it). */
+export type Destination = Pick<RecordingProfile, 'webdavUrl' | 'webdavUser' | 'webdavPassword' | 'metadataUrl' | 'metadataUser' | 'metadataPassword' | 'allowedDestHosts'>;
+
+/**
+ * GIR's IVR profiles (the `gvp-tenant-id=<Tenant>.<Profile>` of the Request-URI), each with its own destinations and
+ * format. `default` is what the others inherit from, and itself inherits from the main config (`delivery.*`,
+ * `recording.format`, `recording.wavCopy`). A call whose profile is not listed uses `default`, or is refused with
+ * `profiles.requireKnown`.
+ */
+export class Profiles {
+  constructor(
+    private readonly entries: Map<string, RecordingProfile>,
+    readonly requireKnown: boolean,
+  ) {}
+
+  /** The profile for a `<Tenant>.<Profile>` (or null from a URI without one); null when unknown and requireKnown. */
+  resolve(name: string | null): RecordingProfile | null {
+    const p = name === null ? undefined : this.entries.get(name);
+    if (p) return p;
+    return this.requireKnown ? null : (this.entries.get('default') as RecordingProfile);
+  }
+
+  /** The profile a delivered recording names (a profile gone since: `default`). */
+  destinationOf(name: string | null | undefined): Destination {
+    return this.entries.get(name ?? 'default') ?? (this.entries.get('default') as RecordingProfile);
+  }
+
+  get names(): string[] {
+    return [...this.entries.keys()];
+  }
+}
+
+/** Checks what zod cannot: an https destination needs its credentials. */
+function check(p: RecordingProfile): void {
+  for (const [u, user, pw, what] of [
+    [p.webdavUrl, p.webdavUser, p.webdavPassword, 'webdav'],
+    [p.metadataUrl, p.metadataUser, p.metadataPassword, 'metadata'],
+  ] as const) {
+    if (u.startsWith('https://') && (user === '' || pw === '')) throw new ConfigError(`profile ${p.name}: ${what}Url is https but ${what}User or ${what}Password is empty`);
+  }
+}
+
+/** Builds the profiles from the main config and the YAML text of a profiles file (null: none). Throws ConfigError. */
+export function buildProfiles(config: Config, fileText: string | null, where = 'profiles file'): Profiles {
+  const d = config.delivery;
+  const base: RecordingProfile = {
+    name: 'default',
+    version: 'builtin',
+    webdavUrl: d.webdavUrl,
+    webdavUser: d.webdavUser,
+    webdavPassword: d.webdavPassword,
+    metadataUrl: d.metadataUrl,
+    metadataUser: d.metadataUser,
+    metadataPassword: d.metadataPassword,
+    format: config.recording.format,
+    wavCopy: config.recording.wavCopy,
+    allowedDestHosts: d.allowedDestHosts,
+  };
+  let raw: unknown = {};
+  if (fileText !== null) {
+    try {
+      raw = parseYaml(fileText) ?? {};
+    } catch (err) {
+      throw new ConfigError(`${where}: not YAML (${(err as Error).message.split('\n')[0]})`);
+    }
+  }
+  const r = FileSchema.safeParse(raw);
+  if (!r.success) throw new ConfigError(`${where}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
+  const version = fileText === null ? 'builtin' : createHash('sha256').update(fileText).digest('hex').slice(0, 12);
+  const def: RecordingProfile = { ...base, ...r.data.default, name: 'default', version };
+  const entries = new Map<string, RecordingProfile>([['default', def]]);
+  for (const [name, p] of Object.entries(r.data)) {
+    if (name === 'default') continue;
+    if (!/^[^.]+\.[^.]+$/.test(name)) throw new ConfigError(`${where}: profile "${name}" is not <Tenant>.<Profile> (as in gvp-tenant-id)`);
+    entries.set(name, { ...def, ...p, name, version });
+  }
+  for (const p of entries.values()) check(p);
+  return new Profiles(entries, config.profiles.requireKnown);
+}
+
+/** The profiles `profiles.file` names (read now), or the main config alone. Throws ConfigError naming the file. */
+export function loadProfiles(config: Config): Profiles {
+  const file = config.profiles.file;
+  if (!file) return buildProfiles(config, null);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`profiles file ${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  return buildProfiles(config, text, `profiles file ${file}`);
+}
