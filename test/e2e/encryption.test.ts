@@ -14,7 +14,7 @@ import { loadRecipient } from '../../src/recording/cms-envelope.js';
 import type { OpenRecord } from '../../src/recording/recording.js';
 import { decode, span, toneShare } from '../harness/audio.js';
 import { cmsDecrypt, makeCert, type TestCert } from '../harness/certs.js';
-import { davServer, metadataReceiver, redisServer } from '../harness/delivery-servers.js';
+import { davServer, filesUnder, metadataReceiver, redisServer } from '../harness/delivery-servers.js';
 import { startApp, startSim, tempDir, type AppProcess } from '../harness/recorder-harness.js';
 import { RtpSender } from '../harness/rtp-sender.js';
 import { SipUac } from '../harness/sip-uac.js';
@@ -59,15 +59,7 @@ async function recorder(spool: string): Promise<AppProcess> {
   apps.push(app);
   return app;
 }
-/** Every file on the WebDAV server. */
-const storedFiles = (): string[] => {
-  const out: string[] = [];
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) e.isDirectory() ? walk(join(d, e.name)) : out.push(join(d, e.name));
-  };
-  walk(dav.root);
-  return out;
-};
+const storedFiles = (): string[] => filesUnder(dav.root);
 
 t.test('a delivered recording: CMS EnvelopedData, not playable, each tenant key decrypts it, no plaintext left', async (t) => {
   const spool = tempDir('spool-enc');

@@ -10,7 +10,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 import { decode, probe, span, toneShare } from '../harness/audio.js';
-import { davServer, metadataReceiver, redisServer } from '../harness/delivery-servers.js';
+import { davServer, filesUnder, metadataReceiver, redisServer } from '../harness/delivery-servers.js';
 import { ROOT, startApp, startSim, tempDir } from '../harness/recorder-harness.js';
 import { RtpSender } from '../harness/rtp-sender.js';
 import { SipUac } from '../harness/sip-uac.js';
@@ -80,14 +80,7 @@ async function call(conf: string, tenantProfile: string, freq: number): Promise<
   rtp.close();
   return 200;
 }
-const stored = (): string[] => {
-  const out: string[] = [];
-  const walk = (d: string): void => {
-    for (const e of readdirSync(d, { withFileTypes: true })) e.isDirectory() ? walk(join(d, e.name)) : out.push(join(d, e.name));
-  };
-  walk(dav.root);
-  return out;
-};
+const stored = (): string[] => filesUnder(dav.root);
 type Post = { auth?: string; body: { id: string; mediaFiles: { mediaUri: string; type: string }[]; recorder: { profile: string; profileVersion: string } } };
 
 t.test('two profiles, two concurrent calls: each in its own destination, format and Recording Processor', async (t) => {

@@ -6,7 +6,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import * as net from 'node:net';
 import { join } from 'node:path';
@@ -30,6 +30,16 @@ const tcpOpen = (port: number): Promise<boolean> =>
     });
     req.on('error', () => resolve(false));
   });
+
+/** Every file under `dir` (what a WebDAV server stored), recursively. */
+export function filesUnder(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string): void => {
+    for (const e of readdirSync(d, { withFileTypes: true })) e.isDirectory() ? walk(join(d, e.name)) : out.push(join(d, e.name));
+  };
+  walk(dir);
+  return out;
+}
 
 export interface RedisServer {
   port: number;
