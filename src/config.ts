@@ -42,7 +42,7 @@ const Schema = z
         holdSec: z.number().min(0),
       })
       .strict(),
-    profiles: z.object({ file: z.string(), requireKnown: z.boolean() }).strict(),
+    profiles: z.object({ file: z.string(), requireKnown: z.boolean(), reloadSec: z.number().min(0) }).strict(),
     spool: z.object({ dir: z.string().min(1), maxBytes: z.number().int().min(0), minFreeBytes: z.number().int().min(0) }).strict(),
     delivery: z
       .object({

@@ -6,7 +6,7 @@ import Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
 import { encoderWorkers, encryptionOf, instanceId, loadConfig, mp3Format, redacted, type Config } from './config.js';
 import { ConfigError } from './errors.js';
-import { loadProfiles } from './profiles.js';
+import { ProfileSource } from './profiles.js';
 import { DeliveryQueue, pendingSidecars } from './jobs/delivery-queue.js';
 import { RtpPortPool } from './media/rtp-port-pool.js';
 import { systemClock } from './media/sample-clock.js';
@@ -50,8 +50,9 @@ export function startRecorder(config: Config): Recorder {
   log.info({ config: redacted(config) }, 'starting');
   const spoolDir = resolve(config.spool.dir);
   const encryption = encryptionOf(config);
-  const profiles = loadProfiles(config);
-  if (config.profiles.file) log.info({ file: config.profiles.file, profiles: profiles.names, requireKnown: profiles.requireKnown }, 'recording profiles loaded');
+  const profiles = new ProfileSource(config, log.child({ part: 'profiles' }));
+  profiles.start();
+  if (config.profiles.file) log.info({ file: config.profiles.file, profiles: profiles.current.names, requireKnown: config.profiles.requireKnown, reloadSec: config.profiles.reloadSec }, 'recording profiles loaded');
   for (const r of encryption?.recipients ?? []) {
     log.info({ certificate: r.source, subject: r.subject, fingerprint: r.fingerprint, validTo: r.validTo }, 'recordings are encrypted for this certificate');
     if (r.expired) log.warn({ certificate: r.source, validTo: r.validTo }, 'encryption certificate expired (encryption.allowExpired): replace it');
@@ -77,7 +78,7 @@ export function startRecorder(config: Config): Recorder {
   spool.start();
   const load = new LoadWatch(config.admission, () => registry.maxEncodeLagMs(), log.child({ part: 'admission' }));
   load.start();
-  metrics = new RecorderMetrics({ registry, ports, pool, spool, delivery, tally, load, draining: () => draining, drachtioConnected: () => drachtioConnected });
+  metrics = new RecorderMetrics({ registry, ports, pool, spool, delivery, tally, load, profiles, draining: () => draining, drachtioConnected: () => drachtioConnected });
   const m = metrics;
 
   const id = instanceId(config);
@@ -177,6 +178,7 @@ export function startRecorder(config: Config): Recorder {
         spool: await spool.refresh(),
         pendingRecordings: spool.state.pending,
         destinations: delivery?.health.all() ?? [],
+        profiles: { version: profiles.current.resolve('default')?.version, names: profiles.current.names, lastReloadError: profiles.lastError },
       }),
       drain: () => startDraining('POST /drain'),
     },
@@ -248,6 +250,7 @@ export function startRecorder(config: Config): Recorder {
           { name: 'ops server', timeoutMs: 3000, run: () => ops.close() },
           { name: 'spool watch', timeoutMs: 100, run: () => spool.close() },
           { name: 'load watch', timeoutMs: 100, run: () => load.close() },
+          { name: 'profiles watch', timeoutMs: 100, run: () => profiles.close() },
         ],
         log,
       );

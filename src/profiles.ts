@@ -134,3 +134,84 @@ export function loadProfiles(config: Config): Profiles {
   }
   return buildProfiles(config, text, `profiles file ${file}`);
 }
+
+/**
+ * The profiles file, re-read when it changes (a ConfigMap update): every `reloadMs` its content is compared with
+ * what was loaded; a new content is validated as a whole and takes effect for calls that start after it (a call keeps
+ * the profile it started with); a bad one is refused, logged and counted, and the running profiles stay.
+ */
+export class ProfileSource {
+  private profiles: Profiles;
+  private text: string | null;
+  private timer: NodeJS.Timeout | null = null;
+  reloads = 0;
+  reloadFailures = 0;
+  /** Why the last change was refused (null: the file in use is the one on disk). */
+  lastError: string | null = null;
+
+  constructor(
+    private readonly config: Config,
+    private readonly log: { info(o: object, m: string): void; error(o: object, m: string): void },
+  ) {
+    const first = loadProfiles(config);
+    this.profiles = first;
+    this.text = config.profiles.file ? readFileSync(config.profiles.file, 'utf8') : null;
+  }
+
+  get current(): Profiles {
+    return this.profiles;
+  }
+
+  resolve(name: string | null): RecordingProfile | null {
+    return this.profiles.resolve(name);
+  }
+
+  destinationOf(name: string | null | undefined): Destination {
+    return this.profiles.destinationOf(name);
+  }
+
+  start(): void {
+    const file = this.config.profiles.file;
+    const every = this.config.profiles.reloadSec * 1000;
+    if (!file || every <= 0) return;
+    this.timer = setInterval(() => this.check(), every);
+    this.timer.unref();
+  }
+
+  /** Looks at the file once (the timer's work; tests call it directly). */
+  check(): void {
+    const file = this.config.profiles.file;
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8');
+    } catch (err) {
+      this.refuse(`cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, null);
+      return;
+    }
+    if (text === this.text) return;
+    try {
+      this.profiles = buildProfiles(this.config, text, `profiles file ${file}`);
+      this.text = text;
+      this.lastError = null;
+      this.reloads++;
+      this.log.info({ file, profiles: this.profiles.names, version: this.profiles.resolve('default')?.version }, 'recording profiles reloaded; new calls use them');
+    } catch (err) {
+      this.refuse((err as Error).message, text);
+    }
+  }
+
+  private refuse(why: string, text: string | null): void {
+    if (text !== null && text === this.rejected) return; // counted once per bad content
+    this.rejected = text;
+    this.reloadFailures++;
+    this.lastError = why;
+    this.log.error({ file: this.config.profiles.file, err: why }, 'profiles file change refused; the running profiles stay');
+  }
+
+  private rejected: string | null = null;
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+  }
+}

@@ -22,6 +22,8 @@ export interface MetricSources {
   drachtioConnected: () => boolean;
   /** Admission by measured load (null: not checked). */
   load?: LoadWatch | null;
+  /** The profiles file and its reloads. */
+  profiles?: { reloads: number; reloadFailures: number };
 }
 
 /** A live stream counts as "without media" when nothing arrived for this long and it is not on hold. */
@@ -152,6 +154,8 @@ export class RecorderMetrics {
     gauge('encode_lag_seconds', 'Largest encode lag of a live recording (how far encoding is behind the clock)', () => src.registry.maxEncodeLagMs() / 1000);
     gauge('event_loop_delay_p99_seconds', "p99 event-loop delay over the admission check's last window", () => (src.load?.gate.last.loopDelayP99Ms ?? 0) / 1000);
     gauge('overloaded', '1 while new calls get 503 because the recorder is behind (admission.*)', () => (src.load?.refusal() ? 1 : 0));
+    derivedCounter(registers, 'config_reloads_total', 'Changes of the profiles file taken into use', () => src.profiles?.reloads ?? 0);
+    derivedCounter(registers, 'config_reload_failures_total', 'Changes of the profiles file refused (invalid; the running profiles stay)', () => src.profiles?.reloadFailures ?? 0);
     derivedCounter(registers, 'overload_windows_total', 'Admission windows whose load was over an admission.* limit', () => src.load?.overloadWindows ?? 0);
     gauge('draining', '1 while draining (no new calls)', () => (src.draining() ? 1 : 0));
     gauge('drachtio_connected', '1 while connected to drachtio-server', () => (src.drachtioConnected() ? 1 : 0));

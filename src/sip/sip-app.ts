@@ -33,7 +33,7 @@ export interface SipAppDeps {
   /** Told when a media stream closes, with its final counts. */
   streamClosed?: (s: MediaStream) => void;
   /** The IVR profiles (per-tenant destinations and format); without them every call uses `session.recording`. */
-  profiles?: Profiles;
+  profiles?: Pick<Profiles, 'resolve'>;
 }
 
 type SrfReq = Srf.SrfRequest;

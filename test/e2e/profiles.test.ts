@@ -2,7 +2,8 @@
  * GIR's IVR profiles end to end: two profiles with their own WebDAV destination and credentials, Recording
  * Processor and format; two concurrent calls, each with its own `gvp-tenant-id`: each recording lands in its own
  * collection in its own format, its metadata goes to its own Recording Processor, and the sidecar and metadata name
- * the profile. A call of a profile not in the file uses `default`, or gets 404 with `profiles.requireKnown`; a bad
+ * the profile. A call of a profile not in the file uses `default`, or gets 404 with `profiles.requireKnown`; a
+ * change of the file is used by the next call without a restart, a broken one is refused and counted; a bad
  * profiles file stops the start with exit 2 naming it.
  */
 import { spawnSync } from 'node:child_process';
@@ -24,9 +25,7 @@ const rpB = await metadataReceiver();
 const uac = await new SipUac(`127.0.0.1:${sim.sipPort}`).start();
 const dir = tempDir('profiles');
 const profilesFile = join(dir, 'profiles.yaml');
-writeFileSync(
-  profilesFile,
-  [
+const PROFILES = [
     'default:',
     `  metadataUrl: ${rpA.url}`,
     'Bank.Retail:',
@@ -41,8 +40,8 @@ writeFileSync(
     '  format: mp3-32-stereo',
     '  wavCopy: PCMU',
     '',
-  ].join('\n'),
-);
+  ].join('\n');
+writeFileSync(profilesFile, PROFILES);
 const spool = tempDir('spool-profiles');
 const env = {
   MSMLREC_SPOOL_DIR: spool,
@@ -54,6 +53,7 @@ const env = {
   MSMLREC_DELIVERY_WEBDAV_PASSWORD: dav.password,
   MSMLREC_DELIVERY_SWEEP_MS: '300',
   MSMLREC_PROFILES_FILE: profilesFile,
+  MSMLREC_PROFILES_RELOAD_SEC: '0.3',
 };
 const app = await startApp(sim, env);
 t.teardown(async () => {
@@ -110,6 +110,24 @@ t.test('a profile not in the file records with default', async (t) => {
   const post = rpA.posts.find((p) => p.body.id === 'pc1UUID') as unknown as Post;
   t.equal(post.body.recorder.profile, 'default', 'metadata: profile default');
   t.ok(stored().some((f) => f.includes('pc1UUID') && /recordings\/\d{4}-\d\d-\d\d\//.test(f)), 'stored under the main WebDAV root');
+});
+
+t.test('the profiles file changes: the next call uses the new one; a broken change is refused, counted, the old stays', async (t) => {
+  const metric = async (name: string): Promise<number> => Number(new RegExp(`^${name} (\\d+)`, 'm').exec((await app.ops('/metrics')).body)?.[1] ?? 0);
+  writeFileSync(profilesFile, `default:\n  metadataUrl: ${rpA.url}\nBank.Retail:\n  webdavUrl: ${dav.url}/bank-v2\n  metadataUrl: ${rpB.url}\n`);
+  await app.waitForLog(/recording profiles reloaded/, 5000);
+  t.equal(await metric('msmlrec_config_reloads_total'), 1, 'the change is counted');
+  t.equal(await call('pr1', 'Bank.Retail', 600), 200);
+  await until('delivered', () => rpB.posts.some((p) => p.body.id === 'pr1UUID'), 30_000);
+  t.ok(stored().some((f) => f.includes('pr1UUID') && f.includes(join('recordings', 'bank-v2'))), 'the next call went to the new destination and Recording Processor, without a restart');
+  writeFileSync(profilesFile, 'Bank.Retail:\n  webdavUrl: not a url\n');
+  await app.waitForLog(/profiles file change refused/, 5000);
+  t.equal(await metric('msmlrec_config_reload_failures_total'), 1, 'the refused change is counted');
+  t.match(JSON.parse((await app.ops('/status')).body).profiles, { lastReloadError: /Bank\.Retail\.webdavUrl/ }, '/status says why');
+  t.equal(await call('pr2', 'Bank.Retail', 600), 200);
+  await until('delivered', () => rpB.posts.some((p) => p.body.id === 'pr2UUID'), 30_000);
+  t.ok(stored().some((f) => f.includes('pr2UUID') && f.includes(join('recordings', 'bank-v2'))), 'the running profiles stayed');
+  writeFileSync(profilesFile, PROFILES);
 });
 
 t.test('profiles.requireKnown: an unknown profile gets 404; a bad profiles file stops the start, naming it', async (t) => {

@@ -56,7 +56,7 @@ t.test('profiles: default inherits from the main config, the others from default
   t.match(p.resolve('A.B'), { name: 'A.B', format: 'mp3-8-mono', webdavUrl: 'http://dav.example/rec', metadataUrl: 'http://rp.example/api' }, 'A.B: its format, default\'s RP, the main WebDAV');
   t.equal(p.resolve('X.Y')?.name, 'default', 'unknown: default');
   t.equal(p.resolve(null)?.name, 'default', 'none in the URI: default');
-  t.equal(buildProfiles({ ...c, profiles: { file: '', requireKnown: true } }, 'A.B: {}\n').resolve('X.Y'), null, 'requireKnown: unknown is refused');
+  t.equal(buildProfiles({ ...c, profiles: { ...c.profiles, requireKnown: true } }, 'A.B: {}\n').resolve('X.Y'), null, 'requireKnown: unknown is refused');
   t.match(thrown(() => buildProfiles(c, 'A.B:\n  webdavUrl: https://dav.example/x\n', 'test.yaml')), { name: 'ConfigError', message: /profile A\.B: webdavUrl is https but webdavUser or webdavPassword is empty/ });
   t.match(thrown(() => buildProfiles(c, 'Tenant:\n  format: mp3-8-mono\n', 'test.yaml')), { message: /profile "Tenant" is not <Tenant>.<Profile>/ });
   t.match(thrown(() => buildProfiles(c, 'A.B:\n  format: mp3-64\n', 'test.yaml')), { message: /test\.yaml: A\.B\.format/ });
