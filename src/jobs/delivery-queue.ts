@@ -11,6 +11,7 @@ import type { Destination } from '../profiles.js';
 import type { Sidecar } from '../recording/metadata.js';
 import { deliverRecording, type DeliveryProgress } from './deliver-recording.js';
 import { WebDavClient } from './webdav-client.js';
+import { isSidecar } from '../recording/spool-names.js';
 
 export interface DeliveryJobData {
   /** Sidecar file name in the spool. */
@@ -42,7 +43,7 @@ export function queueName(config: DeliveryConfig, instance: string): string {
 /** Sidecars in the spool: finalized recordings not yet delivered. */
 export async function pendingSidecars(spoolDir: string): Promise<string[]> {
   const names = await readdir(spoolDir).catch(() => [] as string[]);
-  return names.filter((n) => n.endsWith('.json') && !n.endsWith('.open.json')).sort();
+  return names.filter(isSidecar).sort();
 }
 
 /**

@@ -1,6 +1,7 @@
 import { readdir, stat, statfs } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { isSidecar } from '../recording/spool-names.js';
 
 /** What the spool holds and how much room is left, as of the last look. */
 export interface SpoolState {
@@ -39,7 +40,7 @@ export async function lookAtSpool(dir: string, now = Date.now()): Promise<SpoolS
     const st = await stat(join(dir, n)).catch(() => null);
     if (!st) continue;
     bytes += st.size;
-    if (n.endsWith('.json') && !n.endsWith('.open.json')) {
+    if (isSidecar(n)) {
       pending++;
       oldest = Math.min(oldest, st.mtimeMs);
     }

@@ -14,6 +14,7 @@ import { certAlias, type Encryption } from './cms-envelope.js';
 import { encryptRecordingFiles } from './encrypt-recording.js';
 import { SpoolFile, writeJsonDurably } from './spool-file.js';
 import { interleave, wavHeader, wavSizePatches, type WavHeader } from './wav-header.js';
+import { spoolNames } from './spool-names.js';
 
 export interface RecordingDeps {
   pool: EncoderPool;
@@ -124,16 +125,16 @@ export class Recording {
   }
 
   get mp3Path(): string {
-    return join(this.deps.spoolDir, `${this.mediaId}.mp3`);
+    return join(this.deps.spoolDir, spoolNames(this.mediaId).mp3);
   }
 
   /** What a crash recovery needs to finish this recording's files: written at open, removed at finalize. */
   get openPath(): string {
-    return join(this.deps.spoolDir, `${this.mediaId}.open.json`);
+    return join(this.deps.spoolDir, spoolNames(this.mediaId).open);
   }
 
   get wavPath(): string | null {
-    return this.deps.wav ? join(this.deps.spoolDir, `${this.mediaId}.wav`) : null;
+    return this.deps.wav ? join(this.deps.spoolDir, spoolNames(this.mediaId).wav) : null;
   }
 
   get failed(): Error | null {
@@ -324,11 +325,12 @@ export class Recording {
     const fmt = this.deps.format;
     await mp3.writeAt(infoFrame(fmt, { frames: framesIn(fmt, mp3.bytes), samples: this.encodedSamples, fileBytes: mp3.bytes }), 0);
     await mp3.finalize();
-    let files: Sidecar['files'] = { mp3: { name: `${this.mediaId}.mp3`, size: mp3.bytes } };
+    const names = spoolNames(this.mediaId);
+    let files: Sidecar['files'] = { mp3: { name: names.mp3, size: mp3.bytes } };
     if (this.wav && this.wavHead && this.deps.wav) {
       for (const [at, bytes] of wavSizePatches(this.wavHead, this.wav.bytes - this.wavHead.bytes.length)) await this.wav.writeAt(bytes, at);
       await this.wav.finalize();
-      files.wav = { name: `${this.mediaId}.wav`, size: this.wav.bytes, codec: this.deps.wav, channels: 2 };
+      files.wav = { name: names.wav, size: this.wav.bytes, codec: this.deps.wav, channels: 2 };
     }
     const enc = this.deps.encryption;
     if (enc) {
@@ -338,7 +340,7 @@ export class Recording {
       this.deps.log.info({ mediaId: this.mediaId, certificates: enc.recipients.map((r) => `${certAlias(r)} ${r.subject}`), cipher: enc.cipher, ms: Math.round(this.encryptMs) }, 'recording encrypted');
     }
     const sidecar = buildSidecar(
-      { ...this.ctx, mediaId: `${this.mediaId}.mp3` },
+      { ...this.ctx, mediaId: names.mp3 },
       {
         startWallMs: this.startWallMs,
         samples: this.encodedSamples,
@@ -353,7 +355,7 @@ export class Recording {
         legs,
       },
     );
-    const sidecarPath = join(this.deps.spoolDir, `${this.mediaId}.json`);
+    const sidecarPath = join(this.deps.spoolDir, names.sidecar);
     await writeJsonDurably(sidecarPath, sidecar);
     await unlink(this.openPath).catch(() => undefined);
     this.deps.log.info({ mediaId: this.mediaId, durationMs: sidecar.durationMs, bytes: mp3.bytes, reason }, 'recording finalized');

@@ -8,6 +8,7 @@ import { frameBytes, framesIn, infoFrame, playableSamples } from './mp3-info-tag
 import type { OpenRecord } from './recording.js';
 import { syncDir, writeJsonDurably } from './spool-file.js';
 import { wavHeader, wavSizePatches } from './wav-header.js';
+import { isOpenRecord, spoolNames } from './spool-names.js';
 
 const exists = (p: string): Promise<boolean> =>
   stat(p).then(
@@ -24,12 +25,13 @@ const exists = (p: string): Promise<boolean> =>
 export async function recoverSpool(spoolDir: string, log: Logger): Promise<string[]> {
   const done: string[] = [];
   const names = await readdir(spoolDir);
-  for (const name of names.filter((n) => n.endsWith('.open.json'))) {
+  for (const name of names.filter(isOpenRecord)) {
     const openPath = join(spoolDir, name);
     try {
       const rec = JSON.parse(await readFile(openPath, 'utf8')) as OpenRecord;
-      const mp3 = join(spoolDir, `${rec.mediaId}.mp3`);
-      const sidecarPath = join(spoolDir, `${rec.mediaId}.json`);
+      const n = spoolNames(rec.mediaId);
+      const mp3 = join(spoolDir, n.mp3);
+      const sidecarPath = join(spoolDir, n.sidecar);
       if (await exists(sidecarPath)) {
         await unlink(openPath); // finalized; only the clean-up was missed
         continue;
@@ -54,17 +56,17 @@ export async function recoverSpool(spoolDir: string, log: Logger): Promise<strin
       } else if (await exists(mp3)) {
         mp3Size = (await stat(mp3)).size;
         samples = playableSamples(framesIn(rec.format, mp3Size));
-      } else if (rec.encryption && (await exists(join(spoolDir, encryptedName(`${rec.mediaId}.mp3`, rec.encryption.extension))))) {
+      } else if (rec.encryption && (await exists(join(spoolDir, encryptedName(n.mp3, rec.encryption.extension))))) {
         // encrypted to its .p7m and the plaintext removed: only the sidecar was missing (the length is approximate)
-        mp3Size = (await stat(join(spoolDir, encryptedName(`${rec.mediaId}.mp3`, rec.encryption.extension)))).size;
+        mp3Size = (await stat(join(spoolDir, encryptedName(n.mp3, rec.encryption.extension)))).size;
         samples = playableSamples(framesIn(rec.format, mp3Size));
       } else {
         log.warn({ mediaId: rec.mediaId }, 'open recording without audio: nothing to recover');
         await unlink(openPath);
         continue;
       }
-      let files: Sidecar['files'] = { mp3: { name: `${rec.mediaId}.mp3`, size: mp3Size } };
-      const wav = join(spoolDir, `${rec.mediaId}.wav`);
+      let files: Sidecar['files'] = { mp3: { name: n.mp3, size: mp3Size } };
+      const wav = join(spoolDir, n.wav);
       if (rec.wav && (await exists(`${wav}.part`))) {
         const h = wavHeader(rec.wav, 2);
         const fh = await open(`${wav}.part`, 'r+');
@@ -81,13 +83,13 @@ export async function recoverSpool(spoolDir: string, log: Logger): Promise<strin
           await fh.close();
         }
         await rename(`${wav}.part`, wav);
-        files.wav = { name: `${rec.mediaId}.wav`, size, codec: rec.wav, channels: 2 };
+        files.wav = { name: n.wav, size, codec: rec.wav, channels: 2 };
       } else if (rec.wav) {
         // finalized (or encrypted) before the crash: it is delivered with the rest
-        const done = [wav, join(spoolDir, encryptedName(`${rec.mediaId}.wav`, rec.encryption?.extension ?? 'mp3'))];
+        const done = [wav, join(spoolDir, encryptedName(n.wav, rec.encryption?.extension ?? 'mp3'))];
         for (const p of done) {
           if (files.wav || !(await exists(p))) continue;
-          files.wav = { name: `${rec.mediaId}.wav`, size: (await stat(p)).size, codec: rec.wav, channels: 2 };
+          files.wav = { name: n.wav, size: (await stat(p)).size, codec: rec.wav, channels: 2 };
         }
       }
       if (rec.encryption) {
@@ -98,7 +100,7 @@ export async function recoverSpool(spoolDir: string, log: Logger): Promise<strin
       }
       await syncDir(spoolDir);
       const sidecar = buildSidecar(
-        { ...rec.ctx, mediaId: `${rec.mediaId}.mp3` },
+        { ...rec.ctx, mediaId: n.mp3 },
         {
           startWallMs: rec.startWallMs,
           samples,

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import t from 'tap';
 import { loadRecipient } from '../../src/recording/cms-envelope.js';
 import type { OpenRecord } from '../../src/recording/recording.js';
-import { decode, span, toneShare } from '../harness/audio.js';
+import { decode, medianToneShare } from '../harness/audio.js';
 import { cmsDecrypt, makeCert, type TestCert } from '../harness/certs.js';
 import { davServer, filesUnder, metadataReceiver, redisServer } from '../harness/delivery-servers.js';
 import { startApp, startSim, tempDir, type AppProcess } from '../harness/recorder-harness.js';
@@ -93,7 +93,7 @@ t.test('a delivered recording: CMS EnvelopedData, not playable, each tenant key 
     writeFileSync(out, plain ?? Buffer.alloc(0));
     const d = decode(out);
     t.ok(Math.abs(d.seconds - 3) < 0.3, `${name}: an MP3 of ${d.seconds.toFixed(2)} s`);
-    t.ok(toneShare(span(d.channels[0], 0.3, 2.7), 800) > 0.9, `${name}: with the call's tone`);
+    t.ok(medianToneShare(d.channels[0], 800, 0.3, 2.7) > 0.9, `${name}: with the call's tone`);
   }
   const wavPlain = decrypt(wav, a);
   t.ok(wavPlain && wavPlain.subarray(0, 4).toString() === 'RIFF', 'the WAV copy decrypts to a WAV');

@@ -59,3 +59,15 @@ export function toneShare(x: Int16Array, freq: number, rate = 8000): number {
 export function span(ch: Int16Array, from: number, to: number, rate = 8000): Int16Array {
   return ch.subarray(Math.round(from * rate), Math.round(to * rate));
 }
+
+/**
+ * The median tone share of the 100 ms windows of [from, to) seconds. A long window's share drops at a clock
+ * correction's phase step (a few samples, inaudible) although the audio is all there; the median of short windows
+ * says whether the tone is.
+ */
+export function medianToneShare(ch: Int16Array, freq: number, from: number, to: number): number {
+  const shares: number[] = [];
+  for (let s = from; s + 0.1 <= to + 1e-9; s += 0.1) shares.push(toneShare(span(ch, s, s + 0.1), freq));
+  shares.sort((a, b) => a - b);
+  return shares[Math.floor(shares.length / 2)] ?? 0;
+}
