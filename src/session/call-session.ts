@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import { MsmlError, RecorderError } from '../errors.js';
+import { MsmlError } from '../errors.js';
 import { destCollection } from '../jobs/deliver-recording.js';
 import { MsmlCode } from '../msml/msml-codes.js';
-import { boundedList, parseMsml, type MsmlRequest } from '../msml/msml-parse.js';
+import { boundedText, MsmlInterpreter, type DialogStart, type MsmlAnswer, type MsmlControlled } from '../msml/msml-interpreter.js';
 import { eventBody, resultBody } from '../msml/msml-respond.js';
 import { Recording, type FinalizedRecording, type RecordingDeps } from '../recording/recording.js';
 import { formatOf } from '../config.js';
@@ -28,22 +28,8 @@ export interface SessionDeps {
   onOpenFailed?: (err: Error) => void;
 }
 
-export interface MsmlAnswer {
-  /** MSML result code. */
-  code: number;
-  body: string;
-  /** The request element the code is about (dialogstart, send, …), or "invalid" when the body did not parse. */
-  verb?: string;
-  /** Work to do once the answer was sent (MSML events that must follow the 200 OK, e.g. after a dialogend). */
-  after?: () => Promise<void>;
-}
-
 /** Packets of each slot kept while nothing records, for a recording that starts between them (see `lastAudio`). */
 const PREROLL_PACKETS = 4;
-
-/** Longest MSML `<description>` we send (a request of any size gets an answer of bounded size). */
-export const DESCRIPTION_LIMIT = 512;
-const boundedText = (s: string): string => (s.length > DESCRIPTION_LIMIT ? `${s.slice(0, DESCRIPTION_LIMIT - 1)}…` : s);
 
 interface ActiveRecording {
   rec: Recording;
@@ -55,15 +41,15 @@ interface ActiveRecording {
 }
 
 /**
- * A recording session: every dialog with the same MSML conf-id (one per call party in 3PCC), the recording that
- * spans them, and the MSML requests that drive it. `close()` is idempotent and cascades: recording, then legs.
+ * A recording session: every dialog with the same MSML conf-id (one per call party in 3PCC), their roles and
+ * pairing, and the recording that spans them, driven by MSML (`msml/msml-interpreter.ts`). `close()` is idempotent
+ * and cascades: recording, then legs.
  */
-export class CallSession {
+export class CallSession implements MsmlControlled<LegDialog> {
   readonly legs: Leg[] = [];
   private active: ActiveRecording | null = null;
-  /** While an MSML request is being applied, events it causes wait until its answer is out (RFC 5707 order). */
-  private inMsml = false;
-  private deferred: (() => Promise<void>)[] = [];
+  /** The MSML that drives it (events a request causes wait until its answer is out). */
+  private readonly msml: MsmlInterpreter<LegDialog>;
   private closing: Promise<void> | null = null;
   private recordings = 0;
   onClosed: () => void = () => undefined;
@@ -76,7 +62,9 @@ export class CallSession {
     readonly log: Logger,
     /** The IVR profile its recordings use (destinations, format); null: `deps.recording` as it is. */
     readonly profile: RecordingProfile | null = null,
-  ) {}
+  ) {
+    this.msml = new MsmlInterpreter(this, log);
+  }
 
   private rolesGiven = 0;
 
@@ -169,33 +157,8 @@ export class CallSession {
   }
 
   /** Handles one MSML body from an INFO on `dialog`. Never throws: errors become MSML results. */
-  async handleMsml(body: string, dialog: LegDialog): Promise<MsmlAnswer> {
-    let verb = 'invalid';
-    try {
-      const doc = parseMsml(body);
-      if (doc.kind !== 'requests') {
-        throw new MsmlError(`Unsupported: a media server does not accept an MSML <${doc.kind}>`, MsmlCode.UNSUPPORTED);
-      }
-      let last: MsmlAnswer = { code: MsmlCode.OK, body: resultBody(MsmlCode.OK) };
-      this.inMsml = true;
-      try {
-        for (const r of doc.requests) {
-          verb = r.kind;
-          last = await this.apply(r, dialog);
-        }
-      } finally {
-        this.inMsml = false;
-      }
-      if (doc.ignored.length) this.log.warn({ ignored: boundedList(doc.ignored), count: doc.ignored.length }, 'MSML elements ignored');
-      const deferred = this.deferred.splice(0);
-      last.verb = verb;
-      return deferred.length ? { ...last, after: async () => { for (const d of deferred) await d(); } } : last;
-    } catch (err) {
-      const code = err instanceof RecorderError ? err.msmlCode : MsmlCode.INTERNAL;
-      const description = boundedText(err instanceof Error ? err.message : String(err));
-      this.log.warn({ code, description }, 'MSML request refused');
-      return { code, body: resultBody(code, { description }), verb };
-    }
+  handleMsml(body: string, dialog: LegDialog): Promise<MsmlAnswer> {
+    return this.msml.handle(body, dialog);
   }
 
   /** The running recording, if any. */
@@ -207,53 +170,27 @@ export class CallSession {
     return this.closing !== null;
   }
 
-  private matches(id: string): boolean {
+  /** Whether an MSML dialog or conference id names the running recording. */
+  names(id: string): boolean {
     const a = this.active;
     if (!a) return false;
     return id === a.dialogId || id.endsWith(`/dialog:${a.name}`) || id === a.name || id === `dialog:${a.name}` || id.endsWith('/record') || id === 'record' || id === this.uri.confId || id === `conf:${this.uri.confId}`;
   }
 
-  private async apply(r: MsmlRequest, dialog: LegDialog): Promise<MsmlAnswer> {
-    switch (r.kind) {
-      case 'dialogstart':
-        return this.start(r, dialog);
-      case 'dialogend': {
-        if (!this.matches(r.id)) throw new MsmlError(`No such dialog: ${r.id}`, MsmlCode.NO_SUCH_OBJECT);
-        await this.stopRecording('record.terminate');
-        return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK) };
-      }
-      case 'send': {
-        if (!this.matches(r.target)) throw new MsmlError(`No such dialog: ${r.target}`, MsmlCode.NO_SUCH_OBJECT);
-        const rec = this.active?.rec as Recording;
-        switch (r.event.toLowerCase()) {
-          case 'pause':
-          case 'suspend':
-            rec.pause();
-            break;
-          case 'resume':
-            rec.resume();
-            break;
-          case 'terminate':
-          case 'stop':
-            await this.stopRecording('record.terminate');
-            break;
-          default:
-            throw new MsmlError(`Unsupported event "${r.event}": pause, resume and terminate are`, MsmlCode.UNSUPPORTED);
-        }
-        return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK) };
-      }
-      case 'createconference':
-        return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK, { confId: `conf:${r.name ?? this.uri.confId ?? this.key}` }) };
-      case 'destroyconference':
-        await this.stopRecording('record.terminate');
-        return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK) };
-      default:
-        // join/unjoin/modifystream/modifyconference: the legs are already relayed and recorded
-        return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK) };
-    }
+  conferenceId(name: string | null): string {
+    return `conf:${name ?? this.uri.confId ?? this.key}`;
   }
 
-  private async start(r: Extract<MsmlRequest, { kind: 'dialogstart' }>, dialog: LegDialog): Promise<MsmlAnswer> {
+  pause(): void {
+    this.active?.rec.pause();
+  }
+
+  resume(): void {
+    this.active?.rec.resume();
+  }
+
+  /** Starts a recording for a `<dialogstart>`: capture at once, the files opened meanwhile. Throws MsmlError. */
+  startRecording(r: DialogStart, dialog: LegDialog): MsmlAnswer {
     if (this.closed) throw new MsmlError('Session is ending', MsmlCode.NO_SUCH_OBJECT);
     if (this.active) throw new MsmlError(`A recording is already running: ${this.active.dialogId}`, MsmlCode.ALREADY_EXISTS);
     const profile = this.profile;
@@ -341,9 +278,8 @@ export class CallSession {
     if (notify) await this.notify(a, a.rec.failed ? 'record.failed' : reason, fin.sidecar.durationMs);
   }
 
-  private async notify(a: ActiveRecording, end: string, lenMs: number, description?: string): Promise<void> {
-    if (this.inMsml) this.deferred.push(() => this.sendEvents(a, end, lenMs, description));
-    else await this.sendEvents(a, end, lenMs, description);
+  private notify(a: ActiveRecording, end: string, lenMs: number, description?: string): Promise<void> {
+    return this.msml.afterAnswer(() => this.sendEvents(a, end, lenMs, description));
   }
 
   /** `moml.exit` (when the dialog asked for it) then `msml.dialog.exit`, both carrying why a failed recording failed. */

@@ -1,4 +1,6 @@
 import t from 'tap';
+import pino from 'pino';
+import { MsmlInterpreter, type MsmlControlled } from '../../src/msml/msml-interpreter.js';
 import { thrown } from '../harness/thrown.js';
 import { readdirSync, readFileSync } from 'node:fs';
 import { parseMsml } from '../../src/msml/msml-parse.js';
@@ -94,4 +96,39 @@ t.test('responses: results and events round-trip through the parser', async (t) 
   t.match(err, { kind: 'result', response: 400, description: 'Bad <request> & "quotes"' });
   const ev = parseMsml(eventBody('moml.exit', 'conf:1/dialog:rec', [['record.end', 'record.terminate'], ['record.len', '1000']]));
   t.match(ev, { kind: 'event', name: 'moml.exit', id: 'conf:1/dialog:rec', values: [['record.end', 'record.terminate'], ['record.len', '1000']] });
+});
+
+t.test('the interpreter drives its target, refuses with MSML codes, and holds events back until the answer is out', async (t) => {
+  const calls: string[] = [];
+  let running = false;
+  let interp: MsmlInterpreter<string>;
+  const target: MsmlControlled<string> = {
+    startRecording: (r, dialog) => {
+      running = true;
+      calls.push(`start ${r.target} on ${dialog}`);
+      return { code: 200, body: '<ok/>' };
+    },
+    stopRecording: async (reason) => {
+      running = false;
+      calls.push(`stop ${reason}`);
+      await interp.afterAnswer(async () => void calls.push('exit events'));
+    },
+    pause: () => void calls.push('pause'),
+    resume: () => void calls.push('resume'),
+    names: (id) => running && id === 'conf:c1/dialog:rec',
+    conferenceId: (name) => `conf:${name ?? 'c1'}`,
+  };
+  interp = new MsmlInterpreter(target, pino({ level: 'silent' }));
+  const start = await interp.handle('<msml version="1.1"><dialogstart target="conf:c1" name="rec"><record/></dialogstart></msml>', 'leg-a');
+  t.equal(start.code, 200);
+  t.match((await interp.handle('<msml version="1.1"><send target="conf:c1/dialog:nope" event="pause"/></msml>', 'leg-a')).body, /response="405"[\s\S]*No such dialog/, 'unknown dialog: 405');
+  t.match((await interp.handle('<msml version="1.1"><send target="conf:c1/dialog:rec" event="rewind"/></msml>', 'leg-a')).body, /Unsupported event &quot;rewind&quot;/, 'unknown event refused');
+  await interp.handle('<msml version="1.1"><send target="conf:c1/dialog:rec" event="pause"/></msml>', 'leg-a');
+  const end = await interp.handle('<msml version="1.1"><dialogend id="conf:c1/dialog:rec"/></msml>', 'leg-a');
+  t.same(calls, ['start conf:c1 on leg-a', 'pause', 'stop record.terminate'], 'the exit events are not sent before the answer');
+  t.equal(end.verb, 'dialogend');
+  await end.after?.();
+  t.equal(calls.at(-1), 'exit events', '... but once the answer is out');
+  await interp.afterAnswer(async () => void calls.push('later'));
+  t.equal(calls.at(-1), 'later', 'outside a request, events go at once');
 });
