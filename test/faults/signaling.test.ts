@@ -27,6 +27,26 @@ const uac = await new SipUac(server).start();
 t.teardown(() => uac.stop());
 const context = (): string => app.logs.slice(-12).join('\n');
 
+/**
+ * A SIP request as text, the way drachtio-server hands a message over (for what the UAC's stack cannot send: a body
+ * too big for UDP, bare-LF line ends). `eol` joins the lines.
+ */
+function rawRequest(o: { method: string; uri: string; transport: 'TCP' | 'UDP'; branch: string; fromTag: string; toTag?: string; callId: string; cseq: number; contentType: string; body: string; eol?: string }): string {
+  return [
+    `${o.method} ${o.uri} SIP/2.0`,
+    `Via: SIP/2.0/${o.transport} 127.0.0.1:${uac.port};branch=${o.branch}`,
+    `From: <sip:test@127.0.0.1:${uac.port}>;tag=${o.fromTag}`,
+    `To: <sip:${server}>${o.toTag ? `;tag=${o.toTag}` : ''}`,
+    `Call-ID: ${o.callId}`,
+    `CSeq: ${o.cseq} ${o.method}`,
+    `Contact: <sip:test@127.0.0.1:${uac.port}>`,
+    `Content-Type: ${o.contentType}`,
+    `Content-Length: ${o.body.length}`,
+    '',
+    o.body,
+  ].join(o.eol ?? '\r\n');
+}
+
 const offer = (port: number, pts: number[]): string =>
   `v=0\r\no=- 2 2 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${port} RTP/AVP ${pts.join(' ')}\r\n` +
   pts.map((p) => `a=rtpmap:${p} ${p === 0 ? 'PCMU' : 'PCMA'}/8000\r\n`).join('') +
@@ -123,19 +143,7 @@ t.test('oversized and hostile bodies get bounded answers', async (t) => {
   // a body over sip.maxBodyBytes, in the dialog (TCP-sized: injected as drachtio-server would hand it over)
   const dlgId = `${dialog.callId};from-tag=${dialog.fromTag}`;
   const big = `<msml version="1.1">${'<foo/>'.repeat(95_000)}</msml>`;
-  const info = [
-    `INFO ${dialog.target} SIP/2.0`,
-    `Via: SIP/2.0/TCP 127.0.0.1:${uac.port};branch=z9hG4bK-big1`,
-    `From: <sip:test@127.0.0.1:${uac.port}>;tag=${dialog.fromTag}`,
-    `To: <sip:${server}>;tag=${dialog.toTag}`,
-    `Call-ID: ${dialog.callId}`,
-    'CSeq: 900 INFO',
-    `Contact: <sip:test@127.0.0.1:${uac.port}>`,
-    'Content-Type: application/vnd.radisys.msml+xml',
-    `Content-Length: ${big.length}`,
-    '',
-    big,
-  ].join('\r\n');
+  const info = rawRequest({ method: 'INFO', uri: dialog.target, transport: 'TCP', branch: 'z9hG4bK-big1', fromTag: dialog.fromTag, toTag: dialog.toTag, callId: dialog.callId, cseq: 900, contentType: 'application/vnd.radisys.msml+xml', body: big });
   const txn = sim.injectRequest(info, { protocol: 'TCP', address: '127.0.0.1', port: uac.port }, dlgId);
   await until('the big INFO answered', () => sim.answerTo(txn) !== null, 10_000, context);
   t.match(sim.answerTo(txn) ?? '', /^SIP\/2\.0 413/, `a ${big.length}-byte INFO: 413 before parsing`);
@@ -145,19 +153,7 @@ t.test('oversized and hostile bodies get bounded answers', async (t) => {
 t.test('a 250 kB INVITE among 15 in flight: 413 for it, 200 for the others', async (t) => {
   const calls = Array.from({ length: 15 }, (_, i) => uac.request('INVITE', ruri(`flight${i}`), { headers: sdpType, body: PCMU_OFFER }));
   const huge = PCMU_OFFER + `a=x-pad:${'x'.repeat(250_000)}\r\n`;
-  const invite = [
-    `INVITE ${ruri('huge')} SIP/2.0`,
-    `Via: SIP/2.0/TCP 127.0.0.1:${uac.port};branch=z9hG4bK-huge1`,
-    `From: <sip:test@127.0.0.1:${uac.port}>;tag=hugetag`,
-    `To: <sip:${server}>`,
-    'Call-ID: huge-invite-1',
-    'CSeq: 1 INVITE',
-    `Contact: <sip:test@127.0.0.1:${uac.port}>`,
-    'Content-Type: application/sdp',
-    `Content-Length: ${huge.length}`,
-    '',
-    huge,
-  ].join('\r\n');
+  const invite = rawRequest({ method: 'INVITE', uri: ruri('huge'), transport: 'TCP', branch: 'z9hG4bK-huge1', fromTag: 'hugetag', callId: 'huge-invite-1', cseq: 1, contentType: 'application/sdp', body: huge });
   const txn = sim.injectRequest(invite, { protocol: 'TCP', address: '127.0.0.1', port: uac.port });
   const answers = await Promise.all(calls);
   t.same(answers.map((a) => a.status), Array(15).fill(200), 'the 15 calls answered 200');
@@ -168,19 +164,7 @@ t.test('a 250 kB INVITE among 15 in flight: 413 for it, 200 for the others', asy
 });
 
 t.test('an INVITE with bare-LF line ends is answered', async (t) => {
-  const lf = [
-    `INVITE ${ruri('barelf')} SIP/2.0`,
-    `Via: SIP/2.0/UDP 127.0.0.1:${uac.port};branch=z9hG4bK-lf1`,
-    `From: <sip:test@127.0.0.1:${uac.port}>;tag=lftag`,
-    `To: <sip:${server}>`,
-    'Call-ID: bare-lf-1',
-    'CSeq: 1 INVITE',
-    `Contact: <sip:test@127.0.0.1:${uac.port}>`,
-    'Content-Type: application/sdp',
-    `Content-Length: ${PCMU_OFFER.length}`,
-    '',
-    PCMU_OFFER,
-  ].join('\n');
+  const lf = rawRequest({ method: 'INVITE', uri: ruri('barelf'), transport: 'UDP', branch: 'z9hG4bK-lf1', fromTag: 'lftag', callId: 'bare-lf-1', cseq: 1, contentType: 'application/sdp', body: PCMU_OFFER, eol: '\n' });
   const txn = sim.injectRequest(lf, { protocol: 'UDP', address: '127.0.0.1', port: uac.port });
   await until('the bare-LF INVITE answered', () => sim.answerTo(txn) !== null, 5000, context);
   t.match(sim.answerTo(txn) ?? '', /^SIP\/2\.0 200/, 'answered 200 (header lines read with LF ends)');
