@@ -122,17 +122,22 @@ export function buildProfiles(config: Config, fileText: string | null, where = '
   return new Profiles(entries, config.profiles.requireKnown);
 }
 
-/** The profiles `profiles.file` names (read now), or the main config alone. Throws ConfigError naming the file. */
-export function loadProfiles(config: Config): Profiles {
+/** The text of `profiles.file` (null: none configured). Throws ConfigError naming the file. */
+function readProfilesFile(config: Config): string | null {
   const file = config.profiles.file;
-  if (!file) return buildProfiles(config, null);
-  let text: string;
+  if (!file) return null;
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (err) {
     throw new ConfigError(`profiles file ${file}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
   }
-  return buildProfiles(config, text, `profiles file ${file}`);
+}
+
+const fromText = (config: Config, text: string | null): Profiles => buildProfiles(config, text, `profiles file ${config.profiles.file}`);
+
+/** The profiles `profiles.file` names (read now), or the main config alone. Throws ConfigError naming the file. */
+export function loadProfiles(config: Config): Profiles {
+  return fromText(config, readProfilesFile(config));
 }
 
 /**
@@ -142,7 +147,9 @@ export function loadProfiles(config: Config): Profiles {
  */
 export class ProfileSource {
   private profiles: Profiles;
+  /** The file's content in use, and the last content refused (counted once). */
   private text: string | null;
+  private rejected: string | null = null;
   private timer: NodeJS.Timeout | null = null;
   reloads = 0;
   reloadFailures = 0;
@@ -153,9 +160,8 @@ export class ProfileSource {
     private readonly config: Config,
     private readonly log: { info(o: object, m: string): void; error(o: object, m: string): void },
   ) {
-    const first = loadProfiles(config);
-    this.profiles = first;
-    this.text = config.profiles.file ? readFileSync(config.profiles.file, 'utf8') : null;
+    this.text = readProfilesFile(config);
+    this.profiles = fromText(config, this.text);
   }
 
   get current(): Profiles {
@@ -178,19 +184,19 @@ export class ProfileSource {
     this.timer.unref();
   }
 
-  /** Looks at the file once (the timer's work; tests call it directly). */
+  /** Looks at the file once (the timer's work). */
   check(): void {
     const file = this.config.profiles.file;
-    let text: string;
+    let text: string | null;
     try {
-      text = readFileSync(file, 'utf8');
+      text = readProfilesFile(this.config);
     } catch (err) {
-      this.refuse(`cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, null);
+      this.refuse((err as Error).message, null);
       return;
     }
     if (text === this.text) return;
     try {
-      this.profiles = buildProfiles(this.config, text, `profiles file ${file}`);
+      this.profiles = fromText(this.config, text);
       this.text = text;
       this.lastError = null;
       this.reloads++;
@@ -207,8 +213,6 @@ export class ProfileSource {
     this.lastError = why;
     this.log.error({ file: this.config.profiles.file, err: why }, 'profiles file change refused; the running profiles stay');
   }
-
-  private rejected: string | null = null;
 
   close(): void {
     if (this.timer) clearInterval(this.timer);

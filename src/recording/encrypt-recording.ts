@@ -2,12 +2,7 @@ import { stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { encryptFile, isEnveloped, type Encryption } from './cms-envelope.js';
 import type { Sidecar, SpooledFile } from './metadata.js';
-
-const exists = (p: string): Promise<boolean> =>
-  stat(p).then(
-    () => true,
-    () => false,
-  );
+import { fileExists } from './spool-file.js';
 
 /** The name a spool file has once encrypted: the same with `extension: mp3`, `<mediaId>.p7m` / `<mediaId>.wav.p7m` with `p7m`. */
 export function encryptedName(name: string, extension: Encryption['extension']): string {
@@ -26,7 +21,7 @@ export async function encryptRecordingFiles(spoolDir: string, files: Sidecar['fi
     const plain = join(spoolDir, f.name);
     const name = encryptedName(f.name, enc.extension);
     const target = join(spoolDir, name);
-    if (name !== f.name && (await exists(target)) && !(await exists(`${target}.part`))) {
+    if (name !== f.name && (await fileExists(target)) && !(await fileExists(`${target}.part`))) {
       await unlink(plain).catch(() => undefined); // the rename happened; only the clean-up was missed
     } else if (name === f.name && (await isEnveloped(plain))) {
       // replaced in place before a crash

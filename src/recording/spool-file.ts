@@ -1,6 +1,13 @@
-import { open, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import { open, rename, stat, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { SpoolError } from '../errors.js';
+
+/** Whether a path exists (a spool file, a recording's encrypted copy). */
+export const fileExists = (path: string): Promise<boolean> =>
+  stat(path).then(
+    () => true,
+    () => false,
+  );
 
 /** fsyncs a directory so that a rename inside it survives a power cut. */
 export async function syncDir(dir: string): Promise<void> {

@@ -6,15 +6,9 @@ import { encryptedName, encryptRecordingFiles } from './encrypt-recording.js';
 import { buildSidecar, type Sidecar } from './metadata.js';
 import { frameBytes, framesIn, infoFrame, playableSamples } from './mp3-info-tag.js';
 import type { OpenRecord } from './recording.js';
-import { syncDir, writeJsonDurably } from './spool-file.js';
+import { fileExists, syncDir, writeJsonDurably } from './spool-file.js';
 import { wavHeader, wavSizePatches } from './wav-header.js';
 import { isOpenRecord, spoolNames } from './spool-names.js';
-
-const exists = (p: string): Promise<boolean> =>
-  stat(p).then(
-    () => true,
-    () => false,
-  );
 
 /**
  * Finishes the recordings a previous run left open (killed mid-call, power cut): every `<mediaId>.open.json` in the
@@ -32,13 +26,14 @@ export async function recoverSpool(spoolDir: string, log: Logger): Promise<strin
       const n = spoolNames(rec.mediaId);
       const mp3 = join(spoolDir, n.mp3);
       const sidecarPath = join(spoolDir, n.sidecar);
-      if (await exists(sidecarPath)) {
+      const encryptedMp3 = rec.encryption ? join(spoolDir, encryptedName(n.mp3, rec.encryption.extension)) : null;
+      if (await fileExists(sidecarPath)) {
         await unlink(openPath); // finalized; only the clean-up was missed
         continue;
       }
       let mp3Size = 0;
       let samples = 0;
-      if (await exists(`${mp3}.part`)) {
+      if (await fileExists(`${mp3}.part`)) {
         const fh = await open(`${mp3}.part`, 'r+');
         try {
           const size = (await fh.stat()).size;
@@ -53,12 +48,12 @@ export async function recoverSpool(spoolDir: string, log: Logger): Promise<strin
           await fh.close();
         }
         await rename(`${mp3}.part`, mp3);
-      } else if (await exists(mp3)) {
+      } else if (await fileExists(mp3)) {
         mp3Size = (await stat(mp3)).size;
         samples = playableSamples(framesIn(rec.format, mp3Size));
-      } else if (rec.encryption && (await exists(join(spoolDir, encryptedName(n.mp3, rec.encryption.extension))))) {
+      } else if (encryptedMp3 && (await fileExists(encryptedMp3))) {
         // encrypted to its .p7m and the plaintext removed: only the sidecar was missing (the length is approximate)
-        mp3Size = (await stat(join(spoolDir, encryptedName(n.mp3, rec.encryption.extension)))).size;
+        mp3Size = (await stat(encryptedMp3)).size;
         samples = playableSamples(framesIn(rec.format, mp3Size));
       } else {
         log.warn({ mediaId: rec.mediaId }, 'open recording without audio: nothing to recover');
@@ -67,7 +62,7 @@ export async function recoverSpool(spoolDir: string, log: Logger): Promise<strin
       }
       let files: Sidecar['files'] = { mp3: { name: n.mp3, size: mp3Size } };
       const wav = join(spoolDir, n.wav);
-      if (rec.wav && (await exists(`${wav}.part`))) {
+      if (rec.wav && (await fileExists(`${wav}.part`))) {
         const h = wavHeader(rec.wav, 2);
         const fh = await open(`${wav}.part`, 'r+');
         let size: number;
@@ -88,7 +83,7 @@ export async function recoverSpool(spoolDir: string, log: Logger): Promise<strin
         // finalized (or encrypted) before the crash: it is delivered with the rest
         const done = [wav, join(spoolDir, encryptedName(n.wav, rec.encryption?.extension ?? 'mp3'))];
         for (const p of done) {
-          if (files.wav || !(await exists(p))) continue;
+          if (files.wav || !(await fileExists(p))) continue;
           files.wav = { name: n.wav, size: (await stat(p)).size, codec: rec.wav, channels: 2 };
         }
       }
