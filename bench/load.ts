@@ -14,7 +14,11 @@
  * Each step runs BENCH_RUNS times (3, in a row) and the worse run is reported. Both parties send RTP before the MSML dialogstart
  * (as on a live call), and every 10 ms window from each recording's first sample is checked.
  *
+ * The steps run with BENCH_WORKERS media workers (2); then BENCH_COMPARE_STEP calls (300) run again with each of
+ * BENCH_COMPARE_WORKERS (1, and 0: the media in the main thread), so one table shows how the media plane scales.
+ *
  * Options (env): BENCH_STEPS=100,200,300,400  BENCH_RUNS=3  BENCH_SECONDS=20  BENCH_RATE=40 (calls/s)  BENCH_ENCODE_SECONDS=600
+ * BENCH_WORKERS=2  BENCH_COMPARE_WORKERS=1,0  BENCH_COMPARE_STEP=300
  * BENCH_PROFILE=<dir>: the recorder runs with --cpu-prof into <dir>, and the top functions by self time are printed.
  * BENCH_NO_SCRAPE=1: do not poll /metrics during the talk time (encode lag then reads 0).
  */
@@ -48,6 +52,10 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const QUALITY = Number(process.env.MSMLREC_ENCODER_QUALITY ?? 7);
 const FREQ = { a: 500, b: 1100 };
 const PROFILE = process.env.BENCH_PROFILE ?? '';
+/** media.workers of the main series, and the values compared with it at COMPARE_STEP calls. */
+const WORKERS = process.env.BENCH_WORKERS ?? '2';
+const COMPARE_WORKERS = (process.env.BENCH_COMPARE_WORKERS ?? '1,0').split(',').filter((w) => w !== '' && w !== WORKERS);
+const COMPARE_STEP = Number(process.env.BENCH_COMPARE_STEP ?? 300);
 const pct = (xs: number[], p: number): number => {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -452,42 +460,61 @@ async function main(): Promise<void> {
   copyFileSync(join(ROOT, 'package.json'), join(image, 'package.json'));
   symlinkSync(join(ROOT, 'node_modules'), join(image, 'node_modules'));
   const sim = await startSim();
-  const app = await startApp(
-    sim,
-    {
-      MSMLREC_LOG_LEVEL: 'info',
-      MSMLREC_ENCODER_WORKERS: '0',
-      MSMLREC_ENCODER_QUALITY: String(QUALITY),
-      MSMLREC_RTP_PORT_MIN: String(RTP_MIN),
-      MSMLREC_RTP_PORT_MAX: String(RTP_MAX),
-      MSMLREC_CLUSTER_MAX_CALLS: '5000',
-      // the benchmark looks for the load where audio suffers: admission by load (which would turn calls away first) is off
-      MSMLREC_ADMISSION_MAX_LOOP_DELAY_MS: '0',
-      MSMLREC_ADMISSION_MAX_ENCODE_LAG_MS: '0',
-      MSMLREC_RECORDING_FORMAT: 'mp3-16-stereo',
-    },
-    [],
-    [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : []), join(image, 'dist/src/cli.js'), 'run'],
-  );
+  const startRecorder = (workers: string): Promise<AppProcess> =>
+    startApp(
+      sim,
+      {
+        MSMLREC_LOG_LEVEL: 'info',
+        MSMLREC_MEDIA_WORKERS: workers,
+        MSMLREC_ENCODER_WORKERS: '0',
+        MSMLREC_ENCODER_QUALITY: String(QUALITY),
+        MSMLREC_RTP_PORT_MIN: String(RTP_MIN),
+        MSMLREC_RTP_PORT_MAX: String(RTP_MAX),
+        MSMLREC_CLUSTER_MAX_CALLS: '5000',
+        // the benchmark looks for the load where audio suffers: admission by load (which would turn calls away first) is off
+        MSMLREC_ADMISSION_MAX_LOOP_DELAY_MS: '0',
+        MSMLREC_ADMISSION_MAX_ENCODE_LAG_MS: '0',
+        MSMLREC_RECORDING_FORMAT: 'mp3-16-stereo',
+      },
+      [],
+      [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : []), join(image, 'dist/src/cli.js'), 'run'],
+    );
   const uac = await new SipUac(`127.0.0.1:${sim.sipPort}`).start();
-  const results: StepResult[] = [];
-  try {
-    for (const n of STEPS) {
-      process.stderr.write(`step: ${n} calls\n`);
-      let worse: StepResult | null = null;
-      for (let run = 0; run < RUNS; run++) {
-        const r = await step(n, sim, app, uac);
-        if (!worse || (!r.ok && worse.ok) || (r.ok === worse.ok && r.relayP99 > worse.relayP99)) worse = r;
-        await sleep(2000);
-        if (!r.ok) break;
+  /** Runs `steps` on a recorder with `workers` media workers, each RUNS times, the worse kept; stops at a gap. */
+  const series = async (workers: string, steps: number[]): Promise<StepResult[]> => {
+    const app = await startRecorder(workers);
+    const out: StepResult[] = [];
+    try {
+      for (const n of steps) {
+        process.stderr.write(`step: ${n} calls, media.workers ${workers}\n`);
+        let worse: StepResult | null = null;
+        for (let run = 0; run < RUNS; run++) {
+          const r = await step(n, sim, app, uac);
+          if (!worse || (!r.ok && worse.ok) || (r.ok === worse.ok && r.relayP99 > worse.relayP99)) worse = r;
+          await sleep(2000);
+          if (!r.ok) break;
+        }
+        out.push(worse as StepResult);
+        if (!(worse as StepResult).ok) break;
       }
-      results.push(worse as StepResult);
-      if (!(worse as StepResult).ok) break;
+    } finally {
+      // SIGTERM lets node write the CPU profile; no call is live any more
+      await app.stop(PROFILE ? 'SIGTERM' : 'SIGKILL');
     }
+    return out;
+  };
+  let results: StepResult[] = [];
+  const compared: { workers: string; r: StepResult }[] = [];
+  try {
+    results = await series(WORKERS, STEPS);
+    for (const w of COMPARE_WORKERS) {
+      const [r] = await series(w, [COMPARE_STEP]);
+      if (r) compared.push({ workers: w, r });
+    }
+    const own = results.find((r) => r.n === COMPARE_STEP);
+    if (own) compared.push({ workers: WORKERS, r: own });
   } finally {
     uac.stop();
-    // SIGTERM lets node write the CPU profile; no call is live any more
-    await app.stop(PROFILE ? 'SIGTERM' : 'SIGKILL');
     await sim.stop();
   }
   if (PROFILE) printProfile(PROFILE);
@@ -502,6 +529,8 @@ async function main(): Promise<void> {
     '',
     `each step run ${RUNS} times, the worse run shown; RTP flows before each dialogstart; gaps checked in every 10 ms window from each recording's first sample`,
     '',
+    `media.workers ${WORKERS} (a worker thread per core; SIP, MSML and delivery on the main thread):`,
+    '',
     '| calls | gaps | recorder CPU per call | recorder RSS | encode lag max | RTP lost | INVITE→200 p50 / p99 | MSML INFO→200 p50 / p99 | relay on the wire p50 / p99 / max | relay seen by the generator p50 / p99 | generator CPU |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
     ...results.map(
@@ -510,6 +539,15 @@ async function main(): Promise<void> {
     ),
     '',
     `largest N without a gap: **${best ? best.n : 'none'}** concurrent two-party calls (steps tried: ${results.map((r) => r.n).join(', ')})`,
+    '',
+    `media workers compared at ${COMPARE_STEP} calls (0: the media in the main thread, with SIP, MSML and delivery), the worse of ${RUNS} runs:`,
+    '',
+    '| media.workers | gaps | recorder CPU per call | INVITE→200 p99 | MSML INFO→200 p99 | relay on the wire p50 / p99 / max | encode lag max |',
+    '|---|---|---|---|---|---|---|',
+    ...compared.map(
+      ({ workers, r }) =>
+        `| ${workers} | ${r.ok ? 'none' : r.gaps.length} | ${(r.cpuPerCall * 100).toFixed(2)} % | ${r.inviteP99.toFixed(1)} ms | ${r.msmlP99.toFixed(1)} ms | ${r.wireP50.toFixed(2)} / ${r.wireP99.toFixed(2)} / ${r.wireMax.toFixed(1)} ms | ${r.encodeLagMax.toFixed(2)} s |`,
+    ),
     '',
     `| encoder (stereo 16 kbit/s, true stereo, no reservoir; ${ENCODE_SECONDS} s of audio, one core) | × realtime | ratio to native LAME, same settings |`,
     '|---|---|---|',

@@ -25,6 +25,11 @@ const Schema = z
       })
       .strict()
       .refine((r) => r.portMin < r.portMax, { message: 'rtp.portMin must be below rtp.portMax' }),
+    media: z
+      .object({
+        workers: z.union([z.literal('auto'), z.number().int().min(0).max(64), z.string().regex(/^\d+$/, 'must be auto or a number').transform(Number)]),
+      })
+      .strict(),
     sip: z.object({ maxBodyBytes: z.number().int().min(1024).max(10_000_000) }).strict(),
     recording: z
       .object({
@@ -223,9 +228,15 @@ export function instanceId(c: Config): string {
   return c.cluster.id || hostname();
 }
 
-/** Encoder workers to start: the configured number, or one per core. */
+/** Encoder workers to start, in all: the configured number, or one per core. */
 export function encoderWorkers(c: Config): number {
   return c.encoder.workers > 0 ? c.encoder.workers : Math.max(1, availableParallelism());
+}
+
+/** Media worker threads to start: one per core for `auto`; 0 runs the media in the main thread. */
+export function mediaWorkers(c: Config): number {
+  const w = c.media.workers;
+  return w === 'auto' ? Math.max(1, availableParallelism()) : Number(w);
 }
 
 /** Renders the config for the start-up log with secrets hidden. */

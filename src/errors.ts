@@ -64,6 +64,13 @@ export class EncoderCrashError extends RecorderError {
   }
 }
 
+/** The media worker a call's media ran on died: the call ends, its recording is finished from the spool. */
+export class MediaWorkerLostError extends RecorderError {
+  constructor(message: string) {
+    super(message, { sipStatus: 503, msmlCode: 500, retryable: true });
+  }
+}
+
 /**
  * A delivery step (WebDAV, metadata POST) failed. Network errors, 5xx, 408 and 429 are retried, and so is a MKCOL's
  * 404/409 (a collection above is missing: a store being set up, or one removed under us); other 4xx are not.

@@ -4,23 +4,22 @@ import { fileURLToPath } from 'node:url';
 import { basename, resolve } from 'node:path';
 import Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
-import { encoderWorkers, encryptionOf, instanceId, loadConfig, mp3Format, redacted, type Config } from './config.js';
+import { encoderWorkers, encryptionOf, instanceId, loadConfig, mediaWorkers, mp3Format, redacted, type Config } from './config.js';
 import { ConfigError } from './errors.js';
 import { ProfileSource } from './profiles.js';
 import { DeliveryQueue, pendingSidecars } from './jobs/delivery-queue.js';
 import { RtpPortPool } from './media/rtp-port-pool.js';
-import { systemClock } from './media/sample-clock.js';
 import { closeSteps, exitOnSignals } from './ops/lifecycle.js';
 import { createLogger } from './ops/logger.js';
 import { LoadWatch } from './ops/load-watch.js';
 import { MediaTally } from './ops/media-tally.js';
+import { MediaPlane } from './plane/media-plane.js';
 import { RecorderMetrics } from './ops/metrics.js';
 import { OpsServer } from './ops/ops-server.js';
 import { readiness } from './ops/readiness.js';
 import { SpoolWatch } from './ops/spool-watch.js';
 import { RecorderHeartbeat, sipUriFromHostports } from './ops/recorder-registry.js';
-import { EncoderPool } from './recording/encoder-pool.js';
-import { holdSamples } from './recording/recording.js';
+import { holdSamples, openEncryption } from './recording/recording.js';
 import { recoverSpool } from './recording/spool-recovery.js';
 import { SessionRegistry } from './session/session-registry.js';
 import { disconnectDrachtio, guardDrachtioWire } from './sip/drachtio-wire-guard.js';
@@ -58,9 +57,25 @@ export function startRecorder(config: Config): Recorder {
     if (r.expired) log.warn({ certificate: r.source, validTo: r.validTo }, 'encryption certificate expired (encryption.allowExpired): replace it');
   }
   mkdirSync(spoolDir, { recursive: true });
-  const pool = new EncoderPool(encoderWorkers(config), log.child({ part: 'encoder' }), config.encoder.engine, config.encoder.quality);
   const registry = new SessionRegistry();
   const ports = new RtpPortPool(config.rtp.portMin, config.rtp.portMax);
+  const hosts = mediaWorkers(config);
+  const plane = new MediaPlane({
+    workers: hosts,
+    ports,
+    log: log.child({ part: 'media' }),
+    config: {
+      spoolDir,
+      bindAddress: config.rtp.bindAddress,
+      jitterMs: config.rtp.jitterMs,
+      maxSkewMs: config.rtp.maxSkewMs,
+      encoder: { workers: Math.max(1, Math.ceil(encoderWorkers(config) / Math.max(1, hosts))), engine: config.encoder.engine, quality: config.encoder.quality },
+      logLevel: config.log.level,
+      statusMs: 200,
+      loadWindowMs: config.admission.windowMs,
+    },
+  });
+  log.info({ mediaWorkers: hosts, encoderWorkersEach: Math.max(1, Math.ceil(encoderWorkers(config) / Math.max(1, hosts))) }, hosts ? 'media workers started' : 'media runs in the main thread (media.workers 0)');
   const tally = new MediaTally();
   let draining = false;
   let drachtioConnected = false;
@@ -76,9 +91,9 @@ export function startRecorder(config: Config): Recorder {
     : null;
   const spool = new SpoolWatch(spoolDir, config.spool, log.child({ part: 'spool' }));
   spool.start();
-  const load = new LoadWatch(config.admission, () => registry.maxEncodeLagMs(), log.child({ part: 'admission' }));
+  const load = new LoadWatch(config.admission, () => plane.maxEncodeLagMs, log.child({ part: 'admission' }), () => plane.loopDelayP99Ms);
   load.start();
-  metrics = new RecorderMetrics({ registry, ports, pool, spool, delivery, tally, load, profiles, draining: () => draining, drachtioConnected: () => drachtioConnected });
+  metrics = new RecorderMetrics({ registry, ports, plane, spool, delivery, tally, load, profiles, draining: () => draining, drachtioConnected: () => drachtioConnected });
   const m = metrics;
 
   const id = instanceId(config);
@@ -118,21 +133,18 @@ export function startRecorder(config: Config): Recorder {
     config,
     log,
     registry,
-    ports,
+    plane,
     draining: () => draining,
     refuseNew: () => spool.full ?? load.refusal(),
     maxCalls: config.cluster.maxCalls,
     observe: { invite: (status) => m.invite(status), msml: (verb, code) => m.msmlRequest(verb, code) },
     session: {
       recording: {
-        pool,
-        spoolDir,
-        clock: systemClock,
         format: mp3Format(config),
         wav: config.recording.wavCopy === 'off' ? null : config.recording.wavCopy,
         holdSamples: holdSamples(config.rtp.jitterMs, config.rtp.maxSkewMs),
         leftChannel: config.recording.leftChannel,
-        encryption,
+        encryption: openEncryption(encryption),
       },
       leftChannel: config.recording.leftChannel,
       maxDurationMs: config.recording.maxDurationSec * 1000,
@@ -146,7 +158,6 @@ export function startRecorder(config: Config): Recorder {
       onFinalizeFailed: () => m.recordingNotFinalized(),
       onOpenFailed: () => m.recordingNotFinalized('open-failed'),
     },
-    streamClosed: (s) => tally.streamClosed(s),
     profiles,
   });
   srf.on('connect', (err: Error, hostport: string) => {
@@ -175,12 +186,14 @@ export function startRecorder(config: Config): Recorder {
         ...ready(),
         draining,
         calls: registry.size,
+        mediaWorkers: plane.hosts(),
         spool: await spool.refresh(),
         pendingRecordings: spool.state.pending,
         destinations: delivery?.health.all() ?? [],
         profiles: { version: profiles.current.resolve('default')?.version, names: profiles.current.names, lastReloadError: profiles.lastError },
       }),
       drain: () => startDraining('POST /drain'),
+      restartMediaWorker: (n) => plane.restartWorker(n),
     },
     log.child({ part: 'ops' }),
   );
@@ -242,7 +255,7 @@ export function startRecorder(config: Config): Recorder {
       await closeSteps(
         [
           { name: 'recordings', timeoutMs: 60_000, run: () => registry.closeAll(reason) },
-          { name: 'encoder pool', timeoutMs: 5000, run: () => pool.close() },
+          { name: 'media workers', timeoutMs: 5000, run: () => plane.close() },
           { name: 'delivery wait', timeoutMs: config.drain.deliveryGraceSec * 1000 + 1000, run: () => waitForDelivery() },
           { name: 'delivery queue', timeoutMs: 10_000, run: () => delivery?.close() },
           { name: 'heartbeat', timeoutMs: 3000, run: () => heartbeat?.close() },

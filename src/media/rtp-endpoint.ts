@@ -1,6 +1,5 @@
 import { createSocket, type Socket } from 'node:dgram';
 import { parseRtpInto, type RtpPacket } from './rtp-packet.js';
-import type { RtpPortPool } from './rtp-port-pool.js';
 
 export interface RtpEndpointStats {
   datagrams: number;
@@ -9,8 +8,9 @@ export interface RtpEndpointStats {
 }
 
 /**
- * One UDP socket on a pooled even port. Parses what arrives and hands RTP to `onPacket` with the arrival time
- * and the source (for symmetric RTP). Sends are best-effort. `close()` is idempotent and returns the port.
+ * One UDP socket on an even port (taken from the RTP port pool by the main thread). Parses what arrives and hands
+ * RTP to `onPacket` with the arrival time and the source (for symmetric RTP). Sends are best-effort. `close()` is
+ * idempotent; the port goes back to the pool when the main thread hears the leg closed.
  */
 export class RtpEndpoint {
   readonly stats: RtpEndpointStats = { datagrams: 0, malformed: 0, lastMalformed: null };
@@ -24,7 +24,6 @@ export class RtpEndpoint {
   private constructor(
     private readonly socket: Socket,
     readonly port: number,
-    private readonly pool: RtpPortPool,
   ) {
     const p: RtpPacket = { payloadType: 0, marker: false, sequence: 0, timestamp: 0, ssrc: 0, payload: new Uint8Array(0) };
     socket.on('message', (msg, rinfo) => {
@@ -41,28 +40,22 @@ export class RtpEndpoint {
     socket.on('error', () => undefined);
   }
 
-  /** Binds a socket on a port from the pool, skipping ports another process holds. */
-  static async open(pool: RtpPortPool, bindAddress: string, attempts = 16): Promise<RtpEndpoint> {
-    let lastErr: unknown;
-    for (let i = 0; i < attempts; i++) {
-      const port = pool.take();
-      const socket = createSocket({ type: bindAddress.includes(':') ? 'udp6' : 'udp4', recvBufferSize: 256 * 1024 });
-      try {
-        await new Promise<void>((resolve, reject) => {
-          socket.once('error', reject);
-          socket.bind(port, bindAddress, () => {
-            socket.off('error', reject);
-            resolve();
-          });
+  /** Binds a socket on `port`; rejects (EADDRINUSE: another process holds it) leaving nothing open. */
+  static async bind(port: number, bindAddress: string): Promise<RtpEndpoint> {
+    const socket = createSocket({ type: bindAddress.includes(':') ? 'udp6' : 'udp4', recvBufferSize: 256 * 1024 });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind(port, bindAddress, () => {
+          socket.off('error', reject);
+          resolve();
         });
-        return new RtpEndpoint(socket, port, pool);
-      } catch (err) {
-        lastErr = err;
-        socket.close();
-        pool.release(port);
-      }
+      });
+    } catch (err) {
+      socket.close();
+      throw err;
     }
-    throw lastErr;
+    return new RtpEndpoint(socket, port);
   }
 
   send(data: Uint8Array, address: string, port: number): void {
@@ -74,6 +67,5 @@ export class RtpEndpoint {
     if (this.closed) return;
     this.closed = true;
     this.socket.close();
-    this.pool.release(this.port);
   }
 }

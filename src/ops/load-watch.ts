@@ -49,7 +49,11 @@ export class AdmissionGate {
   }
 }
 
-/** Samples the event loop and the encode lag once per window and feeds an AdmissionGate. */
+/**
+ * Samples the event loop and the encode lag once per window and feeds an AdmissionGate. The loop delay is the worse
+ * of this thread's and the media workers' (`mediaLoopDelayMs`: their last window's p99): a media worker that late
+ * delays every packet it relays.
+ */
 export class LoadWatch {
   readonly gate: AdmissionGate;
   private readonly histogram: IntervalHistogram;
@@ -62,6 +66,7 @@ export class LoadWatch {
     private readonly limits: AdmissionLimits,
     private readonly encodeLagMs: () => number,
     private readonly log: Logger,
+    private readonly mediaLoopDelayMs: () => number = () => 0,
   ) {
     this.gate = new AdmissionGate(limits);
     this.histogram = monitorEventLoopDelay({ resolution: 10 });
@@ -75,7 +80,7 @@ export class LoadWatch {
 
   private sample(): void {
     const now = performance.now();
-    const s = { loopDelayP99Ms: this.histogram.percentile(99) / 1e6, encodeLagMs: this.encodeLagMs() };
+    const s = { loopDelayP99Ms: Math.max(this.histogram.percentile(99) / 1e6, this.mediaLoopDelayMs()), encodeLagMs: this.encodeLagMs() };
     this.histogram.reset();
     if (this.gate.update(s, now)) this.overloadWindows++;
     const refusal = this.gate.refusal(now);

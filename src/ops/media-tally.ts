@@ -1,5 +1,8 @@
 import type { MediaStream } from '../media/media-stream.js';
 
+/** A live stream counts as "without media" when nothing arrived for this long and it is not on hold. */
+export const NO_MEDIA_AFTER_MS = 5000;
+
 /** RTP counts of one stream (or a sum of streams). */
 export interface StreamCounts {
   received: number;
@@ -47,7 +50,8 @@ export function addCounts(into: StreamCounts, c: StreamCounts): StreamCounts {
 
 /**
  * What finished streams and recordings counted, so the metrics (finished + live) only ever grow. Streams hand
- * their final counts over as they close; live ones are summed at scrape time, so the packet path pays nothing.
+ * their final counts over as they close (on their media host); live ones are summed when the host reports, so the
+ * packet path pays nothing. The main thread's tally counts finished recordings.
  */
 export class MediaTally {
   readonly closed: StreamCounts = zeroCounts();

@@ -1,20 +1,20 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DeliveryEvents, DeliveryQueue } from '../jobs/delivery-queue.js';
-import type { MediaStream } from '../media/media-stream.js';
 import type { RtpPortPool } from '../media/rtp-port-pool.js';
-import type { EncoderPool } from '../recording/encoder-pool.js';
+import type { MediaPlane } from '../plane/media-plane.js';
 import type { FinalizedRecording } from '../recording/recording.js';
 import type { SessionRegistry } from '../session/session-registry.js';
 import type { LoadWatch } from './load-watch.js';
 import type { SpoolState, SpoolWatch } from './spool-watch.js';
-import { addCounts, countsOf, zeroCounts, type MediaTally, type StreamCounts } from './media-tally.js';
+import { NO_MEDIA_AFTER_MS, type MediaTally, type StreamCounts } from './media-tally.js';
 import { SAMPLE_RATE } from '../media/sample-clock.js';
 
 /** What the metrics read at scrape time. */
 export interface MetricSources {
   registry: SessionRegistry;
   ports: RtpPortPool;
-  pool: EncoderPool;
+  /** The media hosts: RTP counts, encode queues and lag, as they last reported. */
+  plane: MediaPlane;
   spool: SpoolWatch;
   delivery: DeliveryQueue | null;
   tally: MediaTally;
@@ -25,9 +25,6 @@ export interface MetricSources {
   /** The profiles file and its reloads. */
   profiles?: { reloads: number; reloadFailures: number };
 }
-
-/** A live stream counts as "without media" when nothing arrived for this long and it is not on hold. */
-export const NO_MEDIA_AFTER_MS = 5000;
 
 const PREFIX = 'msmlrec_';
 
@@ -96,15 +93,13 @@ export class RecorderMetrics {
       registers,
     });
 
-    const live = (): MediaStream[] => src.registry.all().flatMap((s) => s.legs.flatMap((l) => l.streams)).filter((s) => !s.isClosed);
-    // one pass over the live streams per scrape, shared by the nine RTP counters
+    // the hosts' last reports (every media.statusMs), summed once per scrape for the nine RTP counters
     let mediaAt = -Infinity;
-    let mediaSum = zeroCounts();
+    let mediaSum: StreamCounts | null = null;
     const media = (): StreamCounts => {
       const now = performance.now();
-      if (now - mediaAt > 50) {
-        mediaSum = addCounts(zeroCounts(), src.tally.closed);
-        for (const s of live()) addCounts(mediaSum, countsOf(s));
+      if (!mediaSum || now - mediaAt > 50) {
+        mediaSum = src.plane.counts();
         mediaAt = now;
       }
       return mediaSum;
@@ -123,13 +118,11 @@ export class RecorderMetrics {
     for (const [k, name, help] of rtp) derivedCounter(registers, name, help, () => media()[k]);
     // finished recordings' samples (the tally) plus those of the live ones, in channel-seconds
     const recordingSeconds = (field: 'silentSamples' | 'lateSamples') => (): number => {
-      let n = src.tally[field];
-      for (const s of src.registry.all()) n += s.recording?.[field] ?? 0;
-      return n / SAMPLE_RATE;
+      return (src.tally[field] + src.plane.liveSamples(field)) / SAMPLE_RATE;
     };
     derivedCounter(registers, 'silence_filled_seconds_total', 'Silence written in place of missing audio (gaps, hold, silent legs), channel-seconds', recordingSeconds('silentSamples'));
     derivedCounter(registers, 'audio_dropped_late_seconds_total', 'Audio that reached a recording after its place was already encoded (the recorder fell behind by more than its hold time), channel-seconds; should stay 0', recordingSeconds('lateSamples'));
-    derivedCounter(registers, 'streams_without_media_total', 'Media streams that ended without receiving any RTP', () => src.tally.streamsWithoutMedia);
+    derivedCounter(registers, 'streams_without_media_total', 'Media streams that ended without receiving any RTP', () => src.plane.streamsWithoutMedia);
 
     const gauge = (name: string, help: string, value: () => number | Promise<number>): Gauge =>
       new Gauge({
@@ -143,16 +136,15 @@ export class RecorderMetrics {
     gauge('calls_active', 'Live recording sessions (conf-ids)', () => src.registry.size);
     gauge('legs_active', 'Live SIP dialogs (call parties)', () => src.registry.all().reduce((n, s) => n + s.legs.filter((l) => !l.ended).length, 0));
     gauge('recordings_active', 'Recordings being written', () => src.registry.all().filter((s) => s.recording).length);
-    gauge('streams_no_media', `Live media streams, not on hold, with no RTP for ${NO_MEDIA_AFTER_MS / 1000} s`, () => {
-      const now = performance.now();
-      return live().filter((s) => !s.held && now - s.lastPacketAt > NO_MEDIA_AFTER_MS).length;
-    });
+    gauge('streams_no_media', `Live media streams, not on hold, with no RTP for ${NO_MEDIA_AFTER_MS / 1000} s`, () => src.plane.streamsNoMedia);
     gauge('rtp_ports_in_use', 'RTP ports in use', () => src.ports.inUse);
     gauge('rtp_ports_free', 'RTP ports free', () => src.ports.available);
-    gauge('encode_queue_depth', 'Encode requests waiting for a worker', () => src.pool.queueDepth);
-    gauge('encode_oldest_pending_seconds', 'Age of the oldest unanswered encode request', () => src.pool.oldestPendingMs / 1000);
-    gauge('encode_lag_seconds', 'Largest encode lag of a live recording (how far encoding is behind the clock)', () => src.registry.maxEncodeLagMs() / 1000);
-    gauge('event_loop_delay_p99_seconds', "p99 event-loop delay over the admission check's last window", () => (src.load?.gate.last.loopDelayP99Ms ?? 0) / 1000);
+    gauge('encode_queue_depth', 'Encode requests waiting for a worker', () => src.plane.encodeQueueDepth);
+    gauge('encode_oldest_pending_seconds', 'Age of the oldest unanswered encode request', () => src.plane.encodeOldestPendingMs / 1000);
+    gauge('encode_lag_seconds', 'Largest encode lag of a live recording (how far encoding is behind the clock)', () => src.plane.maxEncodeLagMs / 1000);
+    gauge('media_workers', 'Media worker threads running', () => src.plane.hosts().length);
+    derivedCounter(registers, 'media_worker_exits_total', 'Media workers that died (their calls ended, their recordings were finished from the spool); each is replaced', () => src.plane.workerExits);
+    gauge('event_loop_delay_p99_seconds', "p99 event-loop delay over the admission check's last window, the worse of the main thread and the media workers", () => (src.load?.gate.last.loopDelayP99Ms ?? 0) / 1000);
     gauge('overloaded', '1 while new calls get 503 because the recorder is behind (admission.*)', () => (src.load?.refusal() ? 1 : 0));
     derivedCounter(registers, 'config_reloads_total', 'Changes of the profiles file taken into use', () => src.profiles?.reloads ?? 0);
     derivedCounter(registers, 'config_reload_failures_total', 'Changes of the profiles file refused (invalid; the running profiles stay)', () => src.profiles?.reloadFailures ?? 0);

@@ -10,6 +10,11 @@ export interface OpsHandlers {
   status: () => Promise<Record<string, unknown>>;
   /** Stops taking new calls (as SIGTERM does first), without stopping: the process stays up until SIGTERM. */
   drain: () => void;
+  /**
+   * Ends media worker `n` as if it had crashed (its calls end, their recordings are finished from the spool and
+   * delivered, a new worker takes its place): for a worker that misbehaves. False: no such worker.
+   */
+  restartMediaWorker?: (n: number) => boolean;
 }
 
 function send(res: ServerResponse, status: number, body: string, type = 'text/plain; charset=utf-8'): void {
@@ -19,7 +24,7 @@ function send(res: ServerResponse, status: number, body: string, type = 'text/pl
 
 /**
  * The operations HTTP endpoint: GET /metrics (Prometheus), /livez (the event loop answers), /readyz (200 or 503
- * with the reasons), /status (JSON), POST /drain. Anything else is 404.
+ * with the reasons), /status (JSON), POST /drain, POST /media-workers/<n>/restart. Anything else is 404.
  */
 export class OpsServer {
   private server: Server;
@@ -61,6 +66,10 @@ export class OpsServer {
       } else if (req.method === 'POST' && path === '/drain') {
         this.h.drain();
         send(res, 202, 'draining\n');
+      } else if (req.method === 'POST' && /^\/media-workers\/\d+\/restart$/.test(path) && this.h.restartMediaWorker) {
+        const n = Number(path.split('/')[2]);
+        const done = this.h.restartMediaWorker(n);
+        send(res, done ? 202 : 404, done ? `media worker ${n} restarting\n` : `no media worker ${n}\n`);
       } else {
         send(res, 404, 'not found\n');
       }

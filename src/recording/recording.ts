@@ -10,7 +10,7 @@ import type { EncoderPool } from './encoder-pool.js';
 import { buildSidecar, makeMediaId, type LegSummary, type RecordingContext, type RecordingEvent, type Sidecar } from './metadata.js';
 import { frameBytes, framesIn, infoFrame } from './mp3-info-tag.js';
 import type { Mp3Format } from './mp3-encoder.js';
-import { certAlias, type Encryption } from './cms-envelope.js';
+import { certAlias, loadRecipient, type Encryption } from './cms-envelope.js';
 import { encryptRecordingFiles } from './encrypt-recording.js';
 import { SpoolFile, writeJsonDurably } from './spool-file.js';
 import { interleave, wavHeader, wavSizePatches, type WavHeader } from './wav-header.js';
@@ -74,6 +74,13 @@ export function holdSamples(jitterMs: number, maxSkewMs: number): number {
  * settings still encrypts a recording for the certificates it was started with. */
 export function openEncryption(enc: Encryption | null): OpenRecord['encryption'] {
   return enc ? { certificates: enc.recipients.map((r) => r.pem), cipher: enc.cipher, keyTransport: enc.keyTransport, extension: enc.extension } : null;
+}
+
+/** The encryption settings back from what `openEncryption` kept (the certificates were checked when first loaded). */
+export function encryptionFromOpen(o: OpenRecord['encryption'], name: string): Encryption | null {
+  if (!o) return null;
+  const recipients = o.certificates.map((pem, i) => loadRecipient(pem, `${name} certificate #${i + 1}`, { allowExpired: true }));
+  return { recipients, cipher: o.cipher, keyTransport: o.keyTransport, extension: o.extension };
 }
 
 const rand8 = (): string => randomBytes(4).toString('hex').toUpperCase();

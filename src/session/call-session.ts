@@ -1,18 +1,21 @@
 import type { Logger } from 'pino';
-import { MsmlError } from '../errors.js';
+import { MediaWorkerLostError, MsmlError } from '../errors.js';
 import { destCollection } from '../jobs/deliver-recording.js';
 import { MsmlCode } from '../msml/msml-codes.js';
 import { boundedText, MsmlInterpreter, type DialogStart, type MsmlAnswer, type MsmlControlled } from '../msml/msml-interpreter.js';
 import { eventBody, resultBody } from '../msml/msml-respond.js';
-import { Recording, type FinalizedRecording, type RecordingDeps } from '../recording/recording.js';
+import type { FinalizedRecording } from '../recording/recording.js';
+import type { PlaneSession } from '../plane/media-plane.js';
+import type { PartyRole, RecordingSettings } from '../plane/plane-protocol.js';
 import { formatOf } from '../config.js';
 import type { RecordingProfile } from '../profiles.js';
 import type { RecordingUri } from './recording-uri.js';
-import type { Leg, LegDialog, PartyRole } from './leg.js';
+import type { Leg, LegDialog } from './leg.js';
 import { SAMPLES_PER_MS } from '../media/sample-clock.js';
 
 export interface SessionDeps {
-  recording: Omit<RecordingDeps, 'log'>;
+  /** How recordings are written when the session has no profile (format, WAV copy, encryption, hold). */
+  recording: RecordingSettings;
   /** Which role is the left channel (slot 0). */
   leftChannel: PartyRole;
   maxDurationMs: number;
@@ -28,30 +31,32 @@ export interface SessionDeps {
   onOpenFailed?: (err: Error) => void;
 }
 
-/** Packets of each slot kept while nothing records, for a recording that starts between them (see `lastAudio`). */
-const PREROLL_PACKETS = 4;
-
 interface ActiveRecording {
-  rec: Recording;
   dialogId: string;
   name: string;
   control: LegDialog;
   wantsExit: boolean;
   maxTimer: NodeJS.Timeout;
+  mediaId: string;
 }
 
 /**
  * A recording session: every dialog with the same MSML conf-id (one per call party in 3PCC), their roles and
- * pairing, and the recording that spans them, driven by MSML (`msml/msml-interpreter.ts`). `close()` is idempotent
- * and cascades: recording, then legs.
+ * pairing, and the recording that spans them, driven by MSML (`msml/msml-interpreter.ts`). The media — sockets,
+ * relay, capture, the recording's files — is on the session's media host, driven through `media`. `close()` is
+ * idempotent and cascades: recording, then legs, then the media session.
  */
 export class CallSession implements MsmlControlled<LegDialog> {
   readonly legs: Leg[] = [];
   private active: ActiveRecording | null = null;
+  /** Recordings started and not yet finalized or failed, by media id (an open failure may come after a stop). */
+  private readonly started = new Map<string, ActiveRecording>();
   /** The MSML that drives it (events a request causes wait until its answer is out). */
   private readonly msml: MsmlInterpreter<LegDialog>;
   private closing: Promise<void> | null = null;
   private recordings = 0;
+  /** A `<dialogstart>` is waiting for its host. */
+  private starting = false;
   onClosed: () => void = () => undefined;
 
   constructor(
@@ -61,9 +66,14 @@ export class CallSession implements MsmlControlled<LegDialog> {
     private readonly deps: SessionDeps,
     readonly log: Logger,
     /** The IVR profile its recordings use (destinations, format); null: `deps.recording` as it is. */
-    readonly profile: RecordingProfile | null = null,
+    readonly profile: RecordingProfile | null,
+    /** Its media on its media host. */
+    readonly media: PlaneSession,
   ) {
     this.msml = new MsmlInterpreter(this, log);
+    media.onOpenFailed = (mediaId, err) => this.openFailed(mediaId, err);
+    media.onLost = (recovered, why) => void this.mediaLost(recovered, why);
+    media.onStatus = (st) => this.checkMedia(st.silentMs);
   }
 
   private rolesGiven = 0;
@@ -77,11 +87,6 @@ export class CallSession implements MsmlControlled<LegDialog> {
     return this.rolesGiven++ === 0 ? 'other' : 'recordDN';
   }
 
-  /** Notes hold/unhold and similar in the running recording's history. */
-  noteCallEvent(type: string): void {
-    this.active?.rec.event(type);
-  }
-
   /** The recording slot (0 = left) of a role, or of an m-line index in a single two-m-line dialog. */
   slotOf(role: PartyRole): number {
     return role === this.deps.leftChannel ? 0 : 1;
@@ -89,71 +94,15 @@ export class CallSession implements MsmlControlled<LegDialog> {
 
   addLeg(leg: Leg): void {
     this.legs.push(leg);
-    this.link();
   }
 
-  /**
-   * Pairs the media of the two parties for relaying: the newest live single-stream leg of each role (a later leg of
-   * a role, e.g. after a transfer, takes over). A two-m-line dialog is a recording fork: nothing to relay.
-   */
-  private link(): void {
-    for (const l of this.legs) for (const s of l.streams) s.peer = null;
-    const newest = (role: PartyRole): Leg | undefined =>
-      [...this.legs].reverse().find((l) => l.role === role && !l.ended && l.streams.length === 1);
-    const a = newest('other');
-    const b = newest('recordDN');
-    if (!a || !b) return;
-    a.streams[0].peer = b.streams[0];
-    b.streams[0].peer = a.streams[0];
-  }
-
-  /**
-   * The newest packets' audio of each slot while nothing records (a ring of PREROLL_PACKETS). A recording starts
-   * between two packets: what of them falls after its start is its first audio, so it has sound from its first
-   * sample. More than one packet: a leg's clock is anchored to its first packet's arrival, and until the drift
-   * tracking corrects it (its first second) a late first packet puts the later ones ahead of their arrival.
-   */
-  private readonly lastAudio = [0, 1].map(() => Array.from({ length: PREROLL_PACKETS }, () => ({ at: 0, n: 0, pcm: new Int16Array(320) })));
-  private readonly lastAudioNext = [0, 0];
-
-  /** Audio from a leg's stream. */
-  readonly sink = (slot: number, at: number, pcm: Int16Array): void => {
-    if (this.active) {
-      this.active.rec.write(slot, at, pcm);
-      return;
-    }
-    const ring = this.lastAudio[slot];
-    if (!ring) return;
-    const last = ring[this.lastAudioNext[slot]];
-    this.lastAudioNext[slot] = (this.lastAudioNext[slot] + 1) % PREROLL_PACKETS;
-    if (last.pcm.length < pcm.length) last.pcm = new Int16Array(pcm.length);
-    last.pcm.set(pcm);
-    last.at = at;
-    last.n = pcm.length;
-  };
-
-  /** Periodic work: release due packets, encode what is old enough, end the call if its media stopped. */
-  tick(now = performance.now()): void {
-    for (const l of this.legs) for (const s of l.streams) s.poll();
-    this.active?.rec.tick();
+  /** Ends the call if its media stopped (the host reports how long no party not on hold has sent RTP). */
+  private checkMedia(silentMs: number): void {
     const limit = this.deps.mediaTimeoutMs;
-    if (limit > 0 && !this.closed && this.legs.length > 0 && this.silentMs(now) >= limit) {
-      this.log.warn({ silentMs: Math.round(this.silentMs(now)), timeoutMs: limit }, 'no RTP from any party: ending the call');
+    if (limit > 0 && !this.closed && this.legs.length > 0 && silentMs >= limit) {
+      this.log.warn({ silentMs: Math.round(silentMs), timeoutMs: limit }, 'no RTP from any party: ending the call');
       void this.close('media timeout', 'media-timeout');
     }
-  }
-
-  /**
-   * How long no party has sent RTP: the shortest silence of the streams of live legs that are not on hold (a held
-   * party is expected to be silent). 0 when every such stream is on hold: a call on hold is not dead.
-   */
-  silentMs(now: number): number {
-    let least = Number.POSITIVE_INFINITY;
-    for (const l of this.legs) {
-      if (l.ended) continue;
-      for (const s of l.streams) if (!s.held) least = Math.min(least, now - s.lastPacketAt);
-    }
-    return least === Number.POSITIVE_INFINITY ? 0 : least;
   }
 
   /** Handles one MSML body from an INFO on `dialog`. Never throws: errors become MSML results. */
@@ -161,9 +110,9 @@ export class CallSession implements MsmlControlled<LegDialog> {
     return this.msml.handle(body, dialog);
   }
 
-  /** The running recording, if any. */
-  get recording(): Recording | null {
-    return this.active?.rec ?? null;
+  /** Whether a recording is running. */
+  get recording(): boolean {
+    return this.active !== null;
   }
 
   get closed(): boolean {
@@ -182,17 +131,21 @@ export class CallSession implements MsmlControlled<LegDialog> {
   }
 
   pause(): void {
-    this.active?.rec.pause();
+    if (this.active) this.media.pause();
   }
 
   resume(): void {
-    this.active?.rec.resume();
+    if (this.active) this.media.resume();
   }
 
-  /** Starts a recording for a `<dialogstart>`: capture at once, the files opened meanwhile. Throws MsmlError. */
-  startRecording(r: DialogStart, dialog: LegDialog): MsmlAnswer {
+  /**
+   * Starts a recording for a `<dialogstart>`: capture starts on the media host at once, its files are opened
+   * meanwhile (the answer does not wait for them: a slow disk costs neither audio nor answer time). Throws MsmlError.
+   */
+  async startRecording(r: DialogStart, dialog: LegDialog): Promise<MsmlAnswer> {
     if (this.closed) throw new MsmlError('Session is ending', MsmlCode.NO_SUCH_OBJECT);
     if (this.active) throw new MsmlError(`A recording is already running: ${this.active.dialogId}`, MsmlCode.ALREADY_EXISTS);
+    if (this.starting) throw new MsmlError('A recording is already starting', MsmlCode.ALREADY_EXISTS);
     const profile = this.profile;
     try {
       destCollection(r.record.dest, profile?.allowedDestHosts ?? this.deps.allowedDestHosts);
@@ -203,43 +156,42 @@ export class CallSession implements MsmlControlled<LegDialog> {
     const dialogId = `${r.target}/dialog:${name}`;
     const params = r.record.params;
     const id = params.id ?? `${this.callUUID ?? this.uri.confId ?? this.key}_${this.recordings + 1}`;
-    const log = this.log.child({ recording: id });
+    this.recordings++;
     // the profile's format and WAV copy; encryption and the rest are the recorder's
     const byProfile = profile ? { format: formatOf(profile.format), wav: profile.wavCopy === 'off' ? null : profile.wavCopy } : {};
-    const rec = new Recording(
-      { ...this.deps.recording, ...byProfile, log },
-      {
-        id,
-        confId: this.uri.confId,
-        callUUID: this.callUUID,
-        dialogId,
-        dn: this.uri.dn,
-        tenant: this.uri.tenant,
-        ivrProfile: this.uri.ivrProfile,
-        tenantDbid: this.uri.tenantDbid,
-        uriParams: this.uri.params,
-        ...(profile ? { profile: profile.name, profileVersion: profile.version } : {}),
-        msml: { dest: r.record.dest, format: r.record.format, maxtimeMs: r.record.maxtimeMs, attrs: r.record.attrs, params },
-      },
-    );
-    this.recordings++;
     const maxMs = Math.min(r.record.maxtimeMs ?? this.deps.maxDurationMs, this.deps.maxDurationMs);
-    rec.maxSamples = maxMs * SAMPLES_PER_MS;
+    const ctx = {
+      id,
+      confId: this.uri.confId,
+      callUUID: this.callUUID,
+      dialogId,
+      dn: this.uri.dn,
+      tenant: this.uri.tenant,
+      ivrProfile: this.uri.ivrProfile,
+      tenantDbid: this.uri.tenantDbid,
+      uriParams: this.uri.params,
+      ...(profile ? { profile: profile.name, profileVersion: profile.version } : {}),
+      msml: { dest: r.record.dest, format: r.record.format, maxtimeMs: r.record.maxtimeMs, attrs: r.record.attrs, params },
+    };
+    let mediaId: string;
+    this.starting = true;
+    try {
+      mediaId = await this.media.start({ ...this.deps.recording, ...byProfile }, ctx, maxMs * SAMPLES_PER_MS);
+    } catch (err) {
+      throw new MsmlError(`Recording could not start: ${(err as Error).message}`, MsmlCode.INTERNAL);
+    } finally {
+      this.starting = false;
+    }
+    if (this.closed) {
+      // the session ended while the host started it: it is finalized with the session's media
+      return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK, { dialogId }) };
+    }
     const maxTimer = setTimeout(() => void this.stopRecording('record.complete.maxlength'), maxMs);
     maxTimer.unref();
-    const wantsExit = r.record.exitNamelist !== null;
-    // capture starts now: the legs' audio goes to the recording's mixer while its files and encoder are opened, and
-    // the answer does not wait for them (a slow disk costs neither audio nor answer time)
-    const active: ActiveRecording = { rec, dialogId, name, control: dialog, wantsExit, maxTimer };
+    const active: ActiveRecording = { dialogId, name, control: dialog, wantsExit: r.record.exitNamelist !== null, maxTimer, mediaId };
     this.active = active;
-    this.lastAudio.forEach((ring, slot) => {
-      for (const last of ring) {
-        if (last.n > 0) rec.write(slot, last.at, last.pcm.subarray(0, last.n));
-        last.n = 0;
-      }
-    });
-    rec.open().catch((err: Error) => this.openFailed(active, err));
-    log.info({ dialogId, mediaId: rec.mediaId, maxMs }, 'recording started');
+    this.started.set(mediaId, active);
+    this.log.info({ dialogId, mediaId, recording: id, maxMs }, 'recording started');
     return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK, { dialogId }) };
   }
 
@@ -247,14 +199,31 @@ export class CallSession implements MsmlControlled<LegDialog> {
    * The recording's files or encoder could not be opened (disk full, spool gone): nothing was written and nothing
    * is left behind. The recording ends and SIP Server is told with its events, the error in a description.
    */
-  private openFailed(a: ActiveRecording, err: Error): void {
+  private openFailed(mediaId: string, err: Error): void {
+    const a = this.started.get(mediaId);
+    this.started.delete(mediaId);
+    if (!a) return;
     if (this.active === a) {
       this.active = null;
       clearTimeout(a.maxTimer);
     }
-    this.log.error({ err: err.message, mediaId: a.rec.mediaId }, 'recording could not be opened; it ends');
+    this.log.error({ err: err.message, mediaId }, 'recording could not be opened; it ends');
     this.deps.onOpenFailed?.(err);
     void this.notify(a, 'record.failed', 0, boundedText(err.message));
+  }
+
+  /**
+   * The media worker died: the recording (finished from the spool, marked truncated) is delivered, SIP Server is
+   * told it failed and why, and the call ends (its media is gone).
+   */
+  private async mediaLost(recovered: FinalizedRecording | null, why: string): Promise<void> {
+    const a = this.active;
+    this.active = null;
+    if (a) clearTimeout(a.maxTimer);
+    this.started.clear();
+    if (recovered) this.deps.onFinalized(recovered);
+    if (a) await this.notify(a, 'record.failed', recovered?.sidecar.durationMs ?? 0, boundedText(why));
+    await this.close(why);
   }
 
   /** Stops the running recording (if any), finalizes it and tells SIP Server with MSML events. */
@@ -263,19 +232,22 @@ export class CallSession implements MsmlControlled<LegDialog> {
     if (!a) return;
     this.active = null;
     clearTimeout(a.maxTimer);
-    for (const l of this.legs) for (const s of l.streams) s.drain();
-    let fin: FinalizedRecording;
+    let fin: FinalizedRecording | null;
     try {
-      fin = await a.rec.stop(reason, this.legs.flatMap((l) => l.summaries()));
+      fin = await this.media.stop(reason);
     } catch (err) {
-      if (a.rec.openError) return; // never opened: openFailed() reported it
-      this.log.error({ err }, 'recording could not be finalized; its files stay in the spool and the next start finishes them');
+      // never opened: openFailed() reported it; worker gone: mediaLost() does
+      if ((err as { openError?: boolean }).openError || err instanceof MediaWorkerLostError) return;
+      this.started.delete(a.mediaId);
+      this.log.error({ err: (err as Error).message }, 'recording could not be finalized; its files stay in the spool and the next start finishes them');
       this.deps.onFinalizeFailed?.(err as Error);
       if (notify) await this.notify(a, 'record.failed', 0);
       return;
     }
+    this.started.delete(a.mediaId);
+    if (!fin) return;
     this.deps.onFinalized(fin);
-    if (notify) await this.notify(a, a.rec.failed ? 'record.failed' : reason, fin.sidecar.durationMs);
+    if (notify) await this.notify(a, fin.sidecar.truncated ? 'record.failed' : reason, fin.sidecar.durationMs);
   }
 
   private notify(a: ActiveRecording, end: string, lenMs: number, description?: string): Promise<void> {
@@ -301,7 +273,7 @@ export class CallSession implements MsmlControlled<LegDialog> {
   /** A leg's dialog ended (BYE from SIP Server). The recording ends with the control dialog or the last leg. */
   async legEnded(leg: Leg, reason: string): Promise<void> {
     leg.ended = true;
-    this.link();
+    this.media.legEnded(leg.legId);
     this.log.info({ callId: leg.callId, reason }, 'leg ended');
     const controlGone = this.active?.control === leg.dialog;
     if (controlGone || this.legs.every((l) => l.ended)) {
@@ -320,6 +292,7 @@ export class CallSession implements MsmlControlled<LegDialog> {
         this.log.info({ reason }, 'session closing');
         await this.stopRecording(endReason, false);
         await Promise.all(this.legs.map((l) => l.close({ bye: !l.ended })));
+        await this.media.close();
         this.onClosed();
       })();
     }

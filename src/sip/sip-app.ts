@@ -4,11 +4,10 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Profiles } from '../profiles.js';
 import { BodyTooLargeError, CapacityError, RecorderError, SignalingError } from '../errors.js';
-import { MediaStream } from '../media/media-stream.js';
-import { RtpEndpoint } from '../media/rtp-endpoint.js';
-import type { RtpPortPool } from '../media/rtp-port-pool.js';
+import type { MediaPlane } from '../plane/media-plane.js';
+import type { PartyRole } from '../plane/plane-protocol.js';
 import { CallSession, type SessionDeps } from '../session/call-session.js';
-import { BYE_TIMEOUT_MS, Leg, type LegDialog, type PartyRole } from '../session/leg.js';
+import { BYE_TIMEOUT_MS, Leg, type LegDialog } from '../session/leg.js';
 import type { SessionRegistry } from '../session/session-registry.js';
 import { parseRecordingUri } from './request-uri.js';
 import { isOfferless, negotiate, renderAnswer, renderOffer, type NegotiatedMedia, type SdpLocal } from './sdp-answer.js';
@@ -20,7 +19,8 @@ export interface SipAppDeps {
   config: Config;
   log: Logger;
   registry: SessionRegistry;
-  ports: RtpPortPool;
+  /** Where the calls' media runs (RTP ports are taken from its pool). */
+  plane: MediaPlane;
   session: SessionDeps;
   /** True while draining: INVITEs for new conf-ids get 503 (a live call's next leg is still taken). */
   draining: () => boolean;
@@ -30,8 +30,6 @@ export interface SipAppDeps {
   maxCalls: number;
   /** Counts initial INVITE outcomes and MSML requests. */
   observe?: { invite(status: number): void; msml(verb: string, code: number): void };
-  /** Told when a media stream closes, with its final counts. */
-  streamClosed?: (s: MediaStream) => void;
   /** The IVR profiles (per-tenant destinations and format); without them every call uses `session.recording`. */
   profiles?: Pick<Profiles, 'resolve'>;
 }
@@ -91,7 +89,7 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
     const callId = req.get('Call-ID');
     const clog = log.child({ callId });
     let session: CallSession | null = null;
-    const endpoints: RtpEndpoint[] = [];
+    let openedLeg: number | null = null;
     try {
       tooLarge(req);
       const uri = parseRecordingUri(req.uri);
@@ -106,31 +104,26 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
         const profileName = uri.tenant !== null && uri.ivrProfile !== null ? `${uri.tenant}.${uri.ivrProfile}` : null;
         const profile = deps.profiles ? deps.profiles.resolve(profileName) : null;
         if (deps.profiles && !profile) throw new SignalingError(`unknown IVR profile ${profileName ?? '(none in the Request-URI)'} (profiles.requireKnown)`, { sipStatus: 404 });
-        session = new CallSession(key, uri, callUUID, deps.session, log.child({ conf: key, callUUID, profile: profile?.name }), profile);
+        const bindings = { conf: key, callUUID, profile: profile?.name };
+        session = new CallSession(key, uri, callUUID, deps.session, log.child(bindings), profile, deps.plane.session(key, bindings));
         deps.registry.add(session);
       }
       const offerless = isOfferless(req.body);
       const negotiated: NegotiatedMedia[] | null = offerless ? null : negotiate(req.body, config.rtp.codecs);
       const count = negotiated ? negotiated.length : 1;
-      for (let i = 0; i < count; i++) endpoints.push(await RtpEndpoint.open(deps.ports, config.rtp.bindAddress));
+      const legRole = session.nextRole();
+      const s = session;
+      const roleOf = (i: number): PartyRole => (count > 1 ? (i === 0 ? 'other' : 'recordDN') : legRole);
+      const slots = Array.from({ length: count }, (_, i) => s.slotOf(roleOf(i)));
+      const opened = await s.media.openLeg(callId, legRole, slots, negotiated ?? [null]);
+      openedLeg = opened.legId;
       const local: SdpLocal = {
         address: config.rtp.advertisedAddress,
-        ports: endpoints.map((e) => e.port),
+        ports: opened.ports,
         sessionId: sdpSession++,
         sessionVersion: 1,
       };
       const sdp = negotiated ? renderAnswer(req.body, negotiated, local) : renderOffer(local, config.rtp.codecs);
-      const legRole = session.nextRole();
-      const s = session;
-      const roleOf = (i: number): PartyRole => (count > 1 ? (i === 0 ? 'other' : 'recordDN') : legRole);
-      const streams = endpoints.map(
-        (ep, i) =>
-          new MediaStream(ep, negotiated?.[i] ?? null, s.slotOf(roleOf(i)), s.sink, {
-            jitterMs: config.rtp.jitterMs,
-            maxSkewMs: config.rtp.maxSkewMs,
-            onClose: deps.streamClosed,
-          }),
-      );
       // drachtio-srf handles a BYE or re-INVITE that arrives right behind the ACK synchronously, possibly in the same
       // read as the 200's echo, before a promise continuation would run: the callback form lets the dialog's
       // listeners be attached in the same turn that creates it
@@ -143,17 +136,21 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
           }
           // drachtio-srf can report an error and still send the 200 (a request without Contact): end that dialog
           if (failed) return void bounded(() => legDialog(dlg).destroy(), BYE_TIMEOUT_MS);
-          const l = new Leg(legDialog(dlg), callId, legRole, streams);
+          const l = new Leg(legDialog(dlg), callId, legRole, opened.legId, count, s.media);
           s.addLeg(l);
           watchDialog(dlg, l, s, local, clog, offerless ? cseqOf(req) : null);
+          openedLeg = null;
           resolve(l);
         });
       });
-      clog.info({ conf: key, role: leg.role, offerless, ports: local.ports, codecs: negotiated?.map((n) => n.codec) }, 'leg answered');
+      clog.info({ conf: key, role: leg.role, offerless, ports: local.ports, codecs: negotiated?.map((n) => n.codec), mediaWorker: session.media.worker }, 'leg answered');
       deps.observe?.invite(200);
     } catch (err) {
-      for (const e of endpoints) e.close();
-      if (session && session.legs.length === 0) deps.registry.remove(session);
+      if (session && openedLeg !== null) void session.media.closeLeg(openedLeg);
+      if (session && session.legs.length === 0) {
+        deps.registry.remove(session);
+        void session.media.close();
+      }
       const status = err instanceof RecorderError ? err.sipStatus : ((err as { status?: number }).status ?? 500);
       const text = err instanceof Error ? err.message : String(err);
       if (status === 487) {
@@ -180,15 +177,8 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
   function watchDialog(dlg: Srf.Dialog, leg: Leg, session: CallSession, local: SdpLocal, clog: Logger, firstOfferCseq: number | null): void {
     let offerCseq = firstOfferCseq;
 
-    const apply = (negotiated: NegotiatedMedia[]): void => {
-      leg.streams.forEach((s, i) => {
-        const n = negotiated[i];
-        if (!n) return;
-        const wasHeld = s.held;
-        s.update(n);
-        if (s.held !== wasHeld) session.noteCallEvent(s.held ? 'hold' : 'unhold');
-      });
-    };
+    // the host notes hold / unhold in the recording's history
+    const apply = (negotiated: NegotiatedMedia[]): void => session.media.updateLeg(leg.legId, negotiated);
 
     dlg.on('ack', (ack: SrfReq) => {
       if (offerCseq === null || cseqOf(ack) !== offerCseq) return;
@@ -215,7 +205,7 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
           res.send(200, { body: renderOffer(local, config.rtp.codecs), headers: { 'Content-Type': 'application/sdp' } });
           return;
         }
-        const negotiated = negotiate(req.body, config.rtp.codecs).slice(0, leg.streams.length);
+        const negotiated = negotiate(req.body, config.rtp.codecs).slice(0, leg.streamCount);
         const answer = renderAnswer(req.body, negotiated, { ...local, ports: local.ports.slice(0, negotiated.length) });
         apply(negotiated);
         res.send(200, { body: answer, headers: { 'Content-Type': 'application/sdp' } });

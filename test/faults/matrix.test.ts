@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { decode } from '../harness/audio.js';
+import { decode, medianToneShare, span, toneShare } from '../harness/audio.js';
 import { davServer, metadataReceiver, redisServer } from '../harness/delivery-servers.js';
 import { parsePromText } from '../harness/prom-text.js';
 import { startApp, startSim, tempDir, type AppProcess } from '../harness/recorder-harness.js';
@@ -90,7 +90,7 @@ async function deliveredOnce(t: Test, app: AppProcess, conf: string, timeoutMs =
 }
 
 t.test('RTP stops and no BYE comes: finalized as media-timeout, BYE sent, delivered once', async (t) => {
-  const app = await start(env(tempDir('spool-mt')));
+  const app = await start(env(tempDir('spool-mt'), { MSMLREC_MEDIA_WORKERS: '2' }));
   const c = await begin('mt1');
   await c.rtp.play(c.port, { law: 'PCMU', freq: 600, seconds: 3, ssrc: 1 });
   const lastPacket = Date.now();
@@ -158,6 +158,51 @@ t.test('WebDAV and the Recording Processor both fail for 60 s: two calls made me
   metaDown = false;
   for (const conf of ['out1', 'out2']) await deliveredOnce(t, app, conf);
   meta.fault = () => null;
+});
+
+t.test('a media worker dies mid-call: its recording is delivered up to then, the call on the other worker goes on, the next call records', async (t) => {
+  const app = apps[0];
+  const a = await begin('mw1');
+  const b = await begin('mw2');
+  const workerOf = (conf: string): number => JSON.parse(app.logs.find((l) => l.includes('leg answered') && l.includes(`"conf":"${conf}"`)) ?? '{}').mediaWorker;
+  t.not(workerOf('mw1'), workerOf('mw2'), `the two calls are on different workers (${workerOf('mw1')}, ${workerOf('mw2')})`);
+  const playA = a.rtp.play(a.port, { law: 'PCMU', freq: 600, seconds: 4, ssrc: 21 });
+  const playB = b.rtp.play(b.port, { law: 'PCMU', freq: 900, seconds: 5, ssrc: 22 });
+  await sleep(2000);
+  const killedAt = Date.now();
+  t.equal((await app.ops(`/media-workers/${workerOf('mw1')}/restart`, 'POST')).status, 202, 'worker restart accepted');
+  const exit = () => uac.received.find((m) => m.method === 'INFO' && m.headers['call-id'] === a.dialog.callId && /msml\.dialog\.exit/.test(String(m.content)));
+  await until('msml.dialog.exit on the lost call', () => exit() !== undefined, 5000, () => app.logs.slice(-5).join('\n'));
+  t.match(String(exit()?.content), /<name>description<\/name>\s*<value>[^<]*media worker/, 'its exit event says the media worker exited');
+  await until('the recorder hung up the lost call', () => uac.received.some((r) => r.method === 'BYE' && r.headers['call-id'] === a.dialog.callId), 5000);
+  t.ok(Date.now() - killedAt < 3000, `the lost call ended ${Date.now() - killedAt} ms after the kill`);
+  const secondsA = await deliveredOnce(t, app, 'mw1');
+  t.ok(secondsA > 1.0 && secondsA < 2.5, `the lost call's file plays ${secondsA.toFixed(2)} s: what was written before the kill at 2 s`);
+  const dA = decode(storedFiles('mw1')[0]);
+  t.ok(medianToneShare(dA.channels[0], 600, 0.1, secondsA - 0.1) > 0.9, "it is the lost call's audio");
+  const postA = postsFor('mw1')[0].body as { recorder?: { endReason?: string } };
+  t.equal(postA.recorder?.endReason, 'media-worker.exit', 'its metadata says why it ended');
+  await Promise.all([playA, playB]);
+  await uac.request('BYE', '', { dialog: b.dialog });
+  a.rtp.close();
+  b.rtp.close();
+  const secondsB = await deliveredOnce(t, app, 'mw2');
+  t.ok(secondsB > 4.8, `the call on the other worker is whole: ${secondsB.toFixed(2)} s`);
+  const dB = decode(storedFiles('mw2')[0]);
+  for (let s = 0.2; s + 0.1 < 4.8; s += 0.1) {
+    const share = toneShare(span(dB.channels[0], s, s + 0.1), 900);
+    if (share < 0.9) t.fail(`the other call has a hole at ${s.toFixed(1)} s (900 Hz share ${share.toFixed(2)})`);
+  }
+  t.equal(await metric(app, 'msmlrec_media_worker_exits_total'), 1, 'the exit is counted');
+  t.equal(await metric(app, 'msmlrec_recordings_total{reason="media-worker.exit"}'), 1, 'the recording is counted as media-worker.exit');
+  t.ok(app.logs.some((l) => l.includes('media worker died')), 'and logged');
+  await until('the worker is replaced', async () => (await metric(app, 'msmlrec_media_workers')) === 2, 5000);
+  const c = await begin('mw3');
+  await c.rtp.play(c.port, { law: 'PCMU', freq: 600, seconds: 1, ssrc: 23 });
+  await uac.request('BYE', '', { dialog: c.dialog });
+  c.rtp.close();
+  t.ok((await deliveredOnce(t, app, 'mw3')) > 0.9, 'the next call is recorded');
+  t.equal(await metric(app, 'msmlrec_rtp_ports_in_use'), 0, 'every port is free');
 });
 
 // the simulator gives each INVITE to the first app connected: the cases below run one recorder of their own each

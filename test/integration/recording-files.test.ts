@@ -12,10 +12,7 @@ import wavefile from 'wavefile';
 import type { G711Law } from '../../src/media/g711.js';
 import type { SampleClock } from '../../src/media/sample-clock.js';
 import { EncoderPool } from '../../src/recording/encoder-pool.js';
-import type { FinalizedRecording } from '../../src/recording/recording.js';
-import { CallSession } from '../../src/session/call-session.js';
-import type { LegDialog } from '../../src/session/leg.js';
-import { parseRecordingUri } from '../../src/sip/request-uri.js';
+import { MediaSession } from '../../src/plane/media-session.js';
 import { Recording } from '../../src/recording/recording.js';
 import type { Mp3Format } from '../../src/recording/mp3-encoder.js';
 import { decode, probe, rmsDb, span, toneShare } from '../harness/audio.js';
@@ -154,28 +151,12 @@ t.test('a crashed encoder worker: the recording continues on a new one; the othe
   t.ok(toneShare(span(d.channels[0], 6, 7.5), LEFT) > 0.8 && toneShare(span(d.channels[1], 6, 7.5), RIGHT) > 0.8, 'audio after the crash, channels kept');
 });
 
-const controlDialog: LegDialog = { id: 'd1', sip: { callId: 'c1' }, request: async () => undefined, destroy: async () => undefined };
-const DIALOGSTART = '<msml version="1.1"><dialogstart target="conf:slow1" name="rec"><record/></dialogstart></msml>';
-
-/** A CallSession on a fake clock whose recordings use `pool`, collecting what it finalizes. */
-function slowSession(pool: EncoderPool): { clock: FakeClock; session: CallSession; finalized: FinalizedRecording[] } {
+/** A media session (the media side of a call, as on a media host) on a fake clock whose recordings use `pool`. */
+function slowSession(pool: EncoderPool): { clock: FakeClock; session: MediaSession; start: () => string } {
   const clock = new FakeClock();
-  const finalized: FinalizedRecording[] = [];
-  const session = new CallSession(
-    'slow1',
-    parseRecordingUri('sip:msml=slow1@127.0.0.1;dn=7001;record'),
-    'slowUUID',
-    {
-      recording: { pool, spoolDir: mkdtempSync(join(tmpdir(), 'rec-slow-')), clock, format: { channels: 2, kbps: 16 }, wav: null, holdSamples: 1120, leftChannel: 'other' },
-      leftChannel: 'other',
-      maxDurationMs: 60_000,
-      mediaTimeoutMs: 0,
-      allowedDestHosts: [],
-      onFinalized: (r) => finalized.push(r),
-    },
-    log,
-  );
-  return { clock, session, finalized };
+  const session = new MediaSession('slow1', log);
+  const deps = { pool, spoolDir: mkdtempSync(join(tmpdir(), 'rec-slow-')), clock, log, format: { channels: 2, kbps: 16 } as const, wav: null, holdSamples: 1120, leftChannel: 'other' };
+  return { clock, session, start: () => session.start(deps, ctx('slow1'), Number.POSITIVE_INFINITY) };
 }
 
 t.test('capture starts at dialogstart: the audio that arrives while the files are still opening is in the MP3', async (t) => {
@@ -194,11 +175,9 @@ t.test('capture starts at dialogstart: the audio that arrives while the files ar
     encode: (id: string, input: Int16Array[]) => pool.encode(id, input),
     finish: (id: string) => pool.finish(id),
   } as unknown as EncoderPool;
-  const { clock, session, finalized } = slowSession(slow);
-  const dialog = controlDialog;
-  const answer = await session.handleMsml(DIALOGSTART, dialog);
-  t.match(answer.body, /response="200"/, 'dialogstart answered 200');
-  t.equal(opened, false, '... while the encoder was still opening');
+  const { clock, session, start } = slowSession(slow);
+  start();
+  t.equal(opened, false, 'started while the encoder was still opening');
   const head = tonePcm({ freq: 700, amplitude: 8000 }, 0.5);
   const rest = tonePcm({ freq: 1100, amplitude: 8000 }, 1);
   const play = async (pcm: Int16Array): Promise<void> => {
@@ -214,9 +193,9 @@ t.test('capture starts at dialogstart: the audio that arrives while the files ar
   release();
   while (!opened) await new Promise((r) => setTimeout(r, 5));
   await play(rest);
-  await session.stopRecording('record.terminate', false);
-  t.equal(finalized.length, 1, 'finalized');
-  const d = decode(finalized[0].mp3Path);
+  const fin = await session.stop('record.terminate');
+  t.ok(fin, 'finalized');
+  const d = decode(fin?.mp3Path ?? '');
   t.equal(d.channels[0].length, 1.5 * 8000, 'the file covers the whole 1.5 s from dialogstart');
   t.ok(toneShare(span(d.channels[0], 0.02, 0.48), 700) > 0.9, `its first 500 ms are the audio captured before the open (700 Hz share ${toneShare(span(d.channels[0], 0.02, 0.48), 700).toFixed(3)})`);
   t.ok(toneShare(span(d.channels[0], 0.55, 1.45), 1100) > 0.9, 'then the rest');
@@ -225,7 +204,7 @@ t.test('capture starts at dialogstart: the audio that arrives while the files ar
 t.test('a recording that starts between two packets has audio from its first sample', async (t) => {
   const pool = new EncoderPool(1, log);
   t.teardown(() => pool.close());
-  const { clock, session, finalized } = slowSession(pool);
+  const { clock, session, start } = slowSession(pool);
   const tone = tonePcm({ freq: 700, amplitude: 8000 }, 2);
   // RTP flows before the dialogstart, as on a live call; the dialogstart arrives 12 ms into a packet's 20 ms, and
   // the leg's clock runs a packet ahead of arrival (its first packet came late): the newest packet already released
@@ -233,7 +212,7 @@ t.test('a recording that starts between two packets has audio from its first sam
   session.sink(0, clock.t - 160 - 12 * 8, tone.subarray(0, 160));
   session.sink(0, clock.t - 12 * 8, tone.subarray(160, 320));
   session.sink(0, clock.t + 8 * 8, tone.subarray(320, 480));
-  await session.handleMsml(DIALOGSTART, controlDialog);
+  start();
   let at = clock.t + 8 * 8 + 160;
   for (let k = 3; k < 100; k++) {
     clock.t = at;
@@ -243,8 +222,8 @@ t.test('a recording that starts between two packets has audio from its first sam
     await new Promise((r) => setImmediate(r));
   }
   clock.t = at;
-  await session.stopRecording('record.terminate', false);
-  const d = decode(finalized[0].mp3Path);
-  t.equal(finalized[0].lateSamples, 0, 'nothing counted as late');
+  const fin = await session.stop('record.terminate');
+  const d = decode(fin?.mp3Path ?? '');
+  t.equal(fin?.lateSamples, 0, 'nothing counted as late');
   t.ok(rmsDb(span(d.channels[0], 0, 0.007)) > -19, `the first 7 ms have the tone (${rmsDb(span(d.channels[0], 0, 0.007)).toFixed(1)} dBFS): the packets released before the start`);
 });

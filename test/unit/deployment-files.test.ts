@@ -20,7 +20,7 @@ import { MediaTally } from '../../src/ops/media-tally.js';
 import { RecorderMetrics } from '../../src/ops/metrics.js';
 import { pino } from 'pino';
 import { SpoolWatch } from '../../src/ops/spool-watch.js';
-import type { EncoderPool } from '../../src/recording/encoder-pool.js';
+import { MediaPlane } from '../../src/plane/media-plane.js';
 import { SessionRegistry } from '../../src/session/session-registry.js';
 import { ROOT } from '../harness/recorder-harness.js';
 import { thrown } from '../harness/thrown.js';
@@ -121,10 +121,17 @@ t.test('the shim Deployment runs the rm-shim mode with its own drachtio', async 
 });
 
 t.test('HPA and dashboard use metrics the program exports', async (t) => {
+  const plane = new MediaPlane({
+    workers: 0,
+    ports: new RtpPortPool(20000, 20010),
+    log: pino({ level: 'silent' }),
+    config: { spoolDir: mkdtempSync(join(tmpdir(), 'spool-')), bindAddress: '127.0.0.1', jitterMs: 80, maxSkewMs: 400, encoder: { workers: 1, engine: 'wasm', quality: 7 }, logLevel: 'silent', statusMs: 200, loadWindowMs: 1000 },
+  });
+  t.teardown(() => plane.close());
   const metrics = new RecorderMetrics({
     registry: new SessionRegistry(),
     ports: new RtpPortPool(20000, 20010),
-    pool: { queueDepth: 0, oldestPendingMs: 0 } as EncoderPool,
+    plane,
     spool: new SpoolWatch(mkdtempSync(join(tmpdir(), 'spool-')), { maxBytes: 0, minFreeBytes: 0 }, pino({ level: 'silent' })),
     delivery: null,
     tally: new MediaTally(),

@@ -1,0 +1,199 @@
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import { MediaStream } from '../media/media-stream.js';
+import { RtpEndpoint } from '../media/rtp-endpoint.js';
+import { systemClock } from '../media/sample-clock.js';
+import { addCounts, countsOf, MediaTally, NO_MEDIA_AFTER_MS, zeroCounts } from '../ops/media-tally.js';
+import { EncoderPool } from '../recording/encoder-pool.js';
+import { encryptionFromOpen } from '../recording/recording.js';
+import type { Encryption } from '../recording/cms-envelope.js';
+import { MediaSession } from './media-session.js';
+import type { HostConfig, HostStatus, PlaneMessage, PlaneRequest, RecordingSettings } from './plane-protocol.js';
+
+/** How often the sessions are ticked (due packets released, audio encoded), ms. */
+const TICK_MS = 100;
+
+/**
+ * A media host: the RTP sockets, relay, jitter buffers, timelines, mixing and recordings of the calls placed on it,
+ * driven by plane commands (`receive`) and answering with plane messages (`send`). One per media worker thread, or
+ * one in the main thread with `media.workers: 0`. It owns its encoder pool. `close()` finalizes what still records.
+ */
+export class MediaHost {
+  private readonly sessions = new Map<string, MediaSession>();
+  private readonly tally = new MediaTally();
+  private readonly pool: EncoderPool;
+  private readonly histogram: IntervalHistogram;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private loopDelayP99Ms = 0;
+  /** Encryption settings loaded from their PEMs, by their JSON (profiles encrypt for the same few sets). */
+  private readonly encryptions = new Map<string, Encryption | null>();
+  private closing: Promise<void> | null = null;
+
+  constructor(
+    private readonly config: HostConfig,
+    private readonly log: Logger,
+    private readonly send: (m: PlaneMessage) => void,
+  ) {
+    this.pool = new EncoderPool(config.encoder.workers, log.child({ part: 'encoder' }), config.encoder.engine, config.encoder.quality);
+    this.histogram = monitorEventLoopDelay({ resolution: 10 });
+    this.histogram.enable();
+    const every = (ms: number, f: () => void): void => {
+      const t = setInterval(f, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    every(TICK_MS, () => {
+      for (const s of this.sessions.values()) s.tick();
+    });
+    every(config.statusMs, () => this.send({ kind: 'status', status: this.status() }));
+    every(config.loadWindowMs, () => {
+      this.loopDelayP99Ms = this.histogram.percentile(99) / 1e6;
+      this.histogram.reset();
+    });
+  }
+
+  /** Handles one command; its reply (result or error) goes out through `send`. */
+  receive(req: PlaneRequest): void {
+    this.handle(req).then(
+      (result) => this.send({ kind: 'reply', id: req.id, result }),
+      (err: Error & { sipStatus?: number; msmlCode?: number; openError?: boolean }) =>
+        this.send({
+          kind: 'reply',
+          id: req.id,
+          error: { message: err.message, name: err.name, sipStatus: err.sipStatus ?? 500, msmlCode: err.msmlCode ?? 500, openError: err.openError },
+        }),
+    );
+  }
+
+  private session(key: string): MediaSession {
+    const s = this.sessions.get(key);
+    if (!s) throw new Error(`no media session ${key}`);
+    return s;
+  }
+
+  private async handle(req: PlaneRequest): Promise<unknown> {
+    switch (req.op) {
+      case 'openLeg': {
+        let s = this.sessions.get(req.key);
+        if (!s) {
+          s = new MediaSession(req.key, this.log.child(req.log));
+          const session = s;
+          s.onOpenFailed = (mediaId, err) => {
+            session.log.error({ err: err.message, mediaId }, 'recording could not be opened; it ends');
+            this.send({ kind: 'openFailed', key: req.key, mediaId, message: err.message });
+          };
+          this.sessions.set(req.key, s);
+        }
+        const endpoints: RtpEndpoint[] = [];
+        try {
+          for (const port of req.ports) endpoints.push(await RtpEndpoint.bind(port, this.config.bindAddress));
+        } catch (err) {
+          for (const e of endpoints) e.close();
+          throw err;
+        }
+        const session = s;
+        const streams = endpoints.map(
+          (ep, i) =>
+            new MediaStream(ep, req.media[i] ?? null, req.slots[i], session.sink, {
+              jitterMs: this.config.jitterMs,
+              maxSkewMs: this.config.maxSkewMs,
+              onClose: (x) => this.tally.streamClosed(x),
+            }),
+        );
+        s.addLeg(req.legId, req.callId, req.role, streams);
+        return null;
+      }
+      case 'updateLeg':
+        this.sessions.get(req.key)?.updateLeg(req.legId, req.media);
+        return null;
+      case 'legEnded':
+        this.sessions.get(req.key)?.legEnded(req.legId);
+        return null;
+      case 'closeLeg':
+        this.sessions.get(req.key)?.closeLeg(req.legId);
+        return null;
+      case 'start': {
+        const s = this.session(req.key);
+        const st: RecordingSettings = req.settings;
+        const mediaId = s.start(
+          { pool: this.pool, spoolDir: this.config.spoolDir, clock: systemClock, log: s.log.child({ recording: req.ctx.id }), format: st.format, wav: st.wav, holdSamples: st.holdSamples, leftChannel: st.leftChannel, encryption: this.encryption(st.encryption) },
+          req.ctx,
+          req.maxSamples,
+        );
+        return mediaId;
+      }
+      case 'pause':
+        this.sessions.get(req.key)?.pause();
+        return null;
+      case 'resume':
+        this.sessions.get(req.key)?.resume();
+        return null;
+      case 'event':
+        this.sessions.get(req.key)?.event(req.type);
+        return null;
+      case 'stop': {
+        const s = this.sessions.get(req.key);
+        if (!s) return null;
+        const rec = s.recording;
+        try {
+          return await s.stop(req.reason);
+        } catch (err) {
+          if (rec?.openError) Object.assign(err as Error, { openError: true });
+          throw err;
+        }
+      }
+      case 'closeSession': {
+        const s = this.sessions.get(req.key);
+        if (!s) return null;
+        this.sessions.delete(req.key);
+        await s.close();
+        return null;
+      }
+      case 'close':
+        await this.close();
+        return null;
+    }
+  }
+
+  private encryption(e: RecordingSettings['encryption']): Encryption | null {
+    if (!e) return null;
+    const k = JSON.stringify(e);
+    if (!this.encryptions.has(k)) this.encryptions.set(k, encryptionFromOpen(e, 'recording'));
+    return this.encryptions.get(k) ?? null;
+  }
+
+  status(): HostStatus {
+    const now = performance.now();
+    const counts = addCounts(zeroCounts(), this.tally.closed);
+    let streamsNoMedia = 0;
+    const sessions = [];
+    for (const s of this.sessions.values()) {
+      sessions.push(s.status(now));
+      for (const x of s.streams()) {
+        addCounts(counts, countsOf(x));
+        if (!x.held && now - x.lastPacketAt > NO_MEDIA_AFTER_MS) streamsNoMedia++;
+      }
+    }
+    return {
+      sessions,
+      counts,
+      streamsWithoutMedia: this.tally.streamsWithoutMedia,
+      streamsNoMedia,
+      encodeQueueDepth: this.pool.queueDepth,
+      encodeOldestPendingMs: this.pool.oldestPendingMs,
+      loopDelayP99Ms: this.loopDelayP99Ms,
+    };
+  }
+
+  /** Finalizes every recording, closes every stream and the encoder pool. Idempotent. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      for (const t of this.timers) clearInterval(t);
+      await Promise.all([...this.sessions.values()].map((s) => s.close()));
+      this.sessions.clear();
+      await this.pool.close();
+      this.histogram.disable();
+    })();
+    return this.closing;
+  }
+}
