@@ -38,7 +38,7 @@ import { tonePcm } from '../test/harness/pcap.js';
 import { parsePromText } from '../test/harness/prom-text.js';
 import { ROOT, startApp, startSim, tempDir, type AppProcess } from '../test/harness/recorder-harness.js';
 import { SipUac, type UacDialog } from '../test/harness/sip-uac.js';
-import { startCapture } from '../test/harness/capture.js';
+import { startCapture, type CapturedUdp } from '../test/harness/capture.js';
 import { sleep } from '../test/harness/until.js';
 
 const run = promisify(execFile);
@@ -71,6 +71,12 @@ const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync
 /** One party's RTP: its socket, what it sent (for relay latency), what it got back from the other party. */
 class Party {
   seq = 0;
+  /** A packet held back to be sent after its successor (reordering), or null. */
+  held: number | null = null;
+  /** This party's offset in the 20 ms packet period, ms. */
+  readonly phase: number;
+  /** performance.now() when it started sending. */
+  startedAt = 0;
   sentAt = new Float64Array(65536);
   received = 0;
   remotePort = 0;
@@ -78,7 +84,9 @@ class Party {
     readonly socket: Socket,
     readonly port: number,
     readonly ssrc: number,
-  ) {}
+  ) {
+    this.phase = (ssrc * 7.31) % 20;
+  }
   static async open(ssrc: number): Promise<Party> {
     const s = createSocket('udp4');
     await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
@@ -96,6 +104,8 @@ interface Call {
   pauses: boolean;
 }
 
+/** A packet's send jitter, 0-4 ms, fixed by party and sequence number (runs are comparable). */
+const jitterMs = (ssrc: number, seq: number): number => (((ssrc * 2654435761 + seq * 40503) >>> 0) % 4000) / 1000;
 const sdp = (port: number): string => `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n`;
 const MSML = { 'content-type': 'application/vnd.radisys.msml+xml' };
 
@@ -105,6 +115,12 @@ interface StepResult {
   gaps: string[];
   inviteP50: number;
   inviteP99: number;
+  /** INVITE→200 and MSML INFO→200 at the recorder: on the drachtio link (loopback capture), ms. */
+  linkInviteP99: number;
+  linkMsmlP99: number;
+  /** Worst per-second p99 event-loop delay of the main thread / of a media worker during the talk time, ms. */
+  loopMainMax: number;
+  loopMediaMax: number;
   msmlP50: number;
   msmlP99: number;
   relayP50: number;
@@ -124,6 +140,36 @@ interface StepResult {
 /** Recorder RTP ports (MSMLREC_RTP_PORT_MIN/MAX below). */
 const RTP_MIN = 20000;
 const RTP_MAX = 23999;
+
+/**
+ * The recorder's answer times on the drachtio link (where drachtio-server would be): from the frame carrying a
+ * request to the recorder to the frame carrying its 200, matched by Call-ID and CSeq, from a loopback capture.
+ */
+function linkLatency(segments: CapturedUdp[], controlPort: number): { invite: number[]; info: number[] } {
+  const asked = new Map<string, number>();
+  const out = { invite: [] as number[], info: [] as number[] };
+  const starts = /(?:^|\n|#)(INVITE sip:|INFO sip:|SIP\/2\.0 200 )/g;
+  for (const seg of segments) {
+    const text = seg.payload.toString('latin1');
+    const at = [...text.matchAll(starts)].map((m) => ({ i: (m.index ?? 0) + m[0].length - m[1].length, start: m[1] }));
+    at.forEach((m, k) => {
+      const msg = text.slice(m.i, at[k + 1]?.i ?? text.length);
+      const callId = /\r\ncall-id:\s*(\S+)/i.exec(msg)?.[1];
+      const cseq = /\r\ncseq:\s*(\d+ (?:INVITE|INFO))/i.exec(msg)?.[1];
+      if (!callId || !cseq) return;
+      const key = `${callId} ${cseq.toUpperCase()}`;
+      if (m.start !== 'SIP/2.0 200 ' && seg.sport === controlPort) {
+        if (!asked.has(key)) asked.set(key, seg.ms);
+      } else if (m.start === 'SIP/2.0 200 ' && seg.dport === controlPort) {
+        const t = asked.get(key);
+        if (t === undefined) return;
+        asked.delete(key);
+        (key.endsWith('INVITE') ? out.invite : out.info).push(seg.ms - t);
+      }
+    });
+  }
+  return out;
+}
 
 /** Captures loopback RTP for `ms` and returns, per relayed packet, when its copy left minus when it arrived. */
 async function wireRelay(ms: number): Promise<number[]> {
@@ -161,13 +207,13 @@ async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: A
   const relayMs: number[] = [];
   const ruri = (conf: string, dn: string): string => `sip:msml=${conf}@127.0.0.1:${sim.sipPort};dn=${dn};record;tenant-dbid=1;media-service=record;gvp-tenant-id=Bench.Record`;
   const before = parsePromText((await app.ops('/metrics')).body);
+  const link = await startCapture(`tcp port ${sim.controlPort}`);
   const genCpu0 = process.cpuUsage();
 
   // RTP clock: one loop for every party, absolute schedule (catches up after a late timer)
   let sending = true;
   const t0 = performance.now();
   const live: Party[] = [];
-  let k = 0;
   const listen = (p: Party, other: Party): void => {
     p.socket.on('message', (m) => {
       p.received++;
@@ -178,24 +224,36 @@ async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: A
   };
   let lastPump = performance.now();
   let pumpStall = 0;
+  // every party has its own 20 ms clock phase, as independent phones do (a generator that sends every party's packet
+  // in the same instant measures the queue behind its own burst, not the relay), a few ms of jitter, and every 97th
+  // packet comes after its successor (reordered)
   const pump = setInterval(() => {
     const nowP = performance.now();
     pumpStall = Math.max(pumpStall, nowP - lastPump);
     lastPump = nowP;
     if (!sending) return;
-    const due = Math.floor((performance.now() - t0) / 20);
-    for (; k <= due; k++) {
-      for (const p of live) {
-        if (!p.remotePort) continue;
-        const which = (p.ssrc & 1) === 0 ? payload.a : payload.b;
-        const off = (p.seq % 50) * 160;
-        const pkt = buildRtp({ payloadType: 0, marker: p.seq === 0, sequence: p.seq & 0xffff, timestamp: (p.seq * 160) >>> 0, ssrc: p.ssrc, payload: which.subarray(off, off + 160) });
-        p.sentAt[p.seq & 0xffff] = performance.now();
-        p.socket.send(pkt, p.remotePort, '127.0.0.1');
+    for (const p of live) {
+      if (!p.remotePort) continue;
+      for (;;) {
+        if (p.startedAt + p.phase + p.seq * 20 + jitterMs(p.ssrc, p.seq) > nowP) break;
+        if (p.seq % 97 === 50) {
+          p.held = p.seq; // goes out right after its successor
+        } else {
+          send(p, p.seq);
+          if (p.held !== null) send(p, p.held);
+          p.held = null;
+        }
         p.seq++;
       }
     }
-  }, 10);
+  }, 1);
+  const send = (p: Party, seq: number): void => {
+    const which = (p.ssrc & 1) === 0 ? payload.a : payload.b;
+    const off = (seq % 50) * 160;
+    const pkt = buildRtp({ payloadType: 0, marker: seq === 0, sequence: seq & 0xffff, timestamp: (seq * 160) >>> 0, ssrc: p.ssrc, payload: which.subarray(off, off + 160) });
+    p.sentAt[seq & 0xffff] = performance.now();
+    p.socket.send(pkt, p.remotePort, '127.0.0.1');
+  };
 
   // set-up at RATE calls/s
   const setups: Promise<void>[] = [];
@@ -215,6 +273,7 @@ async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: A
           inviteMs.push(performance.now() - s);
           if (r.status !== 200) throw new Error(`INVITE ${conf}: ${r.status}`);
           party.remotePort = Number(/m=audio (\d+)/.exec(String(r.content))?.[1]);
+          party.startedAt = performance.now();
           live.push(party);
           return uac.dialogOf(r);
         };
@@ -230,12 +289,25 @@ async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: A
   }
   await Promise.all(setups);
   const setupDone = performance.now();
+  const linkMs = linkLatency(await link.stop(), sim.controlPort);
 
   // steady state: measure the recorder's CPU over the middle of the talk time
   const lags: number[] = [];
+  /** p99 event-loop delays (ms) of the main thread and of the media workers, one per second and thread. */
+  const loopMain: number[] = [];
+  const loopMedia: number[] = [];
   const lagPoll = setInterval(() => {
     if (process.env.BENCH_NO_SCRAPE) return;
-    void app.ops('/metrics').then((r) => lags.push(parsePromText(r.body).get('msmlrec_encode_lag_seconds') ?? 0), () => undefined);
+    void app.ops('/metrics').then((r) => {
+      const m = parsePromText(r.body);
+      lags.push(m.get('msmlrec_encode_lag_seconds') ?? 0);
+      for (const [k, v] of m) {
+        const thread = /^msmlrec_event_loop_delay_p99_seconds\{thread="([^"]+)"\}$/.exec(k)?.[1];
+        if (!thread) continue;
+        const into = thread === 'main' ? loopMain : loopMedia;
+        into.push(v * 1000);
+      }
+    }, () => undefined);
   }, 1000);
   // relay latency on the wire: 2 s of loopback capture (kernel timestamps), each datagram that reached a recorder
   // port matched to its relayed copy leaving one (same SSRC and sequence number)
@@ -334,6 +406,8 @@ async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: A
     gaps,
     inviteP50: pct(inviteMs, 50),
     inviteP99: pct(inviteMs, 99),
+    linkInviteP99: pct(linkMs.invite, 99),
+    linkMsmlP99: pct(linkMs.info, 99),
     msmlP50: pct(msmlMs, 50),
     msmlP99: pct(msmlMs, 99),
     relayP50: pct(relayMs, 50),
@@ -345,6 +419,8 @@ async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: A
     rssMb: rss,
     rssPerCall: 0,
     encodeLagMax: Math.max(0, ...lags),
+    loopMainMax: Math.max(0, ...loopMain),
+    loopMediaMax: Math.max(0, ...loopMedia),
     lost,
     generatorCpu: (genCpu.user + genCpu.system) / 1e6 / ((performance.now() - t0) / 1000),
   };
@@ -531,22 +607,22 @@ async function main(): Promise<void> {
     '',
     `media.workers ${WORKERS} (a worker thread per core; SIP, MSML and delivery on the main thread):`,
     '',
-    '| calls | gaps | recorder CPU per call | recorder RSS | encode lag max | RTP lost | INVITE→200 p50 / p99 | MSML INFO→200 p50 / p99 | relay on the wire p50 / p99 / max | relay seen by the generator p50 / p99 | generator CPU |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| calls | gaps | recorder CPU per call | recorder RSS | encode lag max | RTP lost | INVITE→200 p50 / p99 | MSML INFO→200 p50 / p99 | at the recorder: INVITE / MSML p99 | relay on the wire p50 / p99 / max | relay seen by the generator p50 / p99 | generator CPU |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...results.map(
       (r) =>
-        `| ${r.n} | ${r.ok ? 'none' : r.gaps.length} | ${(r.cpuPerCall * 100).toFixed(2)} % of a core | ${r.rssMb.toFixed(0)} MB (${((r.rssMb * 1024) / r.n).toFixed(0)} kB/call) | ${r.encodeLagMax.toFixed(2)} s | ${r.lost} | ${r.inviteP50.toFixed(1)} / ${r.inviteP99.toFixed(1)} ms | ${r.msmlP50.toFixed(1)} / ${r.msmlP99.toFixed(1)} ms | ${r.wireP50.toFixed(2)} / ${r.wireP99.toFixed(2)} / ${r.wireMax.toFixed(1)} ms | ${r.relayP50.toFixed(2)} / ${r.relayP99.toFixed(2)} ms | ${(r.generatorCpu * 100).toFixed(0)} % of a core |`,
+        `| ${r.n} | ${r.ok ? 'none' : r.gaps.length} | ${(r.cpuPerCall * 100).toFixed(2)} % of a core | ${r.rssMb.toFixed(0)} MB (${((r.rssMb * 1024) / r.n).toFixed(0)} kB/call) | ${r.encodeLagMax.toFixed(2)} s | ${r.lost} | ${r.inviteP50.toFixed(1)} / ${r.inviteP99.toFixed(1)} ms | ${r.msmlP50.toFixed(1)} / ${r.msmlP99.toFixed(1)} ms | ${r.linkInviteP99.toFixed(1)} / ${r.linkMsmlP99.toFixed(1)} ms | ${r.wireP50.toFixed(2)} / ${r.wireP99.toFixed(2)} / ${r.wireMax.toFixed(1)} ms | ${r.relayP50.toFixed(2)} / ${r.relayP99.toFixed(2)} ms | ${(r.generatorCpu * 100).toFixed(0)} % of a core |`,
     ),
     '',
     `largest N without a gap: **${best ? best.n : 'none'}** concurrent two-party calls (steps tried: ${results.map((r) => r.n).join(', ')})`,
     '',
     `media workers compared at ${COMPARE_STEP} calls (0: the media in the main thread, with SIP, MSML and delivery), the worse of ${RUNS} runs:`,
     '',
-    '| media.workers | gaps | recorder CPU per call | INVITE→200 p99 | MSML INFO→200 p99 | relay on the wire p50 / p99 / max | encode lag max |',
-    '|---|---|---|---|---|---|---|',
+    '| media.workers | gaps | recorder CPU per call | INVITE→200 p99 (generator / at the recorder) | MSML INFO→200 p99 (generator / at the recorder) | relay on the wire p50 / p99 / max | event-loop delay p99, worst second: main / media | encode lag max |',
+    '|---|---|---|---|---|---|---|---|',
     ...compared.map(
       ({ workers, r }) =>
-        `| ${workers} | ${r.ok ? 'none' : r.gaps.length} | ${(r.cpuPerCall * 100).toFixed(2)} % | ${r.inviteP99.toFixed(1)} ms | ${r.msmlP99.toFixed(1)} ms | ${r.wireP50.toFixed(2)} / ${r.wireP99.toFixed(2)} / ${r.wireMax.toFixed(1)} ms | ${r.encodeLagMax.toFixed(2)} s |`,
+        `| ${workers} | ${r.ok ? 'none' : r.gaps.length} | ${(r.cpuPerCall * 100).toFixed(2)} % | ${r.inviteP99.toFixed(1)} / ${r.linkInviteP99.toFixed(1)} ms | ${r.msmlP99.toFixed(1)} / ${r.linkMsmlP99.toFixed(1)} ms | ${r.wireP50.toFixed(2)} / ${r.wireP99.toFixed(2)} / ${r.wireMax.toFixed(1)} ms | ${r.loopMainMax.toFixed(1)} / ${r.loopMediaMax.toFixed(1)} ms | ${r.encodeLagMax.toFixed(2)} s |`,
     ),
     '',
     `| encoder (stereo 16 kbit/s, true stereo, no reservoir; ${ENCODE_SECONDS} s of audio, one core) | × realtime | ratio to native LAME, same settings |`,

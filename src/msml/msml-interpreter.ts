@@ -23,7 +23,7 @@ export type DialogStart = Extract<MsmlRequest, { kind: 'dialogstart' }>;
 /** What MSML drives: a recording session (CallSession). `D` is its control dialog's type. */
 export interface MsmlControlled<D> {
   /** Starts a recording for a `<dialogstart>` on `dialog`; throws MsmlError (already running, bad dest, …). */
-  startRecording(r: DialogStart, dialog: D): MsmlAnswer | Promise<MsmlAnswer>;
+  startRecording(r: DialogStart, dialog: D): MsmlAnswer;
   /** Stops the running recording (if any) and finalizes it. */
   stopRecording(reason: string): Promise<void>;
   pause(): void;

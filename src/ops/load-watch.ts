@@ -61,6 +61,8 @@ export class LoadWatch {
   private wasRefusing = false;
   /** Windows that went over a limit. */
   overloadWindows = 0;
+  /** This thread's p99 event-loop delay in the last window, ms. */
+  mainLoopDelayP99Ms = 0;
 
   constructor(
     private readonly limits: AdmissionLimits,
@@ -80,7 +82,8 @@ export class LoadWatch {
 
   private sample(): void {
     const now = performance.now();
-    const s = { loopDelayP99Ms: Math.max(this.histogram.percentile(99) / 1e6, this.mediaLoopDelayMs()), encodeLagMs: this.encodeLagMs() };
+    this.mainLoopDelayP99Ms = this.histogram.percentile(99) / 1e6;
+    const s = { loopDelayP99Ms: Math.max(this.mainLoopDelayP99Ms, this.mediaLoopDelayMs()), encodeLagMs: this.encodeLagMs() };
     this.histogram.reset();
     if (this.gate.update(s, now)) this.overloadWindows++;
     const refusal = this.gate.refusal(now);

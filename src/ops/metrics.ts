@@ -144,7 +144,17 @@ export class RecorderMetrics {
     gauge('encode_lag_seconds', 'Largest encode lag of a live recording (how far encoding is behind the clock)', () => src.plane.maxEncodeLagMs / 1000);
     gauge('media_workers', 'Media worker threads running', () => src.plane.hosts().length);
     derivedCounter(registers, 'media_worker_exits_total', 'Media workers that died (their calls ended, their recordings were finished from the spool); each is replaced', () => src.plane.workerExits);
-    gauge('event_loop_delay_p99_seconds', "p99 event-loop delay over the admission check's last window, the worse of the main thread and the media workers", () => (src.load?.gate.last.loopDelayP99Ms ?? 0) / 1000);
+    new Gauge({
+      name: `${PREFIX}event_loop_delay_p99_seconds`,
+      help: "p99 event-loop delay over the admission check's last window, per thread: main (SIP, MSML, delivery) and each media worker",
+      labelNames: ['thread'],
+      registers,
+      collect() {
+        this.reset();
+        this.set({ thread: 'main' }, (src.load?.mainLoopDelayP99Ms ?? 0) / 1000);
+        for (const h of src.plane.hosts()) this.set({ thread: `media-${h.index}` }, h.loopDelayP99Ms / 1000);
+      },
+    });
     gauge('overloaded', '1 while new calls get 503 because the recorder is behind (admission.*)', () => (src.load?.refusal() ? 1 : 0));
     derivedCounter(registers, 'config_reloads_total', 'Changes of the profiles file taken into use', () => src.profiles?.reloads ?? 0);
     derivedCounter(registers, 'config_reload_failures_total', 'Changes of the profiles file refused (invalid; the running profiles stay)', () => src.profiles?.reloadFailures ?? 0);

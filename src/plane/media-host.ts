@@ -10,8 +10,15 @@ import type { Encryption } from '../recording/cms-envelope.js';
 import { MediaSession } from './media-session.js';
 import type { HostConfig, HostStatus, PlaneMessage, PlaneRequest, RecordingSettings } from './plane-protocol.js';
 
-/** How often the sessions are ticked (due packets released, audio encoded), ms. */
+/** How often each session is ticked (due packets released, audio encoded), ms. */
 const TICK_MS = 100;
+/**
+ * The sessions are ticked in this many groups, one group every TICK_MS / TICK_GROUPS ms: a tick of every call at
+ * once (mixing, WAV, encode requests of hundreds of recordings) would hold up the packets behind it for milliseconds.
+ */
+const TICK_GROUPS = 10;
+/** How far back a recording may start (the audio the sessions keep while nothing records: 4 packets), ms. */
+const PREROLL_SPAN_MS = 60;
 
 /**
  * A media host: the RTP sockets, relay, jitter buffers, timelines, mixing and recordings of the calls placed on it,
@@ -20,6 +27,10 @@ const TICK_MS = 100;
  */
 export class MediaHost {
   private readonly sessions = new Map<string, MediaSession>();
+  /** The sessions by tick group (a new session joins the next group round-robin). */
+  private readonly groups: Set<MediaSession>[] = Array.from({ length: TICK_GROUPS }, () => new Set());
+  private nextGroup = 0;
+  private tickGroup = 0;
   private readonly tally = new MediaTally();
   private readonly pool: EncoderPool;
   private readonly histogram: IntervalHistogram;
@@ -42,8 +53,9 @@ export class MediaHost {
       t.unref();
       this.timers.push(t);
     };
-    every(TICK_MS, () => {
-      for (const s of this.sessions.values()) s.tick();
+    every(TICK_MS / TICK_GROUPS, () => {
+      this.tickGroup = (this.tickGroup + 1) % TICK_GROUPS;
+      for (const s of this.groups[this.tickGroup]) s.tick();
     });
     every(config.statusMs, () => this.send({ kind: 'status', status: this.status() }));
     every(config.loadWindowMs, () => {
@@ -77,12 +89,12 @@ export class MediaHost {
         let s = this.sessions.get(req.key);
         if (!s) {
           s = new MediaSession(req.key, this.log.child(req.log));
-          const session = s;
-          s.onOpenFailed = (mediaId, err) => {
-            session.log.error({ err: err.message, mediaId }, 'recording could not be opened; it ends');
-            this.send({ kind: 'openFailed', key: req.key, mediaId, message: err.message });
-          };
+          // the main thread's session logs it and tells SIP Server
+          s.onOpenFailed = (mediaId, err) => this.send({ kind: 'openFailed', key: req.key, mediaId, message: err.message });
           this.sessions.set(req.key, s);
+          const group = this.groups[this.nextGroup];
+          this.nextGroup = (this.nextGroup + 1) % TICK_GROUPS;
+          group.add(s);
         }
         const endpoints: RtpEndpoint[] = [];
         try {
@@ -119,6 +131,8 @@ export class MediaHost {
           { pool: this.pool, spoolDir: this.config.spoolDir, clock: systemClock, log: s.log.child({ recording: req.ctx.id }), format: st.format, wav: st.wav, holdSamples: st.holdSamples, leftChannel: st.leftChannel, encryption: this.encryption(st.encryption) },
           req.ctx,
           req.maxSamples,
+          // a start that waited in this worker's queue starts when it was asked for, back to what the pre-roll holds
+          { mediaId: req.mediaId, agoMs: Math.min(PREROLL_SPAN_MS, Math.max(0, Date.now() - req.atWallMs)) },
         );
         return mediaId;
       }
@@ -146,6 +160,7 @@ export class MediaHost {
         const s = this.sessions.get(req.key);
         if (!s) return null;
         this.sessions.delete(req.key);
+        for (const g of this.groups) g.delete(s);
         await s.close();
         return null;
       }
@@ -191,6 +206,7 @@ export class MediaHost {
       for (const t of this.timers) clearInterval(t);
       await Promise.all([...this.sessions.values()].map((s) => s.close()));
       this.sessions.clear();
+      for (const g of this.groups) g.clear();
       await this.pool.close();
       this.histogram.disable();
     })();

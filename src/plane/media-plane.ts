@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import { CapacityError, MediaWorkerLostError, RecorderError } from '../errors.js';
 import type { NegotiatedMedia } from '../media/negotiated-media.js';
 import type { RtpPortPool } from '../media/rtp-port-pool.js';
+import { writeLogLine } from '../ops/logger.js';
 import { addCounts, zeroCounts, type StreamCounts } from '../ops/media-tally.js';
 import type { RecordingContext } from '../recording/metadata.js';
 import type { FinalizedRecording } from '../recording/recording.js';
@@ -135,6 +136,9 @@ export class MediaPlane {
       case 'status':
         slot.status = m.status;
         for (const s of m.status.sessions) this.handles.get(s.key)?.statusReport(s);
+        return;
+      case 'log':
+        writeLogLine(this.opts.log, m.line);
     }
   }
 
@@ -254,8 +258,9 @@ export class MediaPlane {
     return n;
   }
 
-  /** Live hosts and the calls on each. */
+  /** Live media workers and the calls on each (none with the media in the main thread). */
   hosts(): { index: number; calls: number; loopDelayP99Ms: number }[] {
+    if (this.opts.workers === 0) return [];
     return this.slots.filter((s) => !s.dead).map((s) => ({ index: s.index, calls: s.sessions.size, loopDelayP99Ms: s.status?.loopDelayP99Ms ?? 0 }));
   }
 
@@ -360,11 +365,16 @@ export class PlaneSession {
     this.legPorts.delete(legId);
   }
 
-  /** Starts the recording on the host (capture at once, files opened meanwhile); resolves with its media id. */
-  async start(settings: RecordingSettings, ctx: Omit<RecordingContext, 'mediaId'>, maxSamples: number): Promise<string> {
-    const mediaId = (await this.send({ op: 'start', key: this.key, settings, ctx, maxSamples })) as string;
+  /**
+   * Starts recording `mediaId` on the host (capture from `atWallMs`, files opened meanwhile). Nothing waits for the
+   * host: its failures come as `onOpenFailed` or `onLost`.
+   */
+  start(settings: RecordingSettings, ctx: Omit<RecordingContext, 'mediaId'>, maxSamples: number, mediaId: string, atWallMs: number): void {
     this.mediaId = mediaId;
-    return mediaId;
+    this.send({ op: 'start', key: this.key, settings, ctx, maxSamples, mediaId, atWallMs }).catch((err: Error) => {
+      // a host that could not start it (its worker gone: onLost says so) ends it as a failed open
+      if (!(err instanceof MediaWorkerLostError)) this.openFailed(mediaId, err);
+    });
   }
 
   pause(): void {

@@ -137,10 +137,13 @@ export class MediaSession {
     for (const l of this.legs.values()) for (const s of l.streams) if (!s.isClosed) yield s;
   }
 
-  /** Starts a recording: capture at once (with the pre-roll), its files opened meanwhile. Returns its media id. */
-  start(deps: RecordingDeps, ctx: Recording['ctx'], maxSamples: number): string {
+  /**
+   * Starts a recording: capture at once (with the pre-roll), its files opened meanwhile. `start` as for Recording
+   * (its request waited `agoMs`; its media id). Returns its media id.
+   */
+  start(deps: RecordingDeps, ctx: Recording['ctx'], maxSamples: number, start: { agoMs?: number; mediaId?: string } = {}): string {
     if (this.rec) throw new Error(`a recording is already running: ${this.rec.mediaId}`);
-    const rec = new Recording(deps, ctx);
+    const rec = new Recording(deps, ctx, start);
     rec.maxSamples = maxSamples;
     this.rec = rec;
     this.lastAudio.forEach((ring, slot) => {

@@ -54,7 +54,16 @@ export type PlaneCommand =
   | { op: 'updateLeg'; key: string; legId: number; media: (NegotiatedMedia | null)[] }
   | { op: 'legEnded'; key: string; legId: number }
   | { op: 'closeLeg'; key: string; legId: number }
-  | { op: 'start'; key: string; settings: RecordingSettings; ctx: Omit<RecordingContext, 'mediaId'>; maxSamples: number }
+  | {
+      op: 'start';
+      key: string;
+      settings: RecordingSettings;
+      ctx: Omit<RecordingContext, 'mediaId'>;
+      maxSamples: number;
+      mediaId: string;
+      /** Date.now() when the dialogstart arrived: the recording starts then, however long this waited. */
+      atWallMs: number;
+    }
   | { op: 'pause' | 'resume'; key: string }
   | { op: 'event'; key: string; type: string }
   | { op: 'stop'; key: string; reason: string }
@@ -92,7 +101,9 @@ export interface HostStatus {
 export type PlaneMessage =
   | { kind: 'reply'; id: number; result?: unknown; error?: { message: string; name: string; sipStatus: number; msmlCode: number; openError?: boolean } }
   | { kind: 'openFailed'; key: string; mediaId: string; message: string }
-  | { kind: 'status'; status: HostStatus };
+  | { kind: 'status'; status: HostStatus }
+  /** A log line of the worker's (JSON, newline-terminated). */
+  | { kind: 'log'; line: string };
 
 /** What `stop` answers: the finalized recording, or null when none was running. */
 export type StopResult = FinalizedRecording | null;

@@ -84,6 +84,11 @@ export function encryptionFromOpen(o: OpenRecord['encryption'], name: string): E
 }
 
 const rand8 = (): string => randomBytes(4).toString('hex').toUpperCase();
+
+/** A new recording's media id (unique: wall time and 32 random bits). */
+export function newMediaId(ctx: Omit<RecordingContext, 'mediaId'>, wallMs: number): string {
+  return makeMediaId(ctx.callUUID ?? ctx.confId ?? ctx.id, wallMs, rand8);
+}
 /** Encoder restarts (after a worker crash) a recording may use before it is given up as failed. */
 const MAX_ENCODER_RESTARTS = 3;
 
@@ -121,13 +126,18 @@ export class Recording {
   /** Longest the recording may be, in samples (MSML maxtime): it ends exactly there however late it is stopped. */
   maxSamples = Number.POSITIVE_INFINITY;
 
+  /**
+   * `start.agoMs`: the recording started that long before now (its request waited in a queue; at most the pre-roll's
+   * span is useful). `start.mediaId`: its media id, when the caller made it (`newMediaId`).
+   */
   constructor(
     private readonly deps: RecordingDeps,
     readonly ctx: Omit<RecordingContext, 'mediaId'>,
+    start: { agoMs?: number; mediaId?: string } = {},
   ) {
-    this.startAt = deps.clock.now();
+    this.startAt = deps.clock.now() - (start.agoMs ?? 0) * SAMPLES_PER_MS;
     this.startWallMs = deps.clock.wallMs(this.startAt);
-    this.mediaId = makeMediaId(ctx.callUUID ?? ctx.confId ?? ctx.id, this.startWallMs, rand8);
+    this.mediaId = start.mediaId ?? newMediaId(ctx, this.startWallMs);
     this.mixer = new ChannelMixer(2, 2, this.startAt);
   }
 

@@ -4,7 +4,7 @@ import { destCollection } from '../jobs/deliver-recording.js';
 import { MsmlCode } from '../msml/msml-codes.js';
 import { boundedText, MsmlInterpreter, type DialogStart, type MsmlAnswer, type MsmlControlled } from '../msml/msml-interpreter.js';
 import { eventBody, resultBody } from '../msml/msml-respond.js';
-import type { FinalizedRecording } from '../recording/recording.js';
+import { newMediaId, type FinalizedRecording } from '../recording/recording.js';
 import type { PlaneSession } from '../plane/media-plane.js';
 import type { PartyRole, RecordingSettings } from '../plane/plane-protocol.js';
 import { formatOf } from '../config.js';
@@ -55,8 +55,6 @@ export class CallSession implements MsmlControlled<LegDialog> {
   private readonly msml: MsmlInterpreter<LegDialog>;
   private closing: Promise<void> | null = null;
   private recordings = 0;
-  /** A `<dialogstart>` is waiting for its host. */
-  private starting = false;
   onClosed: () => void = () => undefined;
 
   constructor(
@@ -142,10 +140,9 @@ export class CallSession implements MsmlControlled<LegDialog> {
    * Starts a recording for a `<dialogstart>`: capture starts on the media host at once, its files are opened
    * meanwhile (the answer does not wait for them: a slow disk costs neither audio nor answer time). Throws MsmlError.
    */
-  async startRecording(r: DialogStart, dialog: LegDialog): Promise<MsmlAnswer> {
+  startRecording(r: DialogStart, dialog: LegDialog): MsmlAnswer {
     if (this.closed) throw new MsmlError('Session is ending', MsmlCode.NO_SUCH_OBJECT);
     if (this.active) throw new MsmlError(`A recording is already running: ${this.active.dialogId}`, MsmlCode.ALREADY_EXISTS);
-    if (this.starting) throw new MsmlError('A recording is already starting', MsmlCode.ALREADY_EXISTS);
     const profile = this.profile;
     try {
       destCollection(r.record.dest, profile?.allowedDestHosts ?? this.deps.allowedDestHosts);
@@ -173,19 +170,9 @@ export class CallSession implements MsmlControlled<LegDialog> {
       ...(profile ? { profile: profile.name, profileVersion: profile.version } : {}),
       msml: { dest: r.record.dest, format: r.record.format, maxtimeMs: r.record.maxtimeMs, attrs: r.record.attrs, params },
     };
-    let mediaId: string;
-    this.starting = true;
-    try {
-      mediaId = await this.media.start({ ...this.deps.recording, ...byProfile }, ctx, maxMs * SAMPLES_PER_MS);
-    } catch (err) {
-      throw new MsmlError(`Recording could not start: ${(err as Error).message}`, MsmlCode.INTERNAL);
-    } finally {
-      this.starting = false;
-    }
-    if (this.closed) {
-      // the session ended while the host started it: it is finalized with the session's media
-      return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK, { dialogId }) };
-    }
+    const now = Date.now();
+    const mediaId = newMediaId(ctx, now);
+    this.media.start({ ...this.deps.recording, ...byProfile }, ctx, maxMs * SAMPLES_PER_MS, mediaId, now);
     const maxTimer = setTimeout(() => void this.stopRecording('record.complete.maxlength'), maxMs);
     maxTimer.unref();
     const active: ActiveRecording = { dialogId, name, control: dialog, wantsExit: r.record.exitNamelist !== null, maxTimer, mediaId };

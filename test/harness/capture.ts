@@ -1,6 +1,7 @@
 /**
- * Captures loopback UDP with dumpcap (Wireshark's capture tool, Debian `tshark`) and parses the pcap: the tests
- * see what really went over the wire — relayed RTP, and when each SIP request and RTP packet arrived.
+ * Captures loopback UDP and TCP with dumpcap (Wireshark's capture tool, Debian `tshark`) and parses the pcap: the
+ * tests see what really went over the wire — relayed RTP, when each SIP request and RTP packet arrived, and (TCP) the
+ * drachtio control link's frames.
  */
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -10,6 +11,8 @@ import { tempDir } from './recorder-harness.js';
 export interface CapturedUdp {
   /** Capture time, ms since the epoch (kernel timestamp). */
   ms: number;
+  /** UDP datagram, or one TCP segment's payload. */
+  proto: 'udp' | 'tcp';
   src: string;
   sport: number;
   dst: string;
@@ -51,7 +54,7 @@ export async function startCapture(filter: string): Promise<Capture> {
   };
 }
 
-/** Parses a classic pcap of Ethernet (or Linux cooked) frames into its IPv4 UDP datagrams. */
+/** Parses a classic pcap of Ethernet (or Linux cooked) frames into its IPv4 UDP datagrams and TCP segments. */
 export function parsePcap(buf: Buffer): CapturedUdp[] {
   const magic = buf.readUInt32LE(0);
   const nano = magic === 0xa1b23c4d;
@@ -67,16 +70,19 @@ export function parsePcap(buf: Buffer): CapturedUdp[] {
     const frame = buf.subarray(o + 16, o + 16 + incl);
     o += 16 + incl;
     const ip = frame.subarray(l2);
-    if (ip.length < 28 || ip[0] >> 4 !== 4 || ip[9] !== 17) continue;
+    if (ip.length < 28 || ip[0] >> 4 !== 4 || (ip[9] !== 17 && ip[9] !== 6)) continue;
     const ihl = (ip[0] & 0x0f) * 4;
-    const udp = ip.subarray(ihl);
+    const l4 = ip.subarray(ihl, ip.readUInt16BE(2));
+    const tcp = ip[9] === 6;
+    if (tcp && l4.length < 20) continue;
     out.push({
       ms: sec * 1000 + (nano ? frac / 1e6 : frac / 1e3),
+      proto: tcp ? 'tcp' : 'udp',
       src: `${ip[12]}.${ip[13]}.${ip[14]}.${ip[15]}`,
       dst: `${ip[16]}.${ip[17]}.${ip[18]}.${ip[19]}`,
-      sport: udp.readUInt16BE(0),
-      dport: udp.readUInt16BE(2),
-      payload: udp.subarray(8, udp.readUInt16BE(4)),
+      sport: l4.readUInt16BE(0),
+      dport: l4.readUInt16BE(2),
+      payload: tcp ? l4.subarray((l4[12] >> 4) * 4) : l4.subarray(8, l4.readUInt16BE(4)),
     });
   }
   return out;
