@@ -14,7 +14,7 @@ import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { ConfigMap, Namespace, Secret, Service } from 'kubernetes-models/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import { loadProfiles } from '../../src/profiles.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig, mediaWorkers } from '../../src/config.js';
 import { RtpPortPool } from '../../src/media/rtp-port-pool.js';
 import { MediaTally } from '../../src/ops/media-tally.js';
 import { RecorderMetrics } from '../../src/ops/metrics.js';
@@ -96,6 +96,8 @@ t.test('the recorder StatefulSet agrees with the program', async (t) => {
   const config = loadConfig({ ...env, MSMLREC_PROFILES_FILE: join(dir, 'profiles.yaml') });
   t.equal(config.cluster.enabled, true, 'recorders register for the RM shim');
   t.same(loadProfiles(config).names.sort(), ['Bank.Retail', 'Shop.Sales', 'default'], "the ConfigMap's profiles load");
+  const cpu = Number((app as Container & { resources: { requests: { cpu: string } } }).resources.requests.cpu);
+  t.equal(mediaWorkers(config), cpu, `one media worker per requested core (${cpu}): "auto" would count the node's cores`);
   t.equal(app.volumeMounts?.find((v) => v.name === 'config')?.mountPath, '/etc/msml-recorder', 'mounted where profiles.file points');
 
   const opsPort = app.ports?.find((p) => p.name === 'ops')?.containerPort;
