@@ -4,10 +4,11 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import { loadProfiles } from './profiles.js';
+import { loadProfiles, speechMinerUrl } from './profiles.js';
 import { loadRecipient, type Encryption } from './recording/cms-envelope.js';
 
 const port = z.number().int().min(1).max(65535);
+
 
 const Schema = z
   .object({
@@ -60,6 +61,14 @@ const Schema = z
         metadataUrl: z.union([z.literal(''), z.string().url().regex(/^https?:\/\//, 'must be http(s)')]),
         metadataUser: z.string(),
         metadataPassword: z.string(),
+        speechMinerUrl: speechMinerUrl,
+        speechMinerUser: z.string(),
+        speechMinerPassword: z.string(),
+        s3Region: z.string().min(1),
+        s3Endpoint: z.union([z.literal(''), z.string().url().regex(/^https?:\/\//, 'must be http(s)')]),
+        s3ForcePathStyle: z.boolean(),
+        s3AccessKeyId: z.string(),
+        s3SecretAccessKey: z.string(),
         attempts: z.number().int().min(1).max(1000),
         backoffMs: z.number().int().min(10),
         concurrency: z.number().int().min(1).max(64),
@@ -245,7 +254,7 @@ export function redacted(c: Config): Config {
   return {
     ...c,
     drachtio: { ...c.drachtio, secret: '***' },
-    delivery: { ...c.delivery, webdavPassword: '***', metadataPassword: '***', redisUrl: hide(c.delivery.redisUrl) },
+    delivery: { ...c.delivery, webdavPassword: '***', metadataPassword: '***', speechMinerPassword: '***', s3SecretAccessKey: '***', redisUrl: hide(c.delivery.redisUrl) },
     cluster: { ...c.cluster, redisUrl: hide(c.cluster.redisUrl) },
   };
 }

@@ -7,6 +7,13 @@ import { ConfigError } from './errors.js';
 
 const url = z.string().url().regex(/^https?:\/\//, 'must be http(s)');
 
+/** Where SpeechMiner's WAV goes: '' (beside the MP3), a WebDAV http(s) URL, or S3:<bucket>[/<prefix>]. */
+export const speechMinerUrl = z.union([
+  z.literal(''),
+  url,
+  z.string().regex(/^S3:[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/i, 'must be S3:<bucket>[/<prefix>] with a valid bucket name'),
+]);
+
 /** What one IVR profile may set (each key optional: unset keys come from `default`, then from the main config). */
 const ProfileSchema = z
   .object({
@@ -19,6 +26,14 @@ const ProfileSchema = z
     format: z.enum(['mp3-8-mono', 'mp3-16-stereo', 'mp3-32-stereo']),
     wavCopy: z.enum(['off', 'PCMU', 'PCMA']),
     allowedDestHosts: z.array(z.string().min(1)),
+    speechMinerUrl,
+    speechMinerUser: z.string(),
+    speechMinerPassword: z.string(),
+    s3Region: z.string().min(1),
+    s3Endpoint: z.union([z.literal(''), url]),
+    s3ForcePathStyle: z.boolean(),
+    s3AccessKeyId: z.string(),
+    s3SecretAccessKey: z.string(),
   })
   .partial()
   .strict();
@@ -40,10 +55,19 @@ export interface RecordingProfile {
   format: Config['recording']['format'];
   wavCopy: Config['recording']['wavCopy'];
   allowedDestHosts: string[];
+  /** SpeechMiner's WAV: '' (beside the MP3), a WebDAV URL, or S3:<bucket>[/<prefix>]; and how to reach it. */
+  speechMinerUrl: string;
+  speechMinerUser: string;
+  speechMinerPassword: string;
+  s3Region: string;
+  s3Endpoint: string;
+  s3ForcePathStyle: boolean;
+  s3AccessKeyId: string;
+  s3SecretAccessKey: string;
 }
 
 /** Where a recording of a profile is delivered (what deliver-recording needs of it). */
-export type Destination = Pick<RecordingProfile, 'webdavUrl' | 'webdavUser' | 'webdavPassword' | 'metadataUrl' | 'metadataUser' | 'metadataPassword' | 'allowedDestHosts'>;
+export type Destination = Omit<RecordingProfile, 'name' | 'version' | 'format' | 'wavCopy'>;
 
 /**
  * GIR's IVR profiles (the `gvp-tenant-id=<Tenant>.<Profile>` of the Request-URI), each with its own destinations and
@@ -82,6 +106,10 @@ function check(p: RecordingProfile): void {
   ] as const) {
     if (u.startsWith('https://') && (user === '' || pw === '')) throw new ConfigError(`profile ${p.name}: ${what}Url is https but ${what}User or ${what}Password is empty`);
   }
+  if (/^https:/.test(p.speechMinerUrl) && (p.speechMinerUser === '' || p.speechMinerPassword === '')) {
+    throw new ConfigError(`profile ${p.name}: speechMinerUrl is https but speechMinerUser or speechMinerPassword is empty`);
+  }
+  if ((p.s3AccessKeyId === '') !== (p.s3SecretAccessKey === '')) throw new ConfigError(`profile ${p.name}: s3AccessKeyId and s3SecretAccessKey go together (both empty: the AWS default credential chain)`);
 }
 
 /** Builds the profiles from the main config and the YAML text of a profiles file (null: none). Throws ConfigError. */
@@ -99,6 +127,14 @@ export function buildProfiles(config: Config, fileText: string | null, where = '
     format: config.recording.format,
     wavCopy: config.recording.wavCopy,
     allowedDestHosts: d.allowedDestHosts,
+    speechMinerUrl: d.speechMinerUrl,
+    speechMinerUser: d.speechMinerUser,
+    speechMinerPassword: d.speechMinerPassword,
+    s3Region: d.s3Region,
+    s3Endpoint: d.s3Endpoint,
+    s3ForcePathStyle: d.s3ForcePathStyle,
+    s3AccessKeyId: d.s3AccessKeyId,
+    s3SecretAccessKey: d.s3SecretAccessKey,
   };
   let raw: unknown = {};
   if (fileText !== null) {

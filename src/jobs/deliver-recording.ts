@@ -8,18 +8,36 @@ import type { Sidecar } from '../recording/metadata.js';
 import { httpRequest } from './http-request.js';
 import { buildRecordingResource, type StoredFiles } from './recording-resource.js';
 import type { DestinationHealth } from './destination-health.js';
+import type { S3Store } from './s3-store.js';
 import type { WebDavClient } from './webdav-client.js';
 
-/** What a delivery has done so far; kept in the job so a retry or a restart does not repeat finished steps. */
+/**
+ * What a delivery has done so far; kept in the job so a retry or a restart does not repeat finished steps: each
+ * file once stored (`mp3Uri`, `wavUri`), then both (`stored`), then the metadata POST.
+ */
 export interface DeliveryProgress {
+  mp3Uri?: string;
+  wavUri?: string;
   stored?: StoredFiles;
   posted?: boolean;
 }
 
+/** Where SpeechMiner's WAV goes when not beside the MP3: a WebDAV collection of its own, or an S3 bucket. */
+export type SpeechMinerStore = { kind: 'webdav'; client: WebDavClient; root: string } | { kind: 's3'; store: S3Store };
+
+/** Where one recording goes: its profile's destinations and the clients that reach them. */
+export interface RecordingTargets {
+  destination: Destination;
+  /** The WebDAV client with the MP3 store's credentials. */
+  webdav: WebDavClient;
+  /** null: the WAV goes beside the MP3. */
+  speechMiner: SpeechMinerStore | null;
+}
+
 export interface DeliverDeps {
   config: DeliveryConfig;
-  /** Where this recording goes (its profile's destinations) and the WebDAV client with its credentials. */
-  destinationOf: (sidecar: Sidecar) => { destination: Destination; webdav: WebDavClient };
+  /** Where this recording goes (its profile's destinations) and the clients with their credentials. */
+  destinationOf: (sidecar: Sidecar) => RecordingTargets;
   log: Logger;
   /** Told how each destination's attempt went. */
   health?: DestinationHealth;
@@ -62,42 +80,68 @@ export async function deliverRecording(sidecarPath: string, progress: DeliveryPr
     if ((err as NodeJS.ErrnoException).code === 'ENOENT' && progress.posted) return progress; // done before a restart
     throw new DeliveryError(`sidecar ${sidecarPath}: ${(err as Error).message}`, 'spool', 0, err);
   }
-  const { destination: dest, webdav } = deps.destinationOf(sidecar);
+  const { destination: dest, webdav, speechMiner } = deps.destinationOf(sidecar);
   const spool = dirname(sidecarPath);
   const mp3Path = join(spool, sidecar.files.mp3.name);
   const wavPath = sidecar.files.wav ? join(spool, sidecar.files.wav.name) : null;
   const day = sidecar.startTime.slice(0, 10);
   const root = (destCollection(sidecar.msml.dest, dest.allowedDestHosts) ?? dest.webdavUrl).replace(/\/+$/, '');
-  const urlOf = (name: string): string => `${root}/${day}/${encodeURIComponent(name)}`;
+  const urlIn = (collection: string, name: string): string => `${collection}/${day}/${encodeURIComponent(name)}`;
+  // CMS EnvelopedData is application/pkcs7-mime (RFC 8551 §3.2.2)
+  const cms = 'application/pkcs7-mime; smime-type=enveloped-data';
 
-  if (!progress.stored) {
-    const stored: StoredFiles = { mp3Uri: urlOf(sidecar.files.mp3.name), wavUri: sidecar.files.wav ? urlOf(sidecar.files.wav.name) : null };
-    const put = async (url: string, file: string, type: string): Promise<void> => {
-      await webdav.ensureParents(url);
-      try {
-        await webdav.put(url, file, type);
-      } catch (err) {
-        // the collection vanished since we made it: make it again, once
-        if (!(err instanceof DeliveryError) || (err.status !== 409 && err.status !== 404)) throw err;
-        await webdav.ensureParents(url);
-        await webdav.put(url, file, type);
-      }
-    };
-    const t0 = performance.now();
+  /** PUTs a file into a WebDAV collection, making the collections on the way (and once more if one vanished). */
+  const davPut = async (client: WebDavClient, url: string, file: string, type: string): Promise<void> => {
+    await client.ensureParents(url);
     try {
-      // CMS EnvelopedData is application/pkcs7-mime (RFC 8551 §3.2.2)
-      const cms = 'application/pkcs7-mime; smime-type=enveloped-data';
-      await put(stored.mp3Uri, mp3Path, sidecar.files.mp3.encrypted ? cms : 'audio/mpeg');
-      if (stored.wavUri && wavPath) await put(stored.wavUri, wavPath, sidecar.files.wav?.encrypted ? cms : 'audio/wav');
+      await client.put(url, file, type);
     } catch (err) {
-      deps.health?.failed('webdav', root, (err as Error).message);
+      if (!(err instanceof DeliveryError) || (err.status !== 409 && err.status !== 404)) throw err;
+      await client.ensureParents(url);
+      await client.put(url, file, type);
+    }
+  };
+  /** Runs one store step, telling the destination's health how it went. */
+  const step = async <T>(kind: 'webdav' | 's3', where: string, run: () => Promise<T>): Promise<T> => {
+    try {
+      const r = await run();
+      deps.health?.ok(kind, where);
+      return r;
+    } catch (err) {
+      deps.health?.failed(kind, where, (err as Error).message);
       throw err;
     }
-    deps.health?.ok('webdav', root);
+  };
+
+  if (!progress.stored) {
+    const t0 = performance.now();
+    if (!progress.mp3Uri) {
+      const uri = urlIn(root, sidecar.files.mp3.name);
+      await step('webdav', root, () => davPut(webdav, uri, mp3Path, sidecar.files.mp3.encrypted ? cms : 'audio/mpeg'));
+      progress = { ...progress, mp3Uri: uri };
+      await save(progress);
+    }
+    const wav = sidecar.files.wav;
+    if (wav && wavPath && !progress.wavUri) {
+      const type = wav.encrypted ? cms : 'audio/wav';
+      let uri: string;
+      if (speechMiner?.kind === 's3') {
+        const t = speechMiner.store.target;
+        uri = await step('s3', `s3://${t.bucket}/${t.prefix}`, () => speechMiner.store.put(`${day}/${wav.name}`, wavPath, type));
+      } else {
+        const collection = speechMiner?.kind === 'webdav' ? speechMiner.root : root;
+        const client = speechMiner?.kind === 'webdav' ? speechMiner.client : webdav;
+        uri = urlIn(collection, wav.name);
+        await step('webdav', collection, () => davPut(client, uri, wavPath, type));
+      }
+      progress = { ...progress, wavUri: uri };
+      await save(progress);
+    }
+    const stored: StoredFiles = { mp3Uri: progress.mp3Uri as string, wavUri: progress.wavUri ?? null };
     deps.observe?.('put', (performance.now() - t0) / 1000);
     progress = { ...progress, stored };
     await save(progress);
-    deps.log.info({ mediaId: sidecar.mediaId, uri: stored.mp3Uri }, 'recording stored');
+    deps.log.info({ mediaId: sidecar.mediaId, uri: stored.mp3Uri, wavUri: stored.wavUri }, 'recording stored');
   }
 
   if (!progress.posted && dest.metadataUrl) {

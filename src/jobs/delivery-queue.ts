@@ -9,7 +9,8 @@ import { DeliveryError } from '../errors.js';
 import { DestinationHealth } from './destination-health.js';
 import type { Destination } from '../profiles.js';
 import type { Sidecar } from '../recording/metadata.js';
-import { deliverRecording, type DeliveryProgress } from './deliver-recording.js';
+import { deliverRecording, type DeliveryProgress, type RecordingTargets, type SpeechMinerStore } from './deliver-recording.js';
+import { parseS3Url, S3Store, type S3Target } from './s3-store.js';
 import { WebDavClient } from './webdav-client.js';
 import { isSidecar } from '../recording/spool-names.js';
 
@@ -65,6 +66,8 @@ export class DeliveryQueue {
   private closed = false;
   private redisUp = false;
   private redisDownSince: number | null = Date.now();
+  /** S3 clients, one per bucket and credentials. */
+  private readonly s3 = new Map<string, S3Store>();
 
   constructor(
     private readonly config: DeliveryConfig,
@@ -97,17 +100,34 @@ export class DeliveryQueue {
     this.connections = [producer, consumer];
     this.queue = new Queue(this.name, { connection: producer });
     this.queue.on('error', () => undefined);
-    // one WebDAV client per set of credentials (it remembers the collections it made)
+    // one WebDAV client per set of credentials (it remembers the collections it made), one S3 client per bucket
     const clients = new Map<string, WebDavClient>();
-    const destinationOf = (sidecar: Sidecar): { destination: Destination; webdav: WebDavClient } => {
-      const destination = destinationFor(sidecar.profile);
-      const key = `${destination.webdavUser}\u0000${destination.webdavPassword}`;
-      let webdav = clients.get(key);
-      if (!webdav) {
-        webdav = new WebDavClient({ user: destination.webdavUser, password: destination.webdavPassword, timeoutMs: config.timeoutMs });
-        clients.set(key, webdav);
+    const davClient = (user: string, password: string): WebDavClient => {
+      const key = `${user}\u0000${password}`;
+      let c = clients.get(key);
+      if (!c) {
+        c = new WebDavClient({ user, password, timeoutMs: config.timeoutMs });
+        clients.set(key, c);
       }
-      return { destination, webdav };
+      return c;
+    };
+    const destinationOf = (sidecar: Sidecar): RecordingTargets => {
+      const destination = destinationFor(sidecar.profile);
+      return { destination, webdav: davClient(destination.webdavUser, destination.webdavPassword), speechMiner: speechMinerOf(destination) };
+    };
+    const speechMinerOf = (d: Destination): SpeechMinerStore | null => {
+      const u = d.speechMinerUrl;
+      if (!u) return null;
+      const bucket = parseS3Url(u);
+      if (!bucket) return { kind: 'webdav', client: davClient(d.speechMinerUser, d.speechMinerPassword), root: u.replace(/\/+$/, '') };
+      const target: S3Target = { ...bucket, region: d.s3Region, endpoint: d.s3Endpoint, forcePathStyle: d.s3ForcePathStyle, accessKeyId: d.s3AccessKeyId, secretAccessKey: d.s3SecretAccessKey };
+      const key = JSON.stringify(target);
+      let store = this.s3.get(key);
+      if (!store) {
+        store = new S3Store(target, config.timeoutMs);
+        this.s3.set(key, store);
+      }
+      return { kind: 's3', store };
     };
     this.worker = new Worker<DeliveryJobData>(
       this.name,
@@ -223,5 +243,6 @@ export class DeliveryQueue {
     if (!graceful.ok) await bounded(() => this.worker.close(true), 500);
     await bounded(() => this.queue.close(), this.redisUp ? 1000 : 200);
     for (const c of this.connections) c.disconnect();
+    for (const s of this.s3.values()) s.close();
   }
 }

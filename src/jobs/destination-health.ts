@@ -1,6 +1,6 @@
 /** How one delivery destination (a WebDAV root, a Recording Processor URL) has been doing. */
 export interface DestinationState {
-  kind: 'webdav' | 'metadata';
+  kind: 'webdav' | 'metadata' | 's3';
   /** The URL without credentials. */
   destination: string;
   /** Whether the last attempt succeeded. */

@@ -1,8 +1,8 @@
 /**
  * The real servers delivery talks to, started on free loopback ports for one test file: redis-server (Debian),
- * Apache httpd with mod_dav (Debian apache2, the WebDAV server GIR was tested with) behind Basic auth, a fault proxy
- * in front of it that can answer 503 or 403 for a while, and a small metadata receiver standing in for the
- * Recording Processor. Test equipment only.
+ * Apache httpd with mod_dav (Debian apache2, the WebDAV server GIR was tested with) behind Basic auth, moto_server
+ * (an S3 API server), a fault proxy in front of each that can answer 503 or 403 for a while, and a small metadata
+ * receiver standing in for the Recording Processor. Test equipment only.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -141,34 +141,53 @@ export async function davServer(): Promise<DavServer> {
   apache.stderr?.on('data', (d: Buffer) => (apacheErr += d.toString()));
   await waitFor(() => tcpOpen(apachePort), `apache2 (${apacheErr})`);
 
-  const proxyPort = await freeDualPort();
-  const dav: DavServer = {
-    apachePort,
-    url: `http://127.0.0.1:${proxyPort}/recordings`,
-    root,
-    user,
-    password,
-    fault: null,
-    log: [],
+  const proxy = await faultProxy(apachePort);
+  const dav: DavServer = Object.assign(behindProxy(proxy, apache), { apachePort, url: `${proxy.url}/recordings`, root, user, password });
+  return dav;
+}
+
+/** The fault switch, request log and stop of a server process behind its fault proxy. */
+function behindProxy(proxy: FaultProxy, proc: ChildProcess): Pick<DavServer, 'fault' | 'log' | 'stop'> {
+  return {
+    get fault() {
+      return proxy.fault;
+    },
+    set fault(f) {
+      proxy.fault = f;
+    },
+    log: proxy.log,
     async stop() {
       proxy.close();
-      const exited = new Promise((res) => apache.once('exit', res));
-      apache.kill('SIGTERM');
+      const exited = new Promise((res) => proc.once('exit', res));
+      proc.kill('SIGTERM');
       await exited;
     },
   };
-  const proxy = http.createServer((req, res) => {
-    if (dav.fault) {
-      dav.log.push(`${req.method} ${req.url} ${dav.fault.status}`);
+}
+
+interface FaultProxy {
+  url: string;
+  fault: { status: number } | null;
+  log: string[];
+  close(): void;
+}
+
+/** An HTTP proxy to a server on `upstreamPort` that answers `fault.status` instead, while a fault is set. */
+async function faultProxy(upstreamPort: number): Promise<FaultProxy> {
+  const port = await freeDualPort();
+  const fp: FaultProxy = { url: `http://127.0.0.1:${port}`, fault: null, log: [], close: () => server.close() };
+  const server = http.createServer((req, res) => {
+    if (fp.fault) {
+      fp.log.push(`${req.method} ${req.url} ${fp.fault.status}`);
       req.resume();
       req.on('end', () => {
-        res.writeHead(dav.fault?.status ?? 503, { 'Content-Length': '0' });
+        res.writeHead(fp.fault?.status ?? 503, { 'Content-Length': '0' });
         res.end();
       });
       return;
     }
-    const up = http.request({ host: '127.0.0.1', port: apachePort, method: req.method, path: req.url, headers: req.headers }, (ur) => {
-      dav.log.push(`${req.method} ${req.url} ${ur.statusCode}`);
+    const up = http.request({ host: '127.0.0.1', port: upstreamPort, method: req.method, path: req.url, headers: req.headers }, (ur) => {
+      fp.log.push(`${req.method} ${req.url} ${ur.statusCode}`);
       res.writeHead(ur.statusCode ?? 502, ur.headers);
       ur.pipe(res);
     });
@@ -178,8 +197,34 @@ export async function davServer(): Promise<DavServer> {
     });
     req.pipe(up);
   });
-  await new Promise<void>((r) => proxy.listen(proxyPort, '127.0.0.1', () => r()));
-  return dav;
+  await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
+  return fp;
+}
+
+export interface S3Server {
+  /** The endpoint to configure (through the fault proxy). */
+  url: string;
+  /** What the proxy answers instead of passing on (e.g. 503, S3's SlowDown); null = pass everything. */
+  fault: { status: number } | null;
+  /** Requests that reached the proxy: "METHOD path status". */
+  log: string[];
+  stop(): Promise<void>;
+}
+
+/**
+ * moto_server (Python moto: a real S3 API server) on a free loopback port, behind a fault proxy. With `auth` it
+ * checks credentials (INITIAL_NO_AUTH_ACTION_COUNT=0: every request is authenticated against its IAM, which knows
+ * no key), so any access key is refused with 403 InvalidAccessKeyId.
+ */
+export async function s3Server(opts: { auth?: boolean } = {}): Promise<S3Server> {
+  const port = await freeDualPort();
+  const env = { ...process.env, ...(opts.auth ? { INITIAL_NO_AUTH_ACTION_COUNT: '0' } : {}) };
+  const moto = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  let err = '';
+  moto.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  await waitFor(() => tcpOpen(port), `moto_server (${err.slice(-300)})`, 30_000);
+  const proxy = await faultProxy(port);
+  return Object.assign(behindProxy(proxy, moto), { url: proxy.url });
 }
 
 export interface MetadataReceiver {

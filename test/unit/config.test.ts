@@ -61,4 +61,11 @@ t.test('profiles: default inherits from the main config, the others from default
   t.match(thrown(() => buildProfiles(c, 'Tenant:\n  format: mp3-8-mono\n', 'test.yaml')), { message: /profile "Tenant" is not <Tenant>.<Profile>/ });
   t.match(thrown(() => buildProfiles(c, 'A.B:\n  format: mp3-64\n', 'test.yaml')), { message: /test\.yaml: A\.B\.format/ });
   t.match(thrown(() => buildProfiles(c, 'A.B: [\n', 'test.yaml')), { message: /test\.yaml: not YAML/ });
+  // SpeechMiner destinations: a WebDAV URL, S3:<bucket>[/<prefix>], or '' (beside the MP3)
+  const sm = buildProfiles(c, 'A.B:\n  speechMinerUrl: S3:analytics-eu/sm\n  s3AccessKeyId: AKIA1\n  s3SecretAccessKey: x\n', 'test.yaml').resolve('A.B');
+  t.match(sm, { speechMinerUrl: 'S3:analytics-eu/sm', s3Region: 'us-east-1', s3ForcePathStyle: false }, 'an S3 SpeechMiner destination, the rest from the main config');
+  t.match(thrown(() => buildProfiles(c, 'A.B:\n  speechMinerUrl: S3:Bad_Bucket!\n', 'test.yaml')), { message: /A\.B\.speechMinerUrl/ }, 'a bad bucket name is refused');
+  t.match(thrown(() => buildProfiles(c, 'A.B:\n  speechMinerUrl: ftp://x\n', 'test.yaml')), { message: /A\.B\.speechMinerUrl/ }, 'neither WebDAV nor S3 is refused');
+  t.match(thrown(() => buildProfiles(c, 'A.B:\n  speechMinerUrl: S3:bucket1\n  s3AccessKeyId: AKIA1\n', 'test.yaml')), { message: /profile A\.B: s3AccessKeyId and s3SecretAccessKey go together/ });
+  t.match(thrown(() => buildProfiles(c, 'A.B:\n  speechMinerUrl: https://sm.example/dav\n', 'test.yaml')), { message: /profile A\.B: speechMinerUrl is https but speechMinerUser or speechMinerPassword is empty/ });
 });

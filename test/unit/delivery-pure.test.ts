@@ -2,6 +2,7 @@ import t from 'tap';
 import { DeliveryError } from '../../src/errors.js';
 import { destCollection } from '../../src/jobs/deliver-recording.js';
 import { buildRecordingResource, girTime } from '../../src/jobs/recording-resource.js';
+import { parseS3Url } from '../../src/jobs/s3-store.js';
 import type { Sidecar } from '../../src/recording/metadata.js';
 import { thrown } from '../harness/thrown.js';
 
@@ -60,4 +61,10 @@ t.test('the Recording Processor body has GIR\'s shape', async (t) => {
   t.match(files[0], { mediaUri: 'http://dav/r/a.mp3', mediaId: s.files.mp3.name, type: 'audio/mp3', duration: '12523', size: '25056', tenant: 'Environment', ivrprofile: 'GIR' });
   t.match(files[0].parameters, { ani: '111', dnis: '222', agentId: 'a7', recordDN: '7001', dateTime: '2026-11-22T10:00:00Z', 'tenant-dbid': '1' });
   t.match(files[1], { mediaUri: 'http://dav/r/a.wav', type: /wav/, size: '200402' });
+});
+
+t.test('S3 destinations: S3:<bucket>[/<prefix>]', async (t) => {
+  t.same(parseS3Url('S3:analytics'), { bucket: 'analytics', prefix: '' });
+  t.same(parseS3Url('s3:analytics/speech/miner/'), { bucket: 'analytics', prefix: 'speech/miner/' }, 'prefix kept, one trailing slash');
+  t.equal(parseS3Url('https://dav.example/x'), null, 'a WebDAV URL is not S3');
 });
