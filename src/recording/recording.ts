@@ -7,11 +7,11 @@ import { encodeG711, type G711Law } from '../media/g711.js';
 import { ChannelMixer, mixDown } from './channel-mixer.js';
 import { EncoderCrashError } from '../errors.js';
 import type { EncoderPool } from './encoder-pool.js';
-import { buildSidecar, makeMediaId, type LegSummary, type RecordingContext, type RecordingEvent, type Sidecar } from './metadata.js';
+import { makeMediaId, type LegSummary, type RecordingContext, type RecordingEvent, type Sidecar } from './metadata.js';
 import { frameBytes, framesIn, infoFrame } from './mp3-info-tag.js';
 import type { Mp3Format } from './mp3-encoder.js';
 import { certAlias, loadRecipient, type Encryption } from './cms-envelope.js';
-import { encryptRecordingFiles } from './encrypt-recording.js';
+import { finalizeFiles } from './finalize-files.js';
 import { SpoolFile, writeJsonDurably } from './spool-file.js';
 import { interleave, wavHeader, wavSizePatches, type WavHeader } from './wav-header.js';
 import { spoolNames } from './spool-names.js';
@@ -343,41 +343,30 @@ export class Recording {
     await mp3.writeAt(infoFrame(fmt, { frames: framesIn(fmt, mp3.bytes), samples: this.encodedSamples, fileBytes: mp3.bytes }), 0);
     await mp3.finalize();
     const names = spoolNames(this.mediaId);
-    let files: Sidecar['files'] = { mp3: { name: names.mp3, size: mp3.bytes } };
+    const files: Sidecar['files'] = { mp3: { name: names.mp3, size: mp3.bytes } };
     if (this.wav && this.wavHead && this.deps.wav) {
       for (const [at, bytes] of wavSizePatches(this.wavHead, this.wav.bytes - this.wavHead.bytes.length)) await this.wav.writeAt(bytes, at);
       await this.wav.finalize();
       files.wav = { name: names.wav, size: this.wav.bytes, codec: this.deps.wav, channels: 2 };
     }
-    const enc = this.deps.encryption;
-    if (enc) {
-      const t0 = performance.now();
-      files = await encryptRecordingFiles(this.deps.spoolDir, files, enc);
-      this.encryptMs = performance.now() - t0;
-      this.deps.log.info({ mediaId: this.mediaId, certificates: enc.recipients.map((r) => `${certAlias(r)} ${r.subject}`), cipher: enc.cipher, ms: Math.round(this.encryptMs) }, 'recording encrypted');
-    }
-    const sidecar = buildSidecar(
-      { ...this.ctx, mediaId: names.mp3 },
-      {
-        startWallMs: this.startWallMs,
-        samples: this.encodedSamples,
-        endReason: reason,
-        truncated: this.error !== null,
-        error: this.error?.message ?? null,
-        channels: fmt.channels,
-        kbps: fmt.kbps,
-        leftChannel: this.deps.leftChannel,
-        files,
-        events: this.events,
-        legs,
-      },
-    );
-    const sidecarPath = join(this.deps.spoolDir, names.sidecar);
-    await writeJsonDurably(sidecarPath, sidecar);
-    await unlink(this.openPath).catch(() => undefined);
+    const enc = this.deps.encryption ?? null;
+    const { sidecar, sidecarPath, encryptMs } = await finalizeFiles(this.deps.spoolDir, this.ctx, this.mediaId, files, enc, {
+      startWallMs: this.startWallMs,
+      samples: this.encodedSamples,
+      endReason: reason,
+      truncated: this.error !== null,
+      error: this.error?.message ?? null,
+      channels: fmt.channels,
+      kbps: fmt.kbps,
+      leftChannel: this.deps.leftChannel,
+      events: this.events,
+      legs,
+    });
+    this.encryptMs = encryptMs;
+    if (enc && encryptMs !== null) this.deps.log.info({ mediaId: this.mediaId, certificates: enc.recipients.map((r) => `${certAlias(r)} ${r.subject}`), cipher: enc.cipher, ms: Math.round(encryptMs) }, 'recording encrypted');
     this.deps.log.info({ mediaId: this.mediaId, durationMs: sidecar.durationMs, bytes: mp3.bytes, reason }, 'recording finalized');
     if (this.lateSamples > 0) this.deps.log.warn({ mediaId: this.mediaId, lateMs: this.lateSamples / SAMPLES_PER_MS }, 'audio arrived after its place in the recording was encoded and was dropped');
     const spooled = (f: { name: string } | undefined): string | null => (f ? join(this.deps.spoolDir, f.name) : null);
-    return { id: this.ctx.id, mp3Path: spooled(files.mp3) as string, wavPath: spooled(files.wav), sidecarPath, sidecar, silentSamples: this.silentSamples, lateSamples: this.lateSamples, encryptMs: this.encryptMs };
+    return { id: this.ctx.id, mp3Path: spooled(sidecar.files.mp3) as string, wavPath: spooled(sidecar.files.wav), sidecarPath, sidecar, silentSamples: this.silentSamples, lateSamples: this.lateSamples, encryptMs: this.encryptMs };
   }
 }

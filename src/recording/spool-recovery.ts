@@ -1,11 +1,12 @@
 import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
-import { encryptedName, encryptRecordingFiles } from './encrypt-recording.js';
-import { buildSidecar, type Sidecar } from './metadata.js';
+import { encryptedName } from './encrypt-recording.js';
+import { finalizeFiles } from './finalize-files.js';
+import type { Sidecar } from './metadata.js';
 import { frameBytes, framesIn, infoFrame, playableSamples } from './mp3-info-tag.js';
 import { encryptionFromOpen, type OpenRecord } from './recording.js';
-import { fileExists, syncDir, writeJsonDurably } from './spool-file.js';
+import { fileExists } from './spool-file.js';
 import { wavHeader, wavSizePatches } from './wav-header.js';
 import { isOpenRecord, spoolNames } from './spool-names.js';
 
@@ -119,27 +120,18 @@ export async function recoverRecording(spoolDir: string, openName: string, log: 
     }
   }
   // encrypted for the certificates it was started with, before its sidecar makes it deliverable
-  const enc = encryptionFromOpen(rec.encryption, rec.mediaId);
-  if (enc) files = await encryptRecordingFiles(spoolDir, files, enc);
-  await syncDir(spoolDir);
-  const sidecar = buildSidecar(
-    { ...rec.ctx, mediaId: n.mp3 },
-    {
-      startWallMs: rec.startWallMs,
-      samples,
-      endReason: cause.endReason,
-      truncated: true,
-      error: cause.error,
-      channels: rec.format.channels,
-      kbps: rec.format.kbps,
-      leftChannel: rec.leftChannel,
-      files,
-      events: [],
-      legs: [],
-    },
-  );
-  await writeJsonDurably(sidecarPath, sidecar);
-  await unlink(openPath);
+  const { sidecar } = await finalizeFiles(spoolDir, rec.ctx, rec.mediaId, files, encryptionFromOpen(rec.encryption, rec.mediaId), {
+    startWallMs: rec.startWallMs,
+    samples,
+    endReason: cause.endReason,
+    truncated: true,
+    error: cause.error,
+    channels: rec.format.channels,
+    kbps: rec.format.kbps,
+    leftChannel: rec.leftChannel,
+    events: [],
+    legs: [],
+  });
   log.warn({ mediaId: rec.mediaId, durationMs: sidecar.durationMs, endReason: cause.endReason }, 'recovered a recording left open');
   return { mediaId: rec.mediaId, sidecarPath, sidecar };
 }
