@@ -5,7 +5,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { loadProfiles, speechMinerUrl } from './profiles.js';
-import { loadRecipient, type Encryption } from './recording/cms-envelope.js';
+import { loadCertificates, type Encryption } from './recording/cms-envelope.js';
 
 const port = z.number().int().min(1).max(65535);
 
@@ -214,18 +214,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, defaultsPath = 
 export function encryptionOf(c: Config): Encryption | null {
   const e = c.encryption;
   if (!e.enabled) return null;
-  const recipients = e.certificates.map((entry, i) => {
-    const inline = entry.includes('-----BEGIN');
-    let pem = entry;
-    if (!inline) {
-      try {
-        pem = readFileSync(entry, 'utf8');
-      } catch (err) {
-        throw new ConfigError(`encryption certificate ${entry}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-      }
-    }
-    return loadRecipient(pem, inline ? `inline #${i + 1}` : entry, { allowExpired: e.allowExpired });
-  });
+  const recipients = loadCertificates(e.certificates, { allowExpired: e.allowExpired });
   return { recipients, cipher: e.cipher, keyTransport: e.keyTransport, extension: e.extension };
 }
 

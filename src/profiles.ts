@@ -4,6 +4,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import type { Config } from './config.js';
 import { ConfigError } from './errors.js';
+import { loadCertificates, type Encryption } from './recording/cms-envelope.js';
 
 const url = z.string().url().regex(/^https?:\/\//, 'must be http(s)');
 
@@ -34,6 +35,8 @@ const ProfileSchema = z
     s3ForcePathStyle: z.boolean(),
     s3AccessKeyId: z.string(),
     s3SecretAccessKey: z.string(),
+    encrypt: z.boolean(),
+    encryptionCertificates: z.array(z.string().min(1)),
   })
   .partial()
   .strict();
@@ -64,10 +67,15 @@ export interface RecordingProfile {
   s3ForcePathStyle: boolean;
   s3AccessKeyId: string;
   s3SecretAccessKey: string;
+  /** Whether its recordings are encrypted, for which certificates (paths or PEM); cipher etc. from `encryption.*`. */
+  encrypt: boolean;
+  encryptionCertificates: string[];
+  /** The certificates read and checked (null: not encrypted). */
+  encryption: Encryption | null;
 }
 
 /** Where a recording of a profile is delivered (what deliver-recording needs of it). */
-export type Destination = Omit<RecordingProfile, 'name' | 'version' | 'format' | 'wavCopy'>;
+export type Destination = Omit<RecordingProfile, 'name' | 'version' | 'format' | 'wavCopy' | 'encrypt' | 'encryptionCertificates' | 'encryption'>;
 
 /**
  * GIR's IVR profiles (the `gvp-tenant-id=<Tenant>.<Profile>` of the Request-URI), each with its own destinations and
@@ -112,6 +120,14 @@ function check(p: RecordingProfile): void {
   if ((p.s3AccessKeyId === '') !== (p.s3SecretAccessKey === '')) throw new ConfigError(`profile ${p.name}: s3AccessKeyId and s3SecretAccessKey go together (both empty: the AWS default credential chain)`);
 }
 
+/** A profile's encryption: its certificates read and checked (the error names the profile), the rest from `encryption.*`. */
+function encryptionOfProfile(p: RecordingProfile, e: Config['encryption']): Encryption | null {
+  if (!p.encrypt) return null;
+  if (p.encryptionCertificates.length === 0) throw new ConfigError(`profile ${p.name}: encrypt is true but no encryptionCertificates (and none in encryption.certificates)`);
+  const recipients = loadCertificates(p.encryptionCertificates, { allowExpired: e.allowExpired }, `profile ${p.name}: encryption certificate`);
+  return { recipients, cipher: e.cipher, keyTransport: e.keyTransport, extension: e.extension };
+}
+
 /** Builds the profiles from the main config and the YAML text of a profiles file (null: none). Throws ConfigError. */
 export function buildProfiles(config: Config, fileText: string | null, where = 'profiles file'): Profiles {
   const d = config.delivery;
@@ -135,6 +151,9 @@ export function buildProfiles(config: Config, fileText: string | null, where = '
     s3ForcePathStyle: d.s3ForcePathStyle,
     s3AccessKeyId: d.s3AccessKeyId,
     s3SecretAccessKey: d.s3SecretAccessKey,
+    encrypt: config.encryption.enabled,
+    encryptionCertificates: config.encryption.certificates,
+    encryption: null,
   };
   let raw: unknown = {};
   if (fileText !== null) {
@@ -147,14 +166,19 @@ export function buildProfiles(config: Config, fileText: string | null, where = '
   const r = FileSchema.safeParse(raw);
   if (!r.success) throw new ConfigError(`${where}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`);
   const version = fileText === null ? 'builtin' : createHash('sha256').update(fileText).digest('hex').slice(0, 12);
-  const def: RecordingProfile = { ...base, ...r.data.default, name: 'default', version };
+  // listing certificates turns encryption on for the profile unless it says `encrypt: false`
+  const withCerts = (p: z.infer<typeof ProfileSchema> | undefined) => (p?.encryptionCertificates?.length && p.encrypt === undefined ? { ...p, encrypt: true } : p);
+  const def: RecordingProfile = { ...base, ...withCerts(r.data.default), name: 'default', version };
   const entries = new Map<string, RecordingProfile>([['default', def]]);
   for (const [name, p] of Object.entries(r.data)) {
     if (name === 'default') continue;
     if (!/^[^.]+\.[^.]+$/.test(name)) throw new ConfigError(`${where}: profile "${name}" is not <Tenant>.<Profile> (as in gvp-tenant-id)`);
-    entries.set(name, { ...def, ...p, name, version });
+    entries.set(name, { ...def, ...withCerts(p), name, version });
   }
-  for (const p of entries.values()) check(p);
+  for (const p of entries.values()) {
+    check(p);
+    p.encryption = encryptionOfProfile(p, config.encryption);
+  }
   return new Profiles(entries, config.profiles.requireKnown);
 }
 

@@ -1,5 +1,5 @@
 import { constants, createCipheriv, publicEncrypt, randomBytes, X509Certificate } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { createReadStream, readFileSync } from 'node:fs';
 import { open, rename, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import * as asn1js from 'asn1js';
@@ -46,6 +46,25 @@ const OID = {
 } as const;
 const KEY_BYTES: Record<ContentCipher, number> = { 'aes-128-cbc': 16, 'aes-256-cbc': 32 };
 const MIN_RSA_BITS = 2048;
+
+/**
+ * The recipients of configured certificate entries: each a file path or the PEM text itself, read and checked as
+ * `loadRecipient` does. Throws ConfigError naming the entry (`what` says where it was configured).
+ */
+export function loadCertificates(entries: string[], opts: { allowExpired: boolean }, what = 'encryption certificate'): Recipient[] {
+  return entries.map((entry, i) => {
+    const inline = entry.includes('-----BEGIN');
+    let pem = entry;
+    if (!inline) {
+      try {
+        pem = readFileSync(entry, 'utf8');
+      } catch (err) {
+        throw new ConfigError(`${what} ${entry}: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+      }
+    }
+    return loadRecipient(pem, inline ? `inline #${i + 1}` : entry, opts);
+  });
+}
 
 /**
  * Reads and checks one recipient certificate: exactly one X.509 certificate in PEM (no chain), an RSA key of at

@@ -4,7 +4,7 @@ import { destCollection } from '../jobs/deliver-recording.js';
 import { MsmlCode } from '../msml/msml-codes.js';
 import { boundedText, MsmlInterpreter, type DialogStart, type MsmlAnswer, type MsmlControlled } from '../msml/msml-interpreter.js';
 import { eventBody, resultBody } from '../msml/msml-respond.js';
-import { newMediaId, type FinalizedRecording } from '../recording/recording.js';
+import { newMediaId, openEncryption, type FinalizedRecording } from '../recording/recording.js';
 import type { PlaneSession } from '../plane/media-plane.js';
 import type { PartyRole, RecordingSettings } from '../plane/plane-protocol.js';
 import { formatOf } from '../config.js';
@@ -154,8 +154,8 @@ export class CallSession implements MsmlControlled<LegDialog> {
     const params = r.record.params;
     const id = params.id ?? `${this.callUUID ?? this.uri.confId ?? this.key}_${this.recordings + 1}`;
     this.recordings++;
-    // the profile's format and WAV copy; encryption and the rest are the recorder's
-    const byProfile = profile ? { format: formatOf(profile.format), wav: profile.wavCopy === 'off' ? null : profile.wavCopy } : {};
+    // the profile's format, WAV copy and encryption certificates; the hold and the left channel are the recorder's
+    const byProfile = profile ? { format: formatOf(profile.format), wav: profile.wavCopy === 'off' ? null : profile.wavCopy, encryption: openEncryption(profile.encryption) } : {};
     const maxMs = Math.min(r.record.maxtimeMs ?? this.deps.maxDurationMs, this.deps.maxDurationMs);
     const ctx = {
       id,

@@ -3,7 +3,8 @@
  * through the simulator) and delivers it to Apache mod_dav and a metadata receiver. What is stored is CMS
  * EnvelopedData that is not playable, each tenant key decrypts it (`openssl cms -decrypt`) to an MP3 with the call's
  * tone and length, an unrelated key does not, no plaintext is left in the spool, and the metadata names the
- * certificates. A recording left half-encrypted by a crash is finished at restart and decrypts whole.
+ * certificates. A recording left half-encrypted by a crash is finished at restart and decrypts whole. An IVR profile
+ * with its own certificate encrypts for that tenant only; one with `encrypt: false` stores plain.
  */
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -40,7 +41,7 @@ t.teardown(async () => {
   for (const server of [sim, dav, meta, redis]) await server.stop();
 });
 /** A recorder with delivery to the servers above, encrypting for tenant-a (by path) and tenant-b (inline PEM). */
-async function recorder(spool: string): Promise<AppProcess> {
+async function recorder(spool: string, extra: Record<string, string> = {}): Promise<AppProcess> {
   const app = await startApp(sim, {
     MSMLREC_SPOOL_DIR: spool,
     MSMLREC_DELIVERY_ENABLED: 'true',
@@ -55,6 +56,7 @@ async function recorder(spool: string): Promise<AppProcess> {
     MSMLREC_ENCRYPTION_ENABLED: 'true',
     MSMLREC_ENCRYPTION_CERTIFICATES: `${a.cert},${readFileSync(b.cert, 'utf8')}`,
     MSMLREC_ENCRYPTION_EXTENSION: 'p7m',
+    ...extra,
   });
   apps.push(app);
   return app;
@@ -135,4 +137,35 @@ t.test('killed while encrypting: at restart the recording is encrypted whole and
   t.same(readdirSync(spool), [], 'nothing left in the spool: no plaintext, no .part');
   const post = meta.posts.find((p) => p.body.id === 'crash1UUID')?.body as { mediaFiles: { certificates?: string[] }[] };
   t.same(post.mediaFiles[0].certificates, [loadRecipient(readFileSync(a.cert, 'utf8'), 'a', { allowExpired: false }).fingerprint], 'encrypted for the certificate it was started with (the open record), not the new configuration\'s two');
+});
+
+t.test('per-profile certificates: a profile encrypts for its own tenant only; a profile with encrypt: false stores plain', async (t) => {
+  for (const app of apps.splice(0)) await app.stop('SIGKILL'); // the simulator gives INVITEs to the first app connected
+  const bank = makeCert(dir, 'bank');
+  const profiles = join(dir, 'profiles.yaml');
+  writeFileSync(profiles, ['Bank.Secure:', `  encryptionCertificates: [${bank.cert}]`, 'Open.Plain:', '  encrypt: false', ''].join('\n'));
+  const spool = tempDir('spool-enc-profiles');
+  const app = await recorder(spool, { MSMLREC_PROFILES_FILE: profiles });
+  const record = async (conf: string, profile: string): Promise<void> => {
+    const rtp = await RtpSender.open();
+    const inv = await uac.request('INVITE', `sip:msml=${conf}@127.0.0.1:${sim.sipPort};dn=7001;record;gvp-tenant-id=${profile}`, {
+      headers: { 'content-type': 'application/sdp', 'X-Genesys-CallUUID': `${conf}UUID` },
+      body: `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${rtp.port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n`,
+    });
+    const dialog = uac.dialogOf(inv);
+    await uac.request('INFO', '', { dialog, headers: { 'content-type': 'application/vnd.radisys.msml+xml' }, body: `<msml version="1.1"><dialogstart target="conf:${conf}" name="rec"><record/></dialogstart></msml>` });
+    await rtp.play(Number(/m=audio (\d+)/.exec(String(inv.content))?.[1]), { law: 'PCMU', freq: 800, seconds: 1.5, ssrc: 6 });
+    await uac.request('BYE', '', { dialog });
+    rtp.close();
+    await until(`${conf} delivered`, () => meta.posts.some((p) => p.body.id === `${conf}UUID`), 30_000, () => app.logs.slice(-6).join('\n'));
+  };
+  await record('encp1', 'Bank.Secure');
+  await record('encp2', 'Open.Plain');
+  await record('encp3', 'Other.Default');
+  const mp3Of = (conf: string): string => storedFiles().find((f) => f.includes(`${conf}UUID`) && !f.includes('.wav')) as string;
+  const secure = mp3Of('encp1');
+  t.ok(decrypt(secure, bank), "Bank.Secure: the bank's key decrypts it");
+  t.equal(decrypt(secure, a), null, "... tenant-a's (the recorder's global certificate) does not");
+  t.ok(mp3Of('encp2').endsWith('.mp3') && playable(mp3Of('encp2')), 'Open.Plain: stored as a playable MP3 (encrypt: false)');
+  t.ok(decrypt(mp3Of('encp3'), a) && decrypt(mp3Of('encp3'), b), 'a profile not in the file: default, the global certificates');
 });

@@ -61,6 +61,10 @@ t.test('profiles: default inherits from the main config, the others from default
   t.match(thrown(() => buildProfiles(c, 'Tenant:\n  format: mp3-8-mono\n', 'test.yaml')), { message: /profile "Tenant" is not <Tenant>.<Profile>/ });
   t.match(thrown(() => buildProfiles(c, 'A.B:\n  format: mp3-64\n', 'test.yaml')), { message: /test\.yaml: A\.B\.format/ });
   t.match(thrown(() => buildProfiles(c, 'A.B: [\n', 'test.yaml')), { message: /test\.yaml: not YAML/ });
+  // per-profile encryption: listing certificates turns it on; encrypt true without any is refused
+  t.equal(p.resolve('A.B')?.encryption, null, 'not encrypted by default');
+  t.match(thrown(() => buildProfiles(c, 'A.B:\n  encrypt: true\n', 'test.yaml')), { message: /profile A\.B: encrypt is true but no encryptionCertificates/ });
+  t.match(thrown(() => buildProfiles(c, 'A.B:\n  encryptionCertificates: [/nonexistent.pem]\n', 'test.yaml')), { message: /profile A\.B: encryption certificate \/nonexistent\.pem: cannot be read \(ENOENT\)/ });
   // SpeechMiner destinations: a WebDAV URL, S3:<bucket>[/<prefix>], or '' (beside the MP3)
   const sm = buildProfiles(c, 'A.B:\n  speechMinerUrl: S3:analytics-eu/sm\n  s3AccessKeyId: AKIA1\n  s3SecretAccessKey: x\n', 'test.yaml').resolve('A.B');
   t.match(sm, { speechMinerUrl: 'S3:analytics-eu/sm', s3Region: 'us-east-1', s3ForcePathStyle: false }, 'an S3 SpeechMiner destination, the rest from the main config');
