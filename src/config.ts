@@ -38,6 +38,9 @@ const Schema = z
         leftChannel: z.enum(['other', 'recordDN']),
         maxDurationSec: z.number().int().min(1),
         wavCopy: z.enum(['off', 'PCMU', 'PCMA']),
+        alertTone: z.string(),
+        toneSilenceMs: z.number().int().min(1500),
+        hearsTone: z.array(z.enum(['other', 'recordDN'])),
       })
       .strict(),
     admission: z

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import { encoderWorkers, encryptionOf, instanceId, loadConfig, mediaWorkers, mp3Format, redacted, type Config } from './config.js';
 import { ConfigError } from './errors.js';
 import { ProfileSource } from './profiles.js';
+import { AlertToneCache } from './media/alert-tone-file.js';
 import { DeliveryQueue, pendingSidecars } from './jobs/delivery-queue.js';
 import { RtpPortPool } from './media/rtp-port-pool.js';
 import { closeSteps, exitOnSignals } from './ops/lifecycle.js';
@@ -50,6 +51,11 @@ export function startRecorder(config: Config): Recorder {
   const spoolDir = resolve(config.spool.dir);
   const encryption = encryptionOf(config);
   const profiles = new ProfileSource(config, log.child({ part: 'profiles' }));
+  // the profiles' alert tones are read at start and at every reload, before a call needs them
+  const tones = new AlertToneCache((src, why) => log.error({ tone: src, err: why }, 'alert tone cannot be read: recordings of its profiles run without it'));
+  profiles.onProfiles = (p) => {
+    for (const src of p.alertTones) tones.preload(src);
+  };
   profiles.start();
   if (config.profiles.file) log.info({ file: config.profiles.file, profiles: profiles.current.names, requireKnown: config.profiles.requireKnown, reloadSec: config.profiles.reloadSec }, 'recording profiles loaded');
   for (const r of encryption?.recipients ?? []) {
@@ -157,6 +163,7 @@ export function startRecorder(config: Config): Recorder {
       },
       onFinalizeFailed: () => m.recordingNotFinalized(),
       onOpenFailed: () => m.recordingNotFinalized('open-failed'),
+      tones,
     },
     profiles,
   });

@@ -37,6 +37,9 @@ const ProfileSchema = z
     s3SecretAccessKey: z.string(),
     encrypt: z.boolean(),
     encryptionCertificates: z.array(z.string().min(1)),
+    alertTone: z.string(),
+    toneSilenceMs: z.number().int().min(1500),
+    hearsTone: z.array(z.enum(['other', 'recordDN'])),
   })
   .partial()
   .strict();
@@ -72,10 +75,14 @@ export interface RecordingProfile {
   encryptionCertificates: string[];
   /** The certificates read and checked (null: not encrypted). */
   encryption: Encryption | null;
+  /** The recording alert tone (path or URL; '' none), the silence between plays, who hears it. */
+  alertTone: string;
+  toneSilenceMs: number;
+  hearsTone: ('other' | 'recordDN')[];
 }
 
 /** Where a recording of a profile is delivered (what deliver-recording needs of it). */
-export type Destination = Omit<RecordingProfile, 'name' | 'version' | 'format' | 'wavCopy' | 'encrypt' | 'encryptionCertificates' | 'encryption'>;
+export type Destination = Omit<RecordingProfile, 'name' | 'version' | 'format' | 'wavCopy' | 'encrypt' | 'encryptionCertificates' | 'encryption' | 'alertTone' | 'toneSilenceMs' | 'hearsTone'>;
 
 /**
  * GIR's IVR profiles (the `gvp-tenant-id=<Tenant>.<Profile>` of the Request-URI), each with its own destinations and
@@ -103,6 +110,11 @@ export class Profiles {
 
   get names(): string[] {
     return [...this.entries.keys()];
+  }
+
+  /** Every alert tone a profile names (to read them before a call needs them). */
+  get alertTones(): string[] {
+    return [...new Set([...this.entries.values()].map((p) => p.alertTone).filter((s) => s !== ''))];
   }
 }
 
@@ -154,6 +166,9 @@ export function buildProfiles(config: Config, fileText: string | null, where = '
     encrypt: config.encryption.enabled,
     encryptionCertificates: config.encryption.certificates,
     encryption: null,
+    alertTone: config.recording.alertTone,
+    toneSilenceMs: config.recording.toneSilenceMs,
+    hearsTone: config.recording.hearsTone,
   };
   let raw: unknown = {};
   if (fileText !== null) {
@@ -215,6 +230,8 @@ export class ProfileSource {
   reloadFailures = 0;
   /** Why the last change was refused (null: the file in use is the one on disk). */
   lastError: string | null = null;
+  /** Called with the profiles taken into use at start and at every reload. */
+  onProfiles: (p: Profiles) => void = () => undefined;
 
   constructor(
     private readonly config: Config,
@@ -237,6 +254,7 @@ export class ProfileSource {
   }
 
   start(): void {
+    this.onProfiles(this.profiles);
     const file = this.config.profiles.file;
     const every = this.config.profiles.reloadSec * 1000;
     if (!file || every <= 0) return;
@@ -260,6 +278,7 @@ export class ProfileSource {
       this.text = text;
       this.lastError = null;
       this.reloads++;
+      this.onProfiles(this.profiles);
       this.log.info({ file, profiles: this.profiles.names, version: this.profiles.resolve('default')?.version }, 'recording profiles reloaded; new calls use them');
     } catch (err) {
       this.refuse((err as Error).message, text);

@@ -1,6 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import type { S3Client } from '@aws-sdk/client-s3';
 import { DeliveryError } from '../errors.js';
 
 /** An S3 bucket (or an S3-compatible store) to put files in. */
@@ -32,13 +32,22 @@ export function parseS3Url(u: string): { bucket: string; prefix: string } | null
  * the job for `jobs list`.
  */
 export class S3Store {
-  private readonly client: S3Client;
+  private client: Promise<{ s3: S3Client; sdk: typeof import('@aws-sdk/client-s3') }> | null = null;
 
   constructor(
     readonly target: S3Target,
-    timeoutMs: number,
-  ) {
-    this.client = new S3Client({
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** The SDK is loaded with the first S3 upload (a recorder without an S3 destination never loads it). */
+  private connect(): Promise<{ s3: S3Client; sdk: typeof import('@aws-sdk/client-s3') }> {
+    this.client ??= import('@aws-sdk/client-s3').then((sdk) => ({ sdk, s3: this.makeClient(sdk) }));
+    return this.client;
+  }
+
+  private makeClient(sdk: typeof import('@aws-sdk/client-s3')): S3Client {
+    const { target, timeoutMs } = this;
+    return new sdk.S3Client({
       region: target.region,
       ...(target.endpoint ? { endpoint: target.endpoint } : {}),
       forcePathStyle: target.forcePathStyle,
@@ -62,7 +71,8 @@ export class S3Store {
     const uri = this.uriOf(Key);
     try {
       const size = (await stat(file)).size;
-      await this.client.send(new PutObjectCommand({ Bucket: this.target.bucket, Key, Body: createReadStream(file), ContentLength: size, ContentType: contentType }));
+      const { s3, sdk } = await this.connect();
+      await s3.send(new sdk.PutObjectCommand({ Bucket: this.target.bucket, Key, Body: createReadStream(file), ContentLength: size, ContentType: contentType }));
     } catch (err) {
       const e = err as Error & { $metadata?: { httpStatusCode?: number }; Code?: string };
       const status = e.$metadata?.httpStatusCode ?? null;
@@ -73,6 +83,6 @@ export class S3Store {
   }
 
   close(): void {
-    this.client.destroy();
+    void this.client?.then((c) => c.s3.destroy(), () => undefined);
   }
 }

@@ -92,7 +92,7 @@ function encTable(law: G711Law): Uint8Array {
 }
 
 /** Encodes 16-bit PCM to G.711 (into `out` when given, which must be at least as long). */
-export function encodeG711(law: G711Law, pcm: Int16Array, out = new Uint8Array(pcm.length)): Uint8Array {
+export function encodeG711(law: G711Law, pcm: Int16Array, out: Uint8Array<ArrayBufferLike> = new Uint8Array(pcm.length)): Uint8Array<ArrayBufferLike> {
   const t = encTable(law);
   for (let i = 0; i < pcm.length; i++) out[i] = t[pcm[i] & 0xffff];
   return out;

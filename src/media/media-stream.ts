@@ -5,6 +5,7 @@ import type { G711Law } from './g711.js';
 import { RelayStage, type RelayStats } from './relay-stage.js';
 import type { RtpEndpoint } from './rtp-endpoint.js';
 import type { RtpPacket } from './rtp-packet.js';
+import type { ToneInjector } from './tone-injector.js';
 
 export interface StreamOptions {
   jitterMs: number;
@@ -57,6 +58,15 @@ export class MediaStream {
 
   get relay(): RelayStats {
     return this.relayStage.stats;
+  }
+
+  /** The alert tone this stream's party hears in what is relayed to it (null: none). */
+  set tone(t: ToneInjector | null) {
+    this.relayStage.tone = t;
+  }
+
+  get tone(): ToneInjector | null {
+    return this.relayStage.tone;
   }
 
   /** Applies a new negotiation (re-INVITE, transfer, 3PCC answer in the ACK). The recording slot stays. */

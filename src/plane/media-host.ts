@@ -133,6 +133,7 @@ export class MediaHost {
           req.maxSamples,
           // a start that waited in this worker's queue starts when it was asked for, back to what the pre-roll holds
           { mediaId: req.mediaId, agoMs: Math.min(PREROLL_SPAN_MS, Math.max(0, Date.now() - req.atWallMs)) },
+          req.tone,
         );
         return mediaId;
       }

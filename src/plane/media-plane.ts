@@ -13,7 +13,7 @@ import { spoolNames } from '../recording/spool-names.js';
 import { recoverRecording, type RecoveredRecording } from '../recording/spool-recovery.js';
 import { MediaHost } from './media-host.js';
 import type { MediaWorkerData } from './media-worker.js';
-import type { HostConfig, HostStatus, PartyRole, PlaneCommand, PlaneMessage, PlaneRequest, RecordingSettings, SessionStatus } from './plane-protocol.js';
+import type { AlertTone, HostConfig, HostStatus, PartyRole, PlaneCommand, PlaneMessage, PlaneRequest, RecordingSettings, SessionStatus } from './plane-protocol.js';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 
@@ -369,9 +369,9 @@ export class PlaneSession {
    * Starts recording `mediaId` on the host (capture from `atWallMs`, files opened meanwhile). Nothing waits for the
    * host: its failures come as `onOpenFailed` or `onLost`.
    */
-  start(settings: RecordingSettings, ctx: Omit<RecordingContext, 'mediaId'>, maxSamples: number, mediaId: string, atWallMs: number): void {
+  start(settings: RecordingSettings, ctx: Omit<RecordingContext, 'mediaId'>, maxSamples: number, mediaId: string, atWallMs: number, tone: AlertTone | null = null): void {
     this.mediaId = mediaId;
-    this.send({ op: 'start', key: this.key, settings, ctx, maxSamples, mediaId, atWallMs }).catch((err: Error) => {
+    this.send({ op: 'start', key: this.key, settings, ctx, maxSamples, mediaId, atWallMs, tone }).catch((err: Error) => {
       // a host that could not start it (its worker gone: onLost says so) ends it as a failed open
       if (!(err instanceof MediaWorkerLostError)) this.openFailed(mediaId, err);
     });

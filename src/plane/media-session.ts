@@ -3,7 +3,8 @@ import type { MediaStream } from '../media/media-stream.js';
 import type { LegSummary } from '../recording/metadata.js';
 import { Recording, type FinalizedRecording, type RecordingDeps } from '../recording/recording.js';
 import type { NegotiatedMedia } from '../media/negotiated-media.js';
-import type { PartyRole, SessionStatus } from './plane-protocol.js';
+import { ToneInjector } from '../media/tone-injector.js';
+import type { AlertTone, PartyRole, SessionStatus } from './plane-protocol.js';
 
 /** Packets of each slot kept while nothing records, for a recording that starts between them (see `lastAudio`). */
 const PREROLL_PACKETS = 4;
@@ -26,6 +27,8 @@ export class MediaSession {
   private readonly legs = new Map<number, MediaLeg>();
   private rec: Recording | null = null;
   private closed = false;
+  /** The running recording's alert tone, or null. */
+  private tone: AlertTone | null = null;
   /** Called when the recording's files could not be opened: it ended with nothing written. */
   onOpenFailed: (mediaId: string, err: Error) => void = () => undefined;
 
@@ -60,8 +63,25 @@ export class MediaSession {
   };
 
   addLeg(legId: number, callId: string, role: PartyRole, streams: MediaStream[]): void {
-    this.legs.set(legId, { legId, callId, role, ended: false, streams });
+    const leg = { legId, callId, role, ended: false, streams };
+    this.legs.set(legId, leg);
     this.link();
+    if (this.rec) this.toneFor(leg);
+  }
+
+  /** Gives a leg's streams the alert tone when its party is one that hears it (null: takes it away). */
+  private toneFor(leg: MediaLeg): void {
+    const t = this.tone;
+    const hears = t !== null && t.hears.includes(leg.role) && this.rec !== null;
+    for (const s of leg.streams) {
+      if (!hears) {
+        s.tone = null;
+        continue;
+      }
+      const rec = this.rec;
+      s.tone = new ToneInjector(t.pcm, t.silenceMs, () => rec?.event(`tone.${leg.role}`));
+      if (rec?.paused) s.tone.pause();
+    }
   }
 
   /** A new negotiation for a leg's m-lines (re-INVITE, 3PCC answer in the ACK); hold changes go in the history. */
@@ -141,11 +161,13 @@ export class MediaSession {
    * Starts a recording: capture at once (with the pre-roll), its files opened meanwhile. `start` as for Recording
    * (its request waited `agoMs`; its media id). Returns its media id.
    */
-  start(deps: RecordingDeps, ctx: Recording['ctx'], maxSamples: number, start: { agoMs?: number; mediaId?: string } = {}): string {
+  start(deps: RecordingDeps, ctx: Recording['ctx'], maxSamples: number, start: { agoMs?: number; mediaId?: string } = {}, tone: AlertTone | null = null): string {
     if (this.rec) throw new Error(`a recording is already running: ${this.rec.mediaId}`);
     const rec = new Recording(deps, ctx, start);
     rec.maxSamples = maxSamples;
     this.rec = rec;
+    this.tone = tone;
+    for (const l of this.legs.values()) this.toneFor(l);
     this.lastAudio.forEach((ring, slot) => {
       for (const last of ring) {
         if (last.n > 0) rec.write(slot, last.at, last.pcm.subarray(0, last.n));
@@ -153,7 +175,7 @@ export class MediaSession {
       }
     });
     rec.open().catch((err: Error) => {
-      if (this.rec === rec) this.rec = null;
+      if (this.rec === rec) this.endTone(null);
       this.onOpenFailed(rec.mediaId, err);
     });
     return rec.mediaId;
@@ -161,10 +183,23 @@ export class MediaSession {
 
   pause(): void {
     this.rec?.pause();
+    for (const s of this.streamsWithTone()) s.tone?.pause();
   }
 
   resume(): void {
     this.rec?.resume();
+    for (const s of this.streamsWithTone()) s.tone?.resume();
+  }
+
+  private *streamsWithTone(): Iterable<MediaStream> {
+    for (const l of this.legs.values()) for (const s of l.streams) if (s.tone) yield s;
+  }
+
+  /** The recording ended (or never opened): no more tone. */
+  private endTone(rec: Recording | null): void {
+    this.rec = rec;
+    this.tone = null;
+    for (const s of this.streamsWithTone()) s.tone = null;
   }
 
   event(type: string): void {
@@ -175,7 +210,7 @@ export class MediaSession {
   async stop(reason: string): Promise<FinalizedRecording | null> {
     const rec = this.rec;
     if (!rec) return null;
-    this.rec = null;
+    this.endTone(null);
     for (const l of this.legs.values()) for (const s of l.streams) s.drain();
     return rec.stop(reason, this.summaries());
   }

@@ -28,6 +28,13 @@ export interface HostConfig {
   loadWindowMs: number;
 }
 
+/** A recording alert tone: its audio, the silence between plays, and which parties hear it. */
+export interface AlertTone {
+  pcm: Int16Array;
+  silenceMs: number;
+  hears: PartyRole[];
+}
+
 /** How one recording is written (a profile's or the recorder's settings). */
 export interface RecordingSettings {
   format: Mp3Format;
@@ -63,6 +70,8 @@ export type PlaneCommand =
       mediaId: string;
       /** Date.now() when the dialogstart arrived: the recording starts then, however long this waited. */
       atWallMs: number;
+      /** The alert tone to play to some parties while it records, or null. */
+      tone: AlertTone | null;
     }
   | { op: 'pause' | 'resume'; key: string }
   | { op: 'event'; key: string; type: string }

@@ -6,12 +6,16 @@ import { boundedText, MsmlInterpreter, type DialogStart, type MsmlAnswer, type M
 import { eventBody, resultBody } from '../msml/msml-respond.js';
 import { newMediaId, openEncryption, type FinalizedRecording } from '../recording/recording.js';
 import type { PlaneSession } from '../plane/media-plane.js';
-import type { PartyRole, RecordingSettings } from '../plane/plane-protocol.js';
+import type { AlertTone, PartyRole, RecordingSettings } from '../plane/plane-protocol.js';
+import type { AlertToneCache } from '../media/alert-tone-file.js';
 import { formatOf } from '../config.js';
 import type { RecordingProfile } from '../profiles.js';
 import type { RecordingUri } from './recording-uri.js';
 import type { Leg, LegDialog } from './leg.js';
 import { SAMPLES_PER_MS } from '../media/sample-clock.js';
+
+/** The shortest silence between two plays of the alert tone (GIR's minimum tonesilenceduration), ms. */
+const MIN_TONE_SILENCE_MS = 1500;
 
 export interface SessionDeps {
   /** How recordings are written when the session has no profile (format, WAV copy, encryption, hold). */
@@ -29,6 +33,8 @@ export interface SessionDeps {
   onFinalizeFailed?: (err: Error) => void;
   /** Called when a recording's files could not be opened (disk full): it ends with nothing written. */
   onOpenFailed?: (err: Error) => void;
+  /** The alert tones, read once (a profile's `alertTone`). */
+  tones?: Pick<AlertToneCache, 'get'>;
 }
 
 interface ActiveRecording {
@@ -170,16 +176,33 @@ export class CallSession implements MsmlControlled<LegDialog> {
       ...(profile ? { profile: profile.name, profileVersion: profile.version } : {}),
       msml: { dest: r.record.dest, format: r.record.format, maxtimeMs: r.record.maxtimeMs, attrs: r.record.attrs, params },
     };
+    const { tone, toneNote } = this.alertTone(params);
     const now = Date.now();
     const mediaId = newMediaId(ctx, now);
-    this.media.start({ ...this.deps.recording, ...byProfile }, ctx, maxMs * SAMPLES_PER_MS, mediaId, now);
+    this.media.start({ ...this.deps.recording, ...byProfile }, ctx, maxMs * SAMPLES_PER_MS, mediaId, now, tone);
     const maxTimer = setTimeout(() => void this.stopRecording('record.complete.maxlength'), maxMs);
     maxTimer.unref();
     const active: ActiveRecording = { dialogId, name, control: dialog, wantsExit: r.record.exitNamelist !== null, maxTimer, mediaId };
     this.active = active;
     this.started.set(mediaId, active);
-    this.log.info({ dialogId, mediaId, recording: id, maxMs }, 'recording started');
-    return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK, { dialogId }) };
+    this.log.info({ dialogId, mediaId, recording: id, maxMs, tone: tone ? { silenceMs: tone.silenceMs, hears: tone.hears } : null }, 'recording started');
+    if (toneNote) this.log.warn({ mediaId, why: toneNote }, 'recording runs without its alert tone');
+    // the recording runs either way; a tone that could not be played is said in the answer
+    return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK, { dialogId, ...(toneNote ? { description: boundedText(toneNote) } : {}) }) };
+  }
+
+  /**
+   * The profile's alert tone for a new recording, its silence between plays from the call's `tonesilenceduration`
+   * when given (at least 1500 ms) — or why there is none to play (`toneNote`).
+   */
+  private alertTone(params: Record<string, string>): { tone: AlertTone | null; toneNote?: string } {
+    const p = this.profile;
+    if (!p || !p.alertTone || p.hearsTone.length === 0) return { tone: null };
+    const asked = Number(params.tonesilenceduration);
+    const silenceMs = params.tonesilenceduration !== undefined && Number.isFinite(asked) ? Math.max(MIN_TONE_SILENCE_MS, Math.round(asked)) : p.toneSilenceMs;
+    const t = this.deps.tones?.get(p.alertTone) ?? null;
+    if (t && 'pcm' in t) return { tone: { pcm: t.pcm, silenceMs, hears: p.hearsTone } };
+    return { tone: null, toneNote: `alert tone not played: ${t ? t.error : `${p.alertTone} is still being read`}` };
   }
 
   /**
