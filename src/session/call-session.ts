@@ -155,6 +155,7 @@ export class CallSession implements MsmlControlled<LegDialog> {
     } catch (err) {
       throw new MsmlError(`Bad dest: ${(err as Error).message}`, MsmlCode.BAD_ATTRIBUTE);
     }
+    const { tone, toneNote } = this.alertTone(r.record.params);
     const name = r.name ?? `record${this.recordings + 1}`;
     const dialogId = `${r.target}/dialog:${name}`;
     const params = r.record.params;
@@ -176,7 +177,6 @@ export class CallSession implements MsmlControlled<LegDialog> {
       ...(profile ? { profile: profile.name, profileVersion: profile.version } : {}),
       msml: { dest: r.record.dest, format: r.record.format, maxtimeMs: r.record.maxtimeMs, attrs: r.record.attrs, params },
     };
-    const { tone, toneNote } = this.alertTone(params);
     const now = Date.now();
     const mediaId = newMediaId(ctx, now);
     this.media.start({ ...this.deps.recording, ...byProfile }, ctx, maxMs * SAMPLES_PER_MS, mediaId, now, tone);
@@ -192,17 +192,29 @@ export class CallSession implements MsmlControlled<LegDialog> {
   }
 
   /**
-   * The profile's alert tone for a new recording, its silence between plays from the call's `tonesilenceduration`
-   * when given (at least 1500 ms) — or why there is none to play (`toneNote`).
+   * The alert tone for a new recording: the call's `audiosrc` (on an allowed host) or the profile's, its silence
+   * between plays from the call's `tonesilenceduration` when given (at least 1500 ms) — or why there is none to play
+   * (`toneNote`). Throws MsmlError for an `audiosrc` on a host not allowed.
    */
   private alertTone(params: Record<string, string>): { tone: AlertTone | null; toneNote?: string } {
     const p = this.profile;
-    if (!p || !p.alertTone || p.hearsTone.length === 0) return { tone: null };
+    const src = params.audiosrc ? this.allowedToneSource(params.audiosrc) : (p?.alertTone ?? '');
+    if (!p || !src || p.hearsTone.length === 0) return { tone: null };
     const asked = Number(params.tonesilenceduration);
     const silenceMs = params.tonesilenceduration !== undefined && Number.isFinite(asked) ? Math.max(MIN_TONE_SILENCE_MS, Math.round(asked)) : p.toneSilenceMs;
-    const t = this.deps.tones?.get(p.alertTone) ?? null;
+    const t = this.deps.tones?.get(src) ?? null;
     if (t && 'pcm' in t) return { tone: { pcm: t.pcm, silenceMs, hears: p.hearsTone } };
-    return { tone: null, toneNote: `alert tone not played: ${t ? t.error : `${p.alertTone} is still being read`}` };
+    return { tone: null, toneNote: `alert tone not played: ${t ? t.error : `${src} is still being read (the next recordings play it)`}` };
+  }
+
+  /** A call's own tone (MSML `audiosrc`): an http(s) URL on a host the profile allows, as for `dest`. Throws MsmlError. */
+  private allowedToneSource(src: string): string {
+    try {
+      destCollection(src, this.profile?.allowedDestHosts ?? this.deps.allowedDestHosts);
+    } catch (err) {
+      throw new MsmlError(`Bad audiosrc: ${(err as Error).message.replace('record dest', 'audiosrc')}`, MsmlCode.BAD_ATTRIBUTE);
+    }
+    return src;
   }
 
   /**

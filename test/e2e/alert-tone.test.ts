@@ -4,7 +4,7 @@
  * watches what the recorder relays to each party: the tone is in the packets to the recordDN party at the start and
  * every 2 s ± 20 ms, none while paused, again after the resume; none reaches the other party; the recordDN party's
  * stream stays continuous (sequence numbers and timestamps); the sidecar lists each play. A tone that cannot be read:
- * the recording runs and the dialogstart answer says why.
+ * the recording runs and the dialogstart answer says why. A call's own tone (audiosrc) only from an allowed host.
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -30,7 +30,7 @@ writeFileSync(toneFile, w.toBuffer());
 const profiles = join(dir, 'profiles.yaml');
 writeFileSync(
   profiles,
-  ['Tone.Agent:', `  alertTone: ${toneFile}`, '  toneSilenceMs: 30000', '  hearsTone: [recordDN]', 'Tone.Broken:', `  alertTone: ${join(dir, 'missing.wav')}`, ''].join('\n'),
+  ['Tone.Agent:', `  alertTone: ${toneFile}`, '  toneSilenceMs: 30000', '  hearsTone: [recordDN]', '  allowedDestHosts: [127.0.0.1]', 'Tone.Broken:', `  alertTone: ${join(dir, 'missing.wav')}`, ''].join('\n'),
 );
 const sim = await startSim();
 const spool = tempDir('spool-tone');
@@ -121,4 +121,17 @@ t.test('a tone that cannot be read: the recording runs, the dialogstart answer s
   party.close();
   await until('recorded', () => readdirSync(spool).some((f) => f.startsWith('tone2') && f.endsWith('.mp3')), 10_000, () => app.logs.slice(-5).join('\n'));
   t.ok(app.logs.some((l) => l.includes('recording runs without its alert tone')), 'and the log says so');
+});
+
+t.test('a call of its own tone (audiosrc): only from an allowed host; a new one is read for the next recordings', async (t) => {
+  const party = await RtpSender.open();
+  const a = await leg('tone3', 'Tone.Agent', party);
+  const start = (src: string) =>
+    uac.request('INFO', '', { dialog: a.dialog, headers: MSML, body: `<msml version="1.1"><dialogstart target="conf:tone3" name="rec"><record><param name="audiosrc">${src}</param></record></dialogstart></msml>` });
+  const refused = await start('http://tones.example.net/other.wav');
+  t.match(String(refused.content), /response="407"[\s\S]*Bad audiosrc: .*tones\.example\.net/, 'a host the profile does not allow: MSML 407 naming it');
+  const r = await start('http://127.0.0.1:9/tone.wav');
+  t.match(String(r.content), /response="200"[\s\S]*alert tone not played: http:\/\/127\.0\.0\.1:9\/tone\.wav is still being read/, 'an allowed host: the recording runs; the tone is read for the next ones');
+  await uac.request('BYE', '', { dialog: a.dialog });
+  party.close();
 });
