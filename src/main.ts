@@ -23,7 +23,7 @@ import { RecorderHeartbeat, sipUriFromHostports } from './ops/recorder-registry.
 import { holdSamples, openEncryption } from './recording/recording.js';
 import { recoverSpool } from './recording/spool-recovery.js';
 import { SessionRegistry } from './session/session-registry.js';
-import { disconnectDrachtio, guardDrachtioWire } from './sip/drachtio-wire-guard.js';
+import { disconnectDrachtio, guardDrachtioWire, logWireFaults } from './sip/drachtio-wire-guard.js';
 import { attachSipApp } from './sip/sip-app.js';
 
 export interface Recorder {
@@ -130,10 +130,7 @@ export function startRecorder(config: Config): Recorder {
   const forced = new Promise<void>((r) => (forceStop = r));
 
   // drachtio-srf's wire parser would throw out of its socket handler (process exit) on a frame it cannot read
-  const unguard = guardDrachtioWire((err, skipped) => {
-    m.wireFault();
-    log.error({ err: err.message.slice(0, 300), skippedBytes: skipped }, 'drachtio-srf could not handle a frame from drachtio-server; skipped it');
-  });
+  const unguard = guardDrachtioWire(logWireFaults(log, () => m.wireFault()));
   const srf = new Srf();
   attachSipApp(srf, {
     config,

@@ -10,9 +10,9 @@ import { OpsServer } from '../ops/ops-server.js';
 import { readiness } from '../ops/readiness.js';
 import { RecorderDirectory, type RecorderEntry } from '../ops/recorder-registry.js';
 import { parseRecordingUri } from '../sip/request-uri.js';
-import { disconnectDrachtio, guardDrachtioWire } from '../sip/drachtio-wire-guard.js';
+import { disconnectDrachtio, guardDrachtioWire, logWireFaults } from '../sip/drachtio-wire-guard.js';
 import { warning } from '../sip/sip-app.js';
-import { answeredBy, freeRoom, pickRecorder, rankRecorders, retarget } from './routing.js';
+import { answeredBy, freeRoom, pickRecorder, retarget, routeInvite } from './routing.js';
 
 export interface Shim {
   srf: Srf;
@@ -75,7 +75,7 @@ export function startShim(config: Config): Shim {
     },
   });
 
-  const unguard = guardDrachtioWire((err, skipped) => log.error({ err: err.message.slice(0, 300), skippedBytes: skipped }, 'drachtio-srf could not handle a frame; skipped it'));
+  const unguard = guardDrachtioWire(logWireFaults(log));
   const srf = new Srf();
   srf.use('options', (_req: Srf.SrfRequest, res: Srf.SrfResponse) => {
     void directory
@@ -111,11 +111,11 @@ export function startShim(config: Config): Shim {
       const list = await directory.list();
       lastList = list;
       const pinnedId = hasConf ? await directory.pinned(key) : null;
-      const choice = pickRecorder(usable(list), pinnedId, sentSinceBeat);
-      if (!choice) return refuse(503, list.length ? 'no recorder has capacity' : 'no recorder registered');
-      reason = choice.reason;
       // a further leg goes where its conf-id is; a new conf-id to the best recorder, then the next ones if it fails
-      candidates = reason === 'pinned' ? [choice.entry] : rankRecorders(usable(list), sentSinceBeat, config.rmShim.failoverTargets);
+      const route = routeInvite(usable(list), pinnedId, sentSinceBeat, config.rmShim.failoverTargets);
+      if (!route) return refuse(503, list.length ? 'no recorder has capacity' : 'no recorder registered');
+      reason = route.reason;
+      candidates = route.candidates;
       if (reason === 'capacity' && hasConf) {
         // another shim replica may have placed this conf-id a moment ago: follow it
         const winner = await directory.pin(key, candidates[0].id, config.rmShim.confTtlSec, pinnedId !== null);

@@ -13,7 +13,7 @@ export function freeRoom(e: RecorderEntry, sentSinceBeat: number): number {
 
 /**
  * Where a new conf-id may go, best first: live, non-draining recorders with free room, most room first (ties: the
- * lowest id), at most `max`. The first is pickRecorder's choice; the others are the failover order.
+ * lowest id), at most `max`: the failover order.
  */
 export function rankRecorders(entries: RecorderEntry[], sentSinceBeat: (e: RecorderEntry) => number, max = 3): RecorderEntry[] {
   return entries
@@ -30,17 +30,23 @@ export function answeredBy(sipUri: string, address: string, port: number): boole
 }
 
 /**
- * Where a new INVITE goes. Pure. Every dialog of a conf-id goes to the recorder that has it (even a full or
- * draining one: it is the same call); a new conf-id goes to the live, non-draining recorder with the most free
- * room (ties: the lowest id), or nowhere (503) when none has room.
+ * Where a new INVITE goes, in order: every dialog of a conf-id goes to the recorder that has it (even a full or
+ * draining one: it is the same call); a new conf-id to the live, non-draining recorders with free room, most room
+ * first (ties: the lowest id), at most `max` (the failover order), or nowhere (null: 503) when none has room. Pure.
  */
-export function pickRecorder(entries: RecorderEntry[], pinnedId: string | null, sentSinceBeat: (e: RecorderEntry) => number): Choice | null {
+export function routeInvite(entries: RecorderEntry[], pinnedId: string | null, sentSinceBeat: (e: RecorderEntry) => number, max = 3): { reason: Choice['reason']; candidates: RecorderEntry[] } | null {
   if (pinnedId) {
     const pinned = entries.find((e) => e.id === pinnedId);
-    if (pinned) return { entry: pinned, reason: 'pinned' };
+    if (pinned) return { reason: 'pinned', candidates: [pinned] };
   }
-  const [best] = rankRecorders(entries, sentSinceBeat, 1);
-  return best ? { entry: best, reason: 'capacity' } : null;
+  const ranked = rankRecorders(entries, sentSinceBeat, max);
+  return ranked.length ? { reason: 'capacity', candidates: ranked } : null;
+}
+
+/** The first recorder `routeInvite` would send a new INVITE to. Pure. */
+export function pickRecorder(entries: RecorderEntry[], pinnedId: string | null, sentSinceBeat: (e: RecorderEntry) => number): Choice | null {
+  const r = routeInvite(entries, pinnedId, sentSinceBeat, 1);
+  return r ? { entry: r.candidates[0], reason: r.reason } : null;
 }
 
 /**

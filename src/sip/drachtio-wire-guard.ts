@@ -59,6 +59,14 @@ export function normalizeFrame(frame: string): string {
   return fixed === sip ? frame : `${leader}\r\n${fixed}`;
 }
 
+/** A fault listener that logs each skipped frame (and counts it with `count`): the recorder's and the shim's. */
+export function logWireFaults(log: { error(o: object, m: string): void }, count: () => void = () => undefined): FaultListener {
+  return (err, skipped) => {
+    count();
+    log.error({ err: err.message.slice(0, 300), skippedBytes: skipped }, 'drachtio-srf could not handle a frame from drachtio-server; skipped it');
+  };
+}
+
 /** Installs the guard (once per process) and adds a listener told of every frame skipped. Returns a remover. */
 export function guardDrachtioWire(onFault: FaultListener): () => void {
   listeners.add(onFault);

@@ -2,7 +2,7 @@ import t from 'tap';
 import { AdmissionGate } from '../../src/ops/load-watch.js';
 import { readiness } from '../../src/ops/readiness.js';
 import { sipUriFromHostports, type RecorderEntry } from '../../src/ops/recorder-registry.js';
-import { pickRecorder, retarget } from '../../src/rm-shim/routing.js';
+import { pickRecorder, retarget, routeInvite } from '../../src/rm-shim/routing.js';
 
 const entry = (id: string, maxCalls: number, activeCalls: number, draining = false): RecorderEntry => ({ id, sipUri: `sip:${id}:5060`, maxCalls, activeCalls, draining, at: 1 });
 
@@ -54,4 +54,12 @@ t.test('admission: a window over a limit refuses new calls for holdSec, then the
   const off = new AdmissionGate({ maxLoopDelayMs: 0, maxEncodeLagMs: 0, windowMs: 1000, holdSec: 5 });
   off.update({ loopDelayP99Ms: 10_000, encodeLagMs: 10_000 }, 0);
   t.equal(off.refusal(0), null, '0 turns the checks off');
+});
+
+t.test('routeInvite: a new conf-id gets the failover order once; a pinned one only its recorder', async (t) => {
+  const none = (): number => 0;
+  const list = [entry('a', 10, 9), entry('b', 4, 1), entry('c', 10, 5), entry('d', 2, 2)];
+  t.same(routeInvite(list, null, none, 3)?.candidates.map((e) => e.id), ['c', 'b', 'a'], 'most room first, full ones left out, at most 3');
+  t.same(routeInvite(list, 'd', none, 3), { reason: 'pinned', candidates: [list[3]] }, 'pinned to a full one: only it');
+  t.equal(routeInvite([entry('d', 2, 2)], null, none), null, 'no room anywhere: null (503)');
 });
