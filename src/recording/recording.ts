@@ -11,7 +11,7 @@ import { makeMediaId, type LegSummary, type RecordingContext, type RecordingEven
 import { frameBytes, framesIn, infoFrame } from './mp3-info-tag.js';
 import type { Mp3Format } from './mp3-encoder.js';
 import { certAlias, loadRecipient, type Encryption } from './cms-envelope.js';
-import { finalizeFiles } from './finalize-files.js';
+import { finalizeFiles, type FinalizedFiles } from './finalize-files.js';
 import { SpoolFile, writeJsonDurably } from './spool-file.js';
 import { interleave, wavHeader, wavSizePatches, type WavHeader } from './wav-header.js';
 import { spoolNames } from './spool-names.js';
@@ -45,18 +45,12 @@ export interface OpenRecord {
   encryption: (Omit<Encryption, 'recipients'> & { certificates: string[] }) | null;
 }
 
-export interface FinalizedRecording {
+export interface FinalizedRecording extends FinalizedFiles {
   id: string;
-  mp3Path: string;
-  wavPath: string | null;
-  sidecarPath: string;
-  sidecar: Sidecar;
   /** Samples of each channel filled with silence because no audio was there (gaps, hold, a silent leg), summed. */
   silentSamples: number;
   /** Samples that came after their place was encoded and were dropped (the recorder fell behind), summed. */
   lateSamples: number;
-  /** Time spent encrypting the files, ms (null: not encrypted). */
-  encryptMs: number | null;
 }
 
 /**
@@ -122,7 +116,6 @@ export class Recording {
   openError: Error | null = null;
   private encodedSamples = 0;
   private encoderRestarts = 0;
-  private encryptMs: number | null = null;
   /** Longest the recording may be, in samples (MSML maxtime): it ends exactly there however late it is stopped. */
   maxSamples = Number.POSITIVE_INFINITY;
 
@@ -350,7 +343,7 @@ export class Recording {
       files.wav = { name: names.wav, size: this.wav.bytes, codec: this.deps.wav, channels: 2 };
     }
     const enc = this.deps.encryption ?? null;
-    const { sidecar, sidecarPath, encryptMs } = await finalizeFiles(this.deps.spoolDir, this.ctx, this.mediaId, files, enc, {
+    const fin = await finalizeFiles(this.deps.spoolDir, this.ctx, this.mediaId, files, enc, {
       startWallMs: this.startWallMs,
       samples: this.encodedSamples,
       endReason: reason,
@@ -362,11 +355,9 @@ export class Recording {
       events: this.events,
       legs,
     });
-    this.encryptMs = encryptMs;
-    if (enc && encryptMs !== null) this.deps.log.info({ mediaId: this.mediaId, certificates: enc.recipients.map((r) => `${certAlias(r)} ${r.subject}`), cipher: enc.cipher, ms: Math.round(encryptMs) }, 'recording encrypted');
-    this.deps.log.info({ mediaId: this.mediaId, durationMs: sidecar.durationMs, bytes: mp3.bytes, reason }, 'recording finalized');
+    if (enc && fin.encryptMs !== null) this.deps.log.info({ mediaId: this.mediaId, certificates: enc.recipients.map((r) => `${certAlias(r)} ${r.subject}`), cipher: enc.cipher, ms: Math.round(fin.encryptMs) }, 'recording encrypted');
+    this.deps.log.info({ mediaId: this.mediaId, durationMs: fin.sidecar.durationMs, bytes: mp3.bytes, reason }, 'recording finalized');
     if (this.lateSamples > 0) this.deps.log.warn({ mediaId: this.mediaId, lateMs: this.lateSamples / SAMPLES_PER_MS }, 'audio arrived after its place in the recording was encoded and was dropped');
-    const spooled = (f: { name: string } | undefined): string | null => (f ? join(this.deps.spoolDir, f.name) : null);
-    return { id: this.ctx.id, mp3Path: spooled(sidecar.files.mp3) as string, wavPath: spooled(sidecar.files.wav), sidecarPath, sidecar, silentSamples: this.silentSamples, lateSamples: this.lateSamples, encryptMs: this.encryptMs };
+    return { ...fin, id: this.ctx.id, silentSamples: this.silentSamples, lateSamples: this.lateSamples };
   }
 }
