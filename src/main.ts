@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { basename, resolve } from 'node:path';
 import Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
-import { encoderWorkers, encryptionOf, instanceId, loadConfig, mediaWorkers, mp3Format, redacted, type Config } from './config.js';
+import { encoderWorkers, instanceId, loadConfig, mediaWorkers, mp3Format, redacted, type Config } from './config.js';
 import { ConfigError } from './errors.js';
 import { ProfileSource } from './profiles.js';
 import { AlertToneCache } from './media/alert-tone-file.js';
@@ -49,8 +49,9 @@ export function startRecorder(config: Config): Recorder {
   const log = createLogger(config.log.level);
   log.info({ config: redacted(config) }, 'starting');
   const spoolDir = resolve(config.spool.dir);
-  const encryption = encryptionOf(config);
   const profiles = new ProfileSource(config, log.child({ part: 'profiles' }));
+  // encryption.* as the default profile has it: its certificates were read and checked with the profiles
+  const encryption = profiles.current.resolve('default')?.encryption ?? null;
   // the profiles' alert tones are read at start and at every reload, before a call needs them
   const tones = new AlertToneCache((src, why) => log.error({ tone: src, err: why }, 'alert tone cannot be read: recordings of its profiles run without it'));
   profiles.onProfiles = (p) => {
