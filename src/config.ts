@@ -32,6 +32,13 @@ const Schema = z
       })
       .strict(),
     sip: z.object({ maxBodyBytes: z.number().int().min(1024).max(10_000_000) }).strict(),
+    siprec: z
+      .object({
+        enabled: z.boolean(),
+        profileRule: z.string().regex(/^(default|uri-user|header:[A-Za-z0-9!#$%&'*+.^_`|~-]+)$/, 'must be default, uri-user or header:<Name>'),
+        leftChannel: z.enum(['caller', 'callee']),
+      })
+      .strict(),
     recording: z
       .object({
         format: z.enum(['mp3-8-mono', 'mp3-16-stereo', 'mp3-32-stereo']),

@@ -1,4 +1,4 @@
-import type { Sidecar, SpooledFile } from '../recording/metadata.js';
+import type { Sidecar, SiprecInfo, SpooledFile } from '../recording/metadata.js';
 
 /** Where a recording's files went. */
 export interface StoredFiles {
@@ -17,7 +17,7 @@ export function girTime(iso: string): string {
  * element per stored file with every MSML and Request-URI parameter, and the call's event history. Pure.
  */
 export function buildRecordingResource(s: Sidecar, stored: StoredFiles): Record<string, unknown> {
-  const p = s.msml.params;
+  const p = { ...siprecParams(s.siprec), ...s.msml.params };
   const parameters: Record<string, string> = {
     ...s.uriParams,
     ...p,
@@ -53,7 +53,39 @@ export function buildRecordingResource(s: Sidecar, stored: StoredFiles): Record<
     startTime: girTime(s.startTime),
     stopTime: girTime(s.stopTime),
     mediaFiles,
-    eventHistory: s.events.map((e) => ({ type: e.type, time: girTime(e.time), offsetMs: e.offsetMs })),
+    eventHistory: s.events.map((e) => ({ type: e.type, time: girTime(e.time), offsetMs: e.offsetMs, ...(e.detail ? { detail: e.detail } : {}) })),
     recorder: { recordingId: s.id, dialogId: s.dialogId, endReason: s.endReason, profile: s.profile ?? 'default', profileVersion: s.profileVersion ?? 'builtin', legs: s.legs },
+    ...(s.siprec ? { siprec: siprecPart(s.siprec, s.audio.channels) } : {}),
+  };
+}
+
+/** The number (or user) of a SIP AoR: `sip:+14085550101@host` → `+14085550101`. */
+const userOf = (aor: string | null): string | null => (aor ? (/^(?:sips?|tel):([^@;]+)/i.exec(aor)?.[1] ?? aor) : null);
+
+/**
+ * What a SIPREC session adds to the parameters: the caller (first participant) as `ani`, the callee as `dnis`, the
+ * SIPREC session id, and the SRC's vendor extensions (Cisco callData, Avaya UCID, ...) by their dotted paths.
+ */
+function siprecParams(x: SiprecInfo | undefined): Record<string, string> {
+  if (!x) return {};
+  const [caller, callee] = x.participants;
+  const out: Record<string, string> = { ...x.extensions };
+  if (x.sessionId) out.siprecSessionId = x.sessionId;
+  const ani = userOf(caller?.aor ?? null);
+  const dnis = userOf(callee?.aor ?? null);
+  if (ani) out.ani = ani;
+  if (dnis) out.dnis = dnis;
+  return out;
+}
+
+/** The SIPREC session and its participants, each with the channel it is heard on. */
+function siprecPart(x: SiprecInfo, channels: 1 | 2): Record<string, unknown> {
+  const channel = (slot: number | null): string | null => (slot === null ? null : channels === 1 ? 'mono' : slot === 0 ? 'left' : 'right');
+  return {
+    sessionId: x.sessionId,
+    callId: x.callId,
+    channelsBy: x.channelsBy,
+    participants: x.participants.map((q) => ({ id: q.id, aor: q.aor, name: q.name, channel: channel(q.slot) })),
+    streams: x.streams.map((q) => ({ label: q.label, participant: q.participant, channel: channel(q.slot) })),
   };
 }

@@ -144,7 +144,7 @@ export class MediaHost {
         this.sessions.get(req.key)?.resume();
         return null;
       case 'event':
-        this.sessions.get(req.key)?.event(req.type);
+        this.sessions.get(req.key)?.event(req.type, req.detail);
         return null;
       case 'stop': {
         const s = this.sessions.get(req.key);

@@ -385,8 +385,9 @@ export class PlaneSession {
     this.post({ op: 'resume', key: this.key });
   }
 
-  event(type: string): void {
-    this.post({ op: 'event', key: this.key, type });
+  /** Notes a call event in the running recording's history (`detail` goes with it into the sidecar). */
+  event(type: string, detail?: Record<string, unknown>): void {
+    this.post({ op: 'event', key: this.key, type, ...(detail ? { detail } : {}) });
   }
 
   /**

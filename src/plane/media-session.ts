@@ -202,8 +202,8 @@ export class MediaSession {
     for (const s of this.streamsWithTone()) s.tone = null;
   }
 
-  event(type: string): void {
-    this.rec?.event(type);
+  event(type: string, detail?: Record<string, unknown>): void {
+    this.rec?.event(type, detail);
   }
 
   /** Stops the running recording (null: none) and finalizes its files. Rejects as Recording.stop does. */

@@ -74,7 +74,7 @@ export type PlaneCommand =
       tone: AlertTone | null;
     }
   | { op: 'pause' | 'resume'; key: string }
-  | { op: 'event'; key: string; type: string }
+  | { op: 'event'; key: string; type: string; detail?: Record<string, unknown> }
   | { op: 'stop'; key: string; reason: string }
   | { op: 'closeSession'; key: string }
   | { op: 'close' };

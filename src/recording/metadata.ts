@@ -18,11 +18,38 @@ export interface LegSummary {
 }
 
 export interface RecordingEvent {
-  /** pause | resume | hold | unhold | ... */
+  /** pause | resume | hold | unhold | siprec.metadata | ... */
   type: string;
   /** Offset from the start of the recording, ms. */
   offsetMs: number;
   time: string;
+  /** What the event carried (a SIPREC metadata update: its participants and document). */
+  detail?: Record<string, unknown>;
+}
+
+/** A SIPREC participant as the sidecar keeps it: who, and the channel of the stream it sends (null: none). */
+export interface SiprecParticipant {
+  id: string;
+  aor: string | null;
+  name: string | null;
+  slot: number | null;
+}
+
+/** What a SIPREC recording session (RFC 7866) said about the call, kept whole in the sidecar. */
+export interface SiprecInfo {
+  /** The metadata's session id (RFC 7865 `session_id`), null without metadata. */
+  sessionId: string | null;
+  /** The recording session's SIP Call-ID. */
+  callId: string;
+  /** How the channels were chosen: by who sends each labelled stream, or by m-line order. */
+  channelsBy: 'metadata' | 'm-line order';
+  /** Each recorded m-line: its index in the SDP, its a=label, its channel and who sends it. */
+  streams: { mline: number; label: string | null; slot: number; participant: string | null }[];
+  participants: SiprecParticipant[];
+  /** Vendor extensions of the metadata (Cisco callData, Avaya UCID, ...) as dotted paths. */
+  extensions: Record<string, string>;
+  /** The metadata document as the SRC sent it (null: none). */
+  metadata: string | null;
 }
 
 export interface RecordingContext {
@@ -39,6 +66,8 @@ export interface RecordingContext {
   /** The recording profile used (`<Tenant>.<Profile>` or `default`) and its version (profiles file hash). */
   profile?: string;
   profileVersion?: string;
+  /** Present for a SIPREC recording session (its MSML part is then empty). */
+  siprec?: SiprecInfo;
   msml: {
     dest: string | null;
     format: string | null;

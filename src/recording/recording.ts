@@ -231,8 +231,8 @@ export class Recording {
     if (skip < pcm.length) this.mixer.write(slot, at + skip, pcm.subarray(skip));
   }
 
-  private note(type: string, at: number): void {
-    this.events.push({ type, offsetMs: Math.round((at - this.startAt) / SAMPLES_PER_MS), time: new Date(this.deps.clock.wallMs(at)).toISOString() });
+  private note(type: string, at: number, detail?: Record<string, unknown>): void {
+    this.events.push({ type, offsetMs: Math.round((at - this.startAt) / SAMPLES_PER_MS), time: new Date(this.deps.clock.wallMs(at)).toISOString(), ...(detail ? { detail } : {}) });
   }
 
   pause(): void {
@@ -249,9 +249,9 @@ export class Recording {
     this.note('resume', at);
   }
 
-  /** Records a call event (hold, unhold, ...) in the sidecar's history. */
-  event(type: string): void {
-    this.note(type, this.deps.clock.now());
+  /** Records a call event (hold, unhold, a SIPREC metadata update, ...) in the sidecar's history. */
+  event(type: string, detail?: Record<string, unknown>): void {
+    this.note(type, this.deps.clock.now(), detail);
   }
 
   /** Encodes everything older than the hold time, unless the previous batch is still being encoded. */

@@ -11,7 +11,7 @@ import { readiness } from '../ops/readiness.js';
 import { RecorderDirectory, type RecorderEntry } from '../ops/recorder-registry.js';
 import { parseRecordingUri } from '../sip/request-uri.js';
 import { disconnectDrachtio, guardDrachtioWire, logWireFaults } from '../sip/drachtio-wire-guard.js';
-import { warning } from '../sip/sip-app.js';
+import { warning } from '../sip/sip-request.js';
 import { answeredBy, freeRoom, pickRecorder, retarget, routeInvite } from './routing.js';
 
 export interface Shim {

@@ -13,6 +13,7 @@ import type { RecordingProfile } from '../profiles.js';
 import type { RecordingUri } from './recording-uri.js';
 import type { Leg, LegDialog } from './leg.js';
 import { SAMPLES_PER_MS } from '../media/sample-clock.js';
+import type { RecordingContext, SiprecInfo } from '../recording/metadata.js';
 
 /** The shortest silence between two plays of the alert tone (GIR's minimum tonesilenceduration), ms. */
 const MIN_TONE_SILENCE_MS = 1500;
@@ -41,6 +42,8 @@ interface ActiveRecording {
   dialogId: string;
   name: string;
   control: LegDialog;
+  /** Whether SIP Server is told how it ended with MSML events (a SIPREC session has no MSML). */
+  msml: boolean;
   wantsExit: boolean;
   maxTimer: NodeJS.Timeout;
   mediaId: string;
@@ -159,36 +162,92 @@ export class CallSession implements MsmlControlled<LegDialog> {
     const name = r.name ?? `record${this.recordings + 1}`;
     const dialogId = `${r.target}/dialog:${name}`;
     const params = r.record.params;
+    const maxMs = Math.min(r.record.maxtimeMs ?? this.deps.maxDurationMs, this.deps.maxDurationMs);
     const id = params.id ?? `${this.callUUID ?? this.uri.confId ?? this.key}_${this.recordings + 1}`;
+    const mediaId = this.begin({
+      id,
+      dialogId,
+      name,
+      control: dialog,
+      msml: true,
+      wantsExit: r.record.exitNamelist !== null,
+      maxMs,
+      tone,
+      atWallMs: Date.now(),
+      extra: { msml: { dest: r.record.dest, format: r.record.format, maxtimeMs: r.record.maxtimeMs, attrs: r.record.attrs, params } },
+    });
+    this.log.info({ dialogId, mediaId, recording: id, maxMs, tone: tone ? { silenceMs: tone.silenceMs, hears: tone.hears } : null }, 'recording started');
+    if (toneNote) this.log.warn({ mediaId, why: toneNote }, 'recording runs without its alert tone');
+    // the recording runs either way; a tone that could not be played is said in the answer
+    return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK, { dialogId, ...(toneNote ? { description: boundedText(toneNote) } : {}) }) };
+  }
+
+  /**
+   * Starts the recording of a SIPREC recording session (RFC 7866) as its INVITE is answered — no MSML drives it, it
+   * stops at the BYE — from `atWallMs` (the INVITE's arrival, back to what the pre-roll holds). `siprec` goes into
+   * the sidecar and the metadata POST. Throws when the session is ending or already records.
+   */
+  startSiprec(control: LegDialog, siprec: SiprecInfo, atWallMs: number): string {
+    if (this.closed) throw new MsmlError('Session is ending', MsmlCode.NO_SUCH_OBJECT);
+    if (this.active) throw new MsmlError(`A recording is already running: ${this.active.dialogId}`, MsmlCode.ALREADY_EXISTS);
+    const dialogId = `siprec:${siprec.sessionId ?? siprec.callId}`;
+    const mediaId = this.begin({
+      id: siprec.sessionId ?? siprec.callId,
+      dialogId,
+      name: 'siprec',
+      control,
+      msml: false,
+      wantsExit: false,
+      maxMs: this.deps.maxDurationMs,
+      tone: null,
+      atWallMs,
+      extra: { siprec, msml: { dest: null, format: null, maxtimeMs: null, attrs: {}, params: {} } },
+    });
+    this.log.info({ dialogId, mediaId, channelsBy: siprec.channelsBy, streams: siprec.streams, participants: siprec.participants.length }, 'SIPREC recording started');
+    return mediaId;
+  }
+
+  /**
+   * Starts a recording on the media host (capture at once, its files opened meanwhile) with the profile's format,
+   * WAV copy and encryption, and a timer for its longest duration. Returns its media id.
+   */
+  private begin(r: {
+    id: string;
+    dialogId: string;
+    name: string;
+    control: LegDialog;
+    msml: boolean;
+    wantsExit: boolean;
+    maxMs: number;
+    tone: AlertTone | null;
+    atWallMs: number;
+    extra: Pick<RecordingContext, 'msml' | 'siprec'>;
+  }): string {
+    const profile = this.profile;
     this.recordings++;
     // the profile's format, WAV copy and encryption certificates; the hold and the left channel are the recorder's
     const byProfile = profile ? { format: formatOf(profile.format), wav: profile.wavCopy === 'off' ? null : profile.wavCopy, encryption: openEncryption(profile.encryption) } : {};
-    const maxMs = Math.min(r.record.maxtimeMs ?? this.deps.maxDurationMs, this.deps.maxDurationMs);
     const ctx = {
-      id,
+      id: r.id,
       confId: this.uri.confId,
       callUUID: this.callUUID,
-      dialogId,
+      dialogId: r.dialogId,
       dn: this.uri.dn,
       tenant: this.uri.tenant,
       ivrProfile: this.uri.ivrProfile,
       tenantDbid: this.uri.tenantDbid,
       uriParams: this.uri.params,
       ...(profile ? { profile: profile.name, profileVersion: profile.version } : {}),
-      msml: { dest: r.record.dest, format: r.record.format, maxtimeMs: r.record.maxtimeMs, attrs: r.record.attrs, params },
+      ...r.extra,
     };
-    const now = Date.now();
-    const mediaId = newMediaId(ctx, now);
-    this.media.start({ ...this.deps.recording, ...byProfile }, ctx, maxMs * SAMPLES_PER_MS, mediaId, now, tone);
-    const maxTimer = setTimeout(() => void this.stopRecording('record.complete.maxlength'), maxMs);
+    const mediaId = newMediaId(ctx, r.atWallMs);
+    this.media.start({ ...this.deps.recording, ...byProfile }, ctx, r.maxMs * SAMPLES_PER_MS, mediaId, r.atWallMs, r.tone);
+    const maxTimer = setTimeout(() => void this.stopRecording('record.complete.maxlength'), r.maxMs);
     maxTimer.unref();
-    const active: ActiveRecording = { dialogId, name, control: dialog, wantsExit: r.record.exitNamelist !== null, maxTimer, mediaId };
+    const active: ActiveRecording = { dialogId: r.dialogId, name: r.name, control: r.control, msml: r.msml, wantsExit: r.wantsExit, maxTimer, mediaId };
     this.active = active;
     this.started.set(mediaId, active);
-    this.log.info({ dialogId, mediaId, recording: id, maxMs, tone: tone ? { silenceMs: tone.silenceMs, hears: tone.hears } : null }, 'recording started');
-    if (toneNote) this.log.warn({ mediaId, why: toneNote }, 'recording runs without its alert tone');
-    // the recording runs either way; a tone that could not be played is said in the answer
-    return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK, { dialogId, ...(toneNote ? { description: boundedText(toneNote) } : {}) }) };
+    return mediaId;
   }
 
   /**
@@ -278,6 +337,7 @@ export class CallSession implements MsmlControlled<LegDialog> {
 
   /** `moml.exit` (when the dialog asked for it) then `msml.dialog.exit`, both carrying why a failed recording failed. */
   private async sendEvents(a: ActiveRecording, end: string, lenMs: number, description?: string): Promise<void> {
+    if (!a.msml) return;
     const leg = this.legs.find((l) => l.dialog === a.control);
     if (!leg || leg.ended) return;
     const headers = { 'Content-Type': 'application/vnd.radisys.msml+xml' };

@@ -67,3 +67,40 @@ export function parseRecordingUri(uri: string): RecordingUri {
     params,
   };
 }
+
+/** The decoded user part of a SIP URI, or null (no user part, a bad escape). Pure. */
+export function requestUriUser(uri: string): string | null {
+  const m = /^sips?:([^@;?]+)@/i.exec(uri.trim());
+  if (!m) return null;
+  try {
+    return decodeURIComponent(m[1]);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether a Request-URI is an MSML one (`sip:msml@…`, `sip:msml=<conf-id>@…`). Pure. */
+export function isMsmlUri(uri: string): boolean {
+  return /^msml(=|$)/i.test(requestUriUser(uri) ?? '');
+}
+
+/**
+ * What a SIPREC recording session's recording is for: no conf-id or DN (SIP Server is not involved), the tenant and
+ * IVR profile of the profile it uses (`<Tenant>.<Profile>`, null for none), the Request-URI's host. Pure.
+ */
+export function siprecRecordingUri(uri: string, profileName: string | null): RecordingUri {
+  const host = /^sips?:(?:[^@;?]*@)?(\[[^\]]+\]|[^:;?]+)(?::(\d+))?/i.exec(uri.trim());
+  const dot = profileName === null || profileName === 'default' ? -1 : profileName.indexOf('.');
+  return {
+    confId: null,
+    host: host?.[1] ?? '',
+    port: host?.[2] ? Number(host[2]) : null,
+    dn: null,
+    record: true,
+    tenantDbid: null,
+    mediaService: 'siprec',
+    tenant: dot < 0 ? null : profileName!.slice(0, dot),
+    ivrProfile: dot < 0 ? null : profileName!.slice(dot + 1),
+    params: {},
+  };
+}

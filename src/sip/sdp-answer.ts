@@ -159,9 +159,13 @@ export function renderAnswer(offerSdp: string, chosen: NegotiatedMedia[], local:
   return session(local, media);
 }
 
-/** Renders an offer (for an offer-less INVITE or re-INVITE, 3PCC): one audio m-line per port with every allowed codec. */
-export function renderOffer(local: SdpLocal, codecs: readonly G711Law[], telephoneEventPt = 101): string {
-  const media = local.ports.map((port) => {
+/**
+ * Renders an offer (for an offer-less INVITE or re-INVITE, 3PCC): one audio m-line per port with every allowed codec,
+ * sendrecv unless told (a SIPREC recorder offers recvonly), with the given `a=label`s.
+ */
+export function renderOffer(local: SdpLocal, codecs: readonly G711Law[], opts: { direction?: Direction; labels?: (string | null)[] } = {}): string {
+  const telephoneEventPt = 101;
+  const media = local.ports.map((port, i) => {
     const rtp: { payload: number; codec: string; rate: number }[] = codecs.map((c) => ({ payload: G711_STATIC_PT[c], codec: c, rate: 8000 }));
     rtp.push({ payload: telephoneEventPt, codec: 'telephone-event', rate: 8000 });
     return {
@@ -172,7 +176,8 @@ export function renderOffer(local: SdpLocal, codecs: readonly G711Law[], telepho
       rtp,
       fmtp: [{ payload: telephoneEventPt, config: '0-15' }],
       ptime: 20,
-      direction: 'sendrecv',
+      direction: opts.direction ?? 'sendrecv',
+      ...(opts.labels?.[i] != null ? { label: opts.labels[i] } : {}),
     } as MediaDescription;
   });
   return session(local, media);

@@ -1,15 +1,17 @@
 import type Srf from 'drachtio-srf';
-import { bounded } from '../bounded.js';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Profiles } from '../profiles.js';
-import { BodyTooLargeError, CapacityError, RecorderError, SignalingError } from '../errors.js';
+import { CapacityError, RecorderError, SignalingError } from '../errors.js';
 import type { MediaPlane } from '../plane/media-plane.js';
 import type { PartyRole } from '../plane/plane-protocol.js';
 import { CallSession, type SessionDeps } from '../session/call-session.js';
-import { BYE_TIMEOUT_MS, Leg, type LegDialog } from '../session/leg.js';
+import { Leg } from '../session/leg.js';
 import type { SessionRegistry } from '../session/session-registry.js';
-import { parseRecordingUri } from './request-uri.js';
+import { isMsmlUri, parseRecordingUri } from './request-uri.js';
+import { answerSiprecInvite, type SiprecContext } from './siprec-session.js';
+import { isSiprecInvite } from '../siprec/siprec-request.js';
+import { answerInvite, checkBodySize, contentType, cseqOf, legDialog, refuseInvite, warning } from './sip-request.js';
 import { isOfferless, negotiate, renderAnswer, renderOffer, type NegotiatedMedia, type SdpLocal } from './sdp-answer.js';
 
 /** MSML content types we accept on INFO (reply with the request's own type). */
@@ -37,36 +39,6 @@ export interface SipAppDeps {
 type SrfReq = Srf.SrfRequest;
 type SrfRes = Srf.SrfResponse;
 
-/** A SIP Warning header (RFC 3261 20.43) carrying why a request was refused. */
-export function warning(text: string, agent = 'msml-recorder'): Record<string, string> {
-  return { Warning: `399 ${agent} "${text.replace(/"/g, "'").slice(0, 200)}"` };
-}
-
-/** The sequence number of a request's CSeq header (an ACK carries its INVITE's). */
-function cseqOf(req: SrfReq): number {
-  return parseInt(req.get('CSeq') ?? '', 10);
-}
-
-function contentType(req: SrfReq): string {
-  return (req.get('Content-Type') ?? '').split(';')[0].trim().toLowerCase();
-}
-
-/** Adapts a drachtio-srf Dialog to what a leg needs. */
-function legDialog(dlg: Srf.Dialog): LegDialog {
-  const d = dlg as unknown as {
-    id: string;
-    sip: { callId: string };
-    request(opts: object): Promise<unknown>;
-    destroy(opts?: object): Promise<unknown>;
-  };
-  return {
-    id: d.id,
-    sip: d.sip,
-    request: (opts) => d.request(opts),
-    destroy: (opts) => d.destroy(opts),
-  };
-}
-
 /**
  * Registers the recorder's SIP handlers on drachtio-srf: INVITE (with an offer, or offer-less for 3PCC), OPTIONS,
  * and per dialog INFO (MSML), re-INVITE, ACK and BYE. Every failure becomes a SIP or MSML answer.
@@ -85,21 +57,30 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
     res.send(481);
   });
 
+  /** Throws CapacityError when a new session (conf-id, SIPREC session) may not start now. */
+  const admitNew = (): void => {
+    if (deps.draining()) throw new CapacityError('draining: not taking new calls');
+    const refusal = deps.refuseNew?.() ?? null;
+    if (refusal) throw new CapacityError(refusal);
+    if (deps.registry.size >= deps.maxCalls) throw new CapacityError(`at capacity (${deps.maxCalls} calls)`);
+  };
+  const siprec: SiprecContext = { deps, admitNew, nextSdpSession: () => sdpSession++ };
+
   srf.invite(async (req: SrfReq, res: SrfRes) => {
+    const arrivedAt = Date.now();
     const callId = req.get('Call-ID');
     const clog = log.child({ callId });
     let session: CallSession | null = null;
     let openedLeg: number | null = null;
     try {
       tooLarge(req);
+      const headers = { contentType: req.get('Content-Type') ?? '', require: req.get('Require') ?? '', contact: req.get('Contact') ?? '' };
+      if (config.siprec.enabled && isSiprecInvite(headers, req.body, isMsmlUri(req.uri))) return await answerSiprecInvite(srf, siprec, req, res, arrivedAt);
       const uri = parseRecordingUri(req.uri);
       const callUUID = req.get('X-Genesys-CallUUID') || null;
       const key = uri.confId ?? callId;
       session = deps.registry.get(key) ?? null;
-      if (!session && deps.draining()) throw new CapacityError('draining: not taking new calls');
-      const refusal = session ? null : (deps.refuseNew?.() ?? null);
-      if (refusal) throw new CapacityError(refusal);
-      if (!session && deps.registry.size >= deps.maxCalls) throw new CapacityError(`at capacity (${deps.maxCalls} calls)`);
+      if (!session) admitNew();
       if (!session) {
         const profileName = uri.tenant !== null && uri.ivrProfile !== null ? `${uri.tenant}.${uri.ivrProfile}` : null;
         const profile = deps.profiles ? deps.profiles.resolve(profileName) : null;
@@ -124,50 +105,22 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
         sessionVersion: 1,
       };
       const sdp = negotiated ? renderAnswer(req.body, negotiated, local) : renderOffer(local, config.rtp.codecs);
-      // drachtio-srf handles a BYE or re-INVITE that arrives right behind the ACK synchronously, possibly in the same
-      // read as the 200's echo, before a promise continuation would run: the callback form lets the dialog's
-      // listeners be attached in the same turn that creates it
-      const leg = await new Promise<Leg>((resolve, reject) => {
-        let failed = false;
-        srf.createUAS(req, res, { localSdp: sdp }, (err: unknown, dlg: Srf.Dialog) => {
-          if (err) {
-            failed = true;
-            return reject(err);
-          }
-          // drachtio-srf can report an error and still send the 200 (a request without Contact): end that dialog
-          if (failed) return void bounded(() => legDialog(dlg).destroy(), BYE_TIMEOUT_MS);
-          const l = new Leg(legDialog(dlg), callId, legRole, opened.legId, count, s.media);
-          s.addLeg(l);
-          watchDialog(dlg, l, s, local, clog, offerless ? cseqOf(req) : null);
-          openedLeg = null;
-          resolve(l);
-        });
+      const leg = await answerInvite(srf, req, res, sdp, (dlg) => {
+        const l = new Leg(legDialog(dlg), callId, legRole, opened.legId, count, s.media);
+        s.addLeg(l);
+        watchDialog(dlg, l, s, local, clog, offerless ? cseqOf(req) : null);
+        openedLeg = null;
+        return l;
       });
       clog.info({ conf: key, role: leg.role, offerless, ports: local.ports, codecs: negotiated?.map((n) => n.codec), mediaWorker: session.media.worker }, 'leg answered');
       deps.observe?.invite(200);
     } catch (err) {
-      if (session && openedLeg !== null) void session.media.closeLeg(openedLeg);
-      if (session && session.legs.length === 0) {
-        deps.registry.remove(session);
-        void session.media.close();
-      }
-      const status = err instanceof RecorderError ? err.sipStatus : ((err as { status?: number }).status ?? 500);
-      const text = err instanceof Error ? err.message : String(err);
-      if (status === 487) {
-        clog.info('INVITE canceled');
-        return;
-      }
-      clog.warn({ status, err: text }, 'INVITE refused');
-      deps.observe?.invite(status);
-      if (!res.finalResponseSent) res.send(status, { headers: warning(text) });
+      refuseInvite(deps, { session, openedLeg, res, log: clog, what: 'INVITE' }, err);
     }
   });
 
   /** Refuses a body over sip.maxBodyBytes with 413 before anything parses it. */
-  function tooLarge(req: SrfReq): void {
-    const n = Buffer.byteLength(req.body ?? '');
-    if (n > config.sip.maxBodyBytes) throw new BodyTooLargeError(`body of ${n} bytes is over sip.maxBodyBytes (${config.sip.maxBodyBytes})`);
-  }
+  const tooLarge = (req: SrfReq): void => checkBodySize(req, config.sip.maxBodyBytes);
 
   /**
    * `offerCseq`: the CSeq of the (re-)INVITE whose 200 carried our offer, so its ACK carries the answer. An ACK is

@@ -1,9 +1,12 @@
 /**
- * Seeded, bounded fuzzing of every parser that takes outside input: MSML, SDP negotiation, the Request-URI, RTP and
+ * Seeded, bounded fuzzing of every parser that takes outside input: MSML, SDP negotiation, the Request-URI, SIPREC
+ * multipart bodies and recording metadata, RTP and
  * the jitter buffer, the config loader, and the drachtio wire guard's helpers. Inputs are mutations of real samples
  * plus the shapes that broke things before (oversized bodies, DOCTYPE/ENTITY, deep nesting, bare LF). Each input
  * must give a result or the module's named error — never another exception, never a hang.
  */
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { DEFAULT_CONFIG_PATH, loadConfig } from '../../src/config.js';
 import { ConfigError, RecorderError } from '../../src/errors.js';
@@ -13,6 +16,9 @@ import { parseMsml } from '../../src/msml/msml-parse.js';
 import { crlfHeaders, nextFrameStart, normalizeFrame } from '../../src/sip/drachtio-wire-guard.js';
 import { parseRecordingUri } from '../../src/sip/request-uri.js';
 import { negotiate } from '../../src/sip/sdp-answer.js';
+import { siprecChannels } from '../../src/siprec/siprec-channels.js';
+import { isSiprecInvite, readSiprecBody } from '../../src/siprec/siprec-request.js';
+import { ROOT } from '../harness/recorder-harness.js';
 import { fuzzer, msmlSeeds, samples, sdpSeeds, SEED, uriSeeds } from '../harness/fuzz-input.js';
 
 const { rand, int, pick, mutate } = fuzzer();
@@ -124,6 +130,32 @@ t.test('wire guard helpers: 1,000 random frames', async (t) => {
   }
   t.equal(ok, 1000, 'no frame threw');
   t.equal(crlfHeaders('A: 1\nB: 2\n\nbody\nline'), 'A: 1\r\nB: 2\r\n\r\nbody\nline', 'LF header lines get CRLF; the body is kept');
+});
+
+t.test('SIPREC bodies: 2,000 mutated vendor INVITE bodies, read as the SIP app reads them', async (t) => {
+  const dir = join(ROOT, 'test/fixtures/siprec');
+  const seeds = readdirSync(dir).map((f) => {
+    const text = readFileSync(join(dir, f), 'utf8');
+    const nl = text.indexOf('\n');
+    return { contentType: text.slice(0, nl), body: f.includes('-lf') ? text.slice(nl + 1) : text.slice(nl + 1).replace(/\r?\n/g, '\r\n') };
+  });
+  t.ok(seeds.length >= 5, `${seeds.length} vendor bodies`);
+  let ok = 0;
+  let read = 0;
+  for (let i = 0; i < 2000; i++) {
+    const seed = pick(seeds);
+    const input = { contentType: int(10) === 0 ? mutate(seed.contentType) : seed.contentType, body: mutate(seed.body) };
+    const readIt = (): void => {
+      isSiprecInvite({ contentType: input.contentType, require: '', contact: '' }, input.body, false);
+      const b = readSiprecBody(input.contentType, input.body);
+      const streams = b.sdp === null ? [] : negotiate(b.sdp, ['PCMU', 'PCMA']).map((n) => ({ mline: n.mline, label: n.label }));
+      siprecChannels(b.metadata, b.metadataXml, streams, 'caller', 'c');
+      read++;
+    };
+    if (expectClean(t, 'SIPREC', input, readIt, (e) => e instanceof RecorderError)) ok++;
+  }
+  t.equal(ok, 2000, 'every body read or refused with a named error (400/488)');
+  t.ok(read > 200, `${read} still read whole after mutation`);
 });
 
 t.test('fuzz total', async (t) => {

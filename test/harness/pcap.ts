@@ -82,6 +82,15 @@ export function rtpPackets(opts: PcapOptions): PcapPacket[] {
 
 /** Writes a pcap of `seconds` of the tone as 20 ms RTP packets (50 per second). */
 export function writeRtpPcap(path: string, opts: PcapOptions): PcapPacket[] {
+  return writeRtpPcapStreams(path, [{ dport: 6000, startSec: 0, opts }])[0];
+}
+
+/**
+ * Writes one pcap carrying several RTP streams, each to its own UDP destination port and starting at its own time.
+ * SIPp plays every packet to the first m-line's port plus (its port − the lowest port in the capture), so streams at
+ * 6000 and 6002 reach an answer's ports P and P+2.
+ */
+export function writeRtpPcapStreams(path: string, streams: { dport: number; startSec: number; opts: PcapOptions }[]): PcapPacket[][] {
   const chunks: Buffer[] = [];
   const gh = Buffer.alloc(24);
   gh.writeUInt32LE(0xa1b2c3d4, 0);
@@ -90,11 +99,14 @@ export function writeRtpPcap(path: string, opts: PcapOptions): PcapPacket[] {
   gh.writeUInt32LE(65535, 16);
   gh.writeUInt32LE(1, 20); // Ethernet
   chunks.push(gh);
-  const packets = rtpPackets(opts);
-  for (const { rtp, usec } of packets) {
+  const perStream = streams.map((s) => rtpPackets(s.opts));
+  const all = streams
+    .flatMap((s, i) => perStream[i].map((p) => ({ usec: p.usec + Math.round(s.startSec * 1e6), rtp: p.rtp, dport: s.dport })))
+    .sort((a, b) => a.usec - b.usec);
+  for (const { rtp, usec, dport } of all) {
     const udp = Buffer.alloc(8);
-    udp.writeUInt16BE(6000, 0);
-    udp.writeUInt16BE(6000, 2);
+    udp.writeUInt16BE(dport, 0);
+    udp.writeUInt16BE(dport, 2);
     udp.writeUInt16BE(8 + rtp.length, 4);
     const ip = Buffer.alloc(20);
     ip[0] = 0x45;
@@ -115,5 +127,5 @@ export function writeRtpPcap(path: string, opts: PcapOptions): PcapPacket[] {
     chunks.push(ph, frame);
   }
   writeFileSync(path, Buffer.concat(chunks));
-  return packets;
+  return perStream;
 }

@@ -7,6 +7,8 @@ import { tonePcm } from './pcap.js';
 export class RtpSender {
   sent = 0;
   private timer: NodeJS.Timeout | null = null;
+  /** Per SSRC: the next sequence number and when its first play started (a later play goes on from there, as a real sender's would). */
+  private readonly streams = new Map<number, { seq: number; t0: number }>();
   private constructor(readonly socket: Socket, readonly port: number) {}
 
   static async open(): Promise<RtpSender> {
@@ -20,12 +22,16 @@ export class RtpSender {
     const g711 = encodeG711(opts.law, tonePcm({ freq: opts.freq, amplitude: 8000 }, opts.seconds));
     const pt = opts.law === 'PCMU' ? 0 : 8;
     const t0 = performance.now();
+    const st = this.streams.get(opts.ssrc) ?? { seq: 0, t0 };
+    this.streams.set(opts.ssrc, st);
+    // the timestamp goes on by the time that passed since the stream's first packet (a pause in sending is a gap)
+    const ts0 = Math.round((t0 - st.t0) / 20) * 160;
     let k = 0;
     return new Promise((resolve) => {
       const next = (): void => {
         const now = performance.now();
         while (k * 20 <= now - t0 && (k + 1) * 160 <= g711.length) {
-          this.socket.send(buildRtp({ payloadType: pt, marker: k === 0, sequence: k, timestamp: k * 160, ssrc: opts.ssrc, payload: g711.subarray(k * 160, (k + 1) * 160) }), to, '127.0.0.1');
+          this.socket.send(buildRtp({ payloadType: pt, marker: k === 0, sequence: st.seq++ & 0xffff, timestamp: (ts0 + k * 160) >>> 0, ssrc: opts.ssrc, payload: g711.subarray(k * 160, (k + 1) * 160) }), to, '127.0.0.1');
           this.sent++;
           k++;
         }

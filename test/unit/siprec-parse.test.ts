@@ -9,6 +9,12 @@ import { parse as parseSdp } from 'sdp-transform';
 import t from 'tap';
 import { parseMultipart } from '../../src/siprec/multipart-body.js';
 import { channelsOf, parseRecordingMetadata } from '../../src/siprec/recording-metadata.js';
+import { metadataUpdate, siprecChannels } from '../../src/siprec/siprec-channels.js';
+import { isSiprecInvite, readSiprecBody } from '../../src/siprec/siprec-request.js';
+import { negotiate } from '../../src/sip/sdp-answer.js';
+import { isMsmlUri, requestUriUser, siprecRecordingUri } from '../../src/sip/request-uri.js';
+import { buildRecordingResource } from '../../src/jobs/recording-resource.js';
+import type { Sidecar } from '../../src/recording/metadata.js';
 import { ROOT } from '../harness/recorder-harness.js';
 import { thrown } from '../harness/thrown.js';
 
@@ -45,8 +51,91 @@ for (const [name, want] of vendors) {
     const labels = media.map((m) => (m as { label?: string | number }).label?.toString() ?? null);
     t.same(channelsOf(md, labels), want.slots, `m-lines ${labels.join(', ')} → slots ${want.slots.join(', ')}: the caller left`);
     if (want.extension) t.match(Object.entries(md.extensions).map(([k, v]) => `${k}=${v}`).join('\n'), want.extension, 'the vendor extension is kept');
+
+    // as the SIP app reads it: a SIPREC INVITE, its SDP and metadata, negotiated streams and their channels
+    t.ok(isSiprecInvite({ contentType: f.contentType, require: '', contact: '' }, f.body, false), 'taken as SIPREC by its metadata part alone');
+    const body = readSiprecBody(f.contentType, f.body);
+    const streams = negotiate(body.sdp ?? '', ['PCMU', 'PCMA']).map((n) => ({ mline: n.mline, label: n.label }));
+    const ch = siprecChannels(body.metadata, body.metadataXml, streams, 'caller', 'call-1');
+    t.same(ch.slots, want.slots, 'the same channels from the negotiated m-lines');
+    t.equal(ch.info.channelsBy, 'metadata');
+    t.same(ch.info.participants.map((p) => [p.aor, p.slot]), [[want.callerAor, 0], [want.calleeAor, 1]], 'caller left, callee right');
+    t.same(siprecChannels(body.metadata, body.metadataXml, streams, 'callee', 'call-1').slots, want.slots.map((x) => 1 - x), 'leftChannel callee: swapped');
   });
 }
+
+t.test('which INVITEs are SIPREC recording sessions', async (t) => {
+  const two = (dir: string, dir2 = dir): string => `v=0\r\nc=IN IP4 1.2.3.4\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=${dir}\r\nm=audio 4002 RTP/AVP 0\r\na=${dir2}\r\n`;
+  const h = (over: Partial<{ contentType: string; require: string; contact: string }> = {}) => ({ contentType: 'application/sdp', require: '', contact: '<sip:a@b>', ...over });
+  t.ok(isSiprecInvite(h(), two('sendonly'), false), 'plain SDP, two sendonly m-lines, no metadata (Cisco NBR): yes');
+  t.notOk(isSiprecInvite(h(), two('sendonly'), true), '... but not on an MSML Request-URI (a recording fork of SIP Server)');
+  t.notOk(isSiprecInvite(h(), two('sendonly', 'sendrecv'), false), 'one m-line sendrecv: no');
+  t.notOk(isSiprecInvite(h(), 'v=0\r\nm=audio 4000 RTP/AVP 0\r\na=sendonly\r\n', false), 'a single sendonly m-line: no');
+  t.ok(isSiprecInvite(h(), `v=0\r\na=sendonly\r\nm=audio 4000 RTP/AVP 0\r\nm=audio 4002 RTP/AVP 0\r\n`, false), 'session-level sendonly counts');
+  t.ok(isSiprecInvite(h({ require: 'timer, siprec' }), two('sendrecv'), true), 'Require: siprec: yes');
+  t.ok(isSiprecInvite(h({ contact: '<sip:src@10.0.0.1>;+sip.src' }), '', true), 'Contact with +sip.src: yes');
+  t.notOk(isSiprecInvite(h({ contentType: 'multipart/mixed;boundary=b' }), '--b\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n--b--\r\n', true), 'multipart without a metadata part: no');
+  t.ok(isSiprecInvite(h({ contentType: 'multipart/mixed;boundary=b' }), '--b\r\nContent-Type: application/rs-metadata+xml\r\n\r\n<recording/>', true), 'a broken multipart with metadata in it: yes (it gets its 400)');
+});
+
+t.test('reading SIPREC bodies: SDP, metadata, either alone', async (t) => {
+  const xml = '<recording xmlns="urn:ietf:params:xml:ns:recording:1"><participant participant_id="p"><nameID aor="sip:1@x"/></participant></recording>';
+  t.same(readSiprecBody('application/sdp', 'v=0\r\n'), { sdp: 'v=0\r\n', metadata: null, metadataXml: null });
+  t.equal(readSiprecBody('application/rs-metadata+xml', xml).metadata?.participants[0].aor, 'sip:1@x', 'metadata alone (an UPDATE)');
+  t.same(readSiprecBody('', ''), { sdp: null, metadata: null, metadataXml: null }, 'no body');
+  t.match(thrown(() => readSiprecBody('text/plain', 'hi')), { name: 'MultipartError', sipStatus: 400, message: /neither SDP nor SIPREC metadata/ });
+  t.match(thrown(() => readSiprecBody('multipart/mixed;boundary=b', '--b\r\nContent-Type: text/plain\r\n\r\nx\r\n--b--')), { message: /without an application\/sdp or application\/rs-metadata\+xml part/ });
+});
+
+t.test('channels: never two streams on one side; a metadata update keeps the channels', async (t) => {
+  const meta = parseRecordingMetadata(
+    '<recording xmlns="urn:ietf:params:xml:ns:recording:1"><participant participant_id="a"><nameID aor="sip:a@x"/></participant><participant participant_id="b"><nameID aor="sip:b@x"/></participant>' +
+      '<stream stream_id="s1"><label>1</label></stream><stream stream_id="s2"><label>2</label></stream>' +
+      '<participantstreamassoc participant_id="a"><send>s1</send><send>s2</send></participantstreamassoc></recording>',
+  );
+  const streams = [{ mline: 0, label: '1' }, { mline: 1, label: '2' }];
+  const both = siprecChannels(meta, null, streams, 'caller', 'c');
+  t.same([both.slots, both.info.channelsBy], [[0, 1], 'm-line order'], 'metadata putting both streams on the caller: by m-line order');
+  const partial = siprecChannels(meta, null, [{ mline: 0, label: '1' }, { mline: 1, label: '9' }], 'caller', 'c');
+  t.equal(partial.info.channelsBy, 'm-line order', 'a label the metadata does not know: by m-line order');
+  const later = parseRecordingMetadata(
+    '<recording xmlns="urn:ietf:params:xml:ns:recording:1"><participant participant_id="a"><nameID aor="sip:a@x"/></participant><participant participant_id="c"><nameID aor="sip:c@x"/></participant>' +
+      '<stream stream_id="s1"><label>1</label></stream><stream stream_id="s2"><label>2</label></stream>' +
+      '<participantstreamassoc participant_id="a"><send>s1</send></participantstreamassoc><participantstreamassoc participant_id="c"><send>s2</send></participantstreamassoc></recording>',
+  );
+  const upd = metadataUpdate(later, '<x/>', both.info.streams) as { participants: { aor: string; slot: number | null }[] };
+  t.same(upd.participants.map((p) => [p.aor, p.slot]), [['sip:a@x', 0], ['sip:c@x', 1]], 'the new participant on the channel of the stream it sends now');
+});
+
+t.test('Request-URI: MSML or not, its user, a SIPREC recording\'s URI', async (t) => {
+  t.ok(isMsmlUri('sip:msml=abc@10.0.0.1;dn=1'));
+  t.ok(isMsmlUri('sip:msml@10.0.0.1'));
+  t.notOk(isMsmlUri('sip:srs@10.0.0.1'));
+  t.notOk(isMsmlUri('sip:10.0.0.1'));
+  t.equal(requestUriUser('sip:Bank.Siprec@srs.example.com:5060;transport=tcp'), 'Bank.Siprec');
+  t.equal(requestUriUser('sip:%ZZ@x'), null, 'a bad escape: none');
+  t.match(siprecRecordingUri('sip:srs@10.0.0.5:5080', 'Bank.Siprec'), { confId: null, host: '10.0.0.5', port: 5080, tenant: 'Bank', ivrProfile: 'Siprec', mediaService: 'siprec' });
+  t.match(siprecRecordingUri('sip:10.0.0.5', 'default'), { host: '10.0.0.5', tenant: null, ivrProfile: null });
+});
+
+t.test('the metadata POST of a SIPREC recording names its participants and their channels', async (t) => {
+  const f = fixture('oracle-sbc.txt');
+  const body = readSiprecBody(f.contentType, f.body);
+  const { info } = siprecChannels(body.metadata, body.metadataXml, [{ mline: 0, label: '1' }, { mline: 1, label: '2' }], 'caller', 'call-9');
+  const s = {
+    schema: 1, id: info.sessionId ?? 'x', mediaId: 'm', confId: null, callUUID: null, dialogId: 'siprec:x', dn: null, tenant: null, ivrProfile: null, tenantDbid: null, uriParams: {},
+    siprec: info,
+    msml: { dest: null, format: null, maxtimeMs: null, attrs: {}, params: {} },
+    startTime: '2026-12-01T10:00:00.000Z', stopTime: '2026-12-01T10:00:10.000Z', durationMs: 10000, endReason: 'record.terminate', truncated: false, error: null,
+    audio: { type: 'audio/mp3', channels: 2, kbps: 16, sampleRate: 8000, leftChannel: 'other' },
+    files: { mp3: { name: 'm.mp3', size: 1 } }, events: [], legs: [],
+  } satisfies Sidecar;
+  const r = buildRecordingResource(s, { mp3Uri: 'http://dav/m.mp3', wavUri: null }) as { id: string; callerPhoneNumber: string; dialedPhoneNumber: string; siprec: { participants: { aor: string; channel: string }[] }; mediaFiles: { parameters: Record<string, string> }[] };
+  t.equal(r.id, info.sessionId, 'id: the SIPREC session id');
+  t.same([r.callerPhoneNumber, r.dialedPhoneNumber], ['+14085550101', '7001'], 'caller and dialed numbers from the participants');
+  t.same(r.siprec.participants.map((p) => [p.aor, p.channel]), [['sip:+14085550101@carrier.example.net', 'left'], ['sip:7001@cc.example.com', 'right']]);
+  t.equal(r.mediaFiles[0].parameters.siprecSessionId, info.sessionId);
+});
 
 t.test('part content kept whole: blank lines inside a part, CRLF or LF, any header case', async (t) => {
   const body = 'preamble\r\n--b1\r\ncontent-TYPE: text/xml\r\n\r\n<a>\r\n\r\n<b/></a>\r\n--b1\r\nContent-Type: application/sdp\r\n\r\nv=0\r\n\r\n--b1--\r\n';

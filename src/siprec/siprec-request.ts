@@ -1,0 +1,89 @@
+import { MultipartError, parseContentType, parseMultipart } from './multipart-body.js';
+import { parseRecordingMetadata, type RecordingMetadata } from './recording-metadata.js';
+
+/** The metadata part's media type (RFC 7866 §9.1). */
+export const METADATA_TYPE = 'application/rs-metadata+xml';
+
+/** What a SIPREC request (INVITE, re-INVITE, UPDATE) carries: its SDP and its recording metadata, each if present. */
+export interface SiprecBody {
+  sdp: string | null;
+  metadata: RecordingMetadata | null;
+  /** The metadata document as sent (kept whole in the sidecar). */
+  metadataXml: string | null;
+}
+
+/** The headers that decide whether an INVITE is a recording session (names as sent; values may be joined with ','). */
+export interface InviteHeaders {
+  contentType: string;
+  require: string;
+  contact: string;
+}
+
+const hasTag = (list: string, tag: string): boolean => list.split(',').some((t) => t.trim().toLowerCase() === tag);
+
+/**
+ * Reads a request body that may be multipart (RFC 2046, over the raw body) into its SDP and metadata parts; other
+ * parts are ignored. A plain `application/sdp` body is its SDP, a lone metadata body its metadata, an empty body
+ * neither. Throws MultipartError (400) naming what is wrong: a broken multipart body, unreadable metadata, a body
+ * of another type. Pure.
+ */
+export function readSiprecBody(contentType: string, body: string | null | undefined): SiprecBody {
+  const text = body ?? '';
+  if (text.trim() === '') return { sdp: null, metadata: null, metadataXml: null };
+  const type = parseContentType(contentType).type;
+  if (type.startsWith('multipart/')) {
+    const parts = parseMultipart(contentType, text);
+    const sdp = parts.find((p) => p.type === 'application/sdp')?.content ?? null;
+    const metadataXml = parts.find((p) => p.type === METADATA_TYPE)?.content ?? null;
+    if (sdp === null && metadataXml === null) throw new MultipartError(`${type} body without an application/sdp or ${METADATA_TYPE} part`);
+    return { sdp, metadataXml, metadata: metadataXml === null ? null : parseRecordingMetadata(metadataXml) };
+  }
+  if (type === METADATA_TYPE) return { sdp: null, metadataXml: text, metadata: parseRecordingMetadata(text) };
+  // no Content-Type on a body that looks like SDP: taken as SDP (the SDP parser says what is wrong with it)
+  if (type === 'application/sdp' || type === '') return { sdp: text, metadata: null, metadataXml: null };
+  throw new MultipartError(`body of type ${type} is neither SDP nor SIPREC metadata`);
+}
+
+/** The audio m-lines of an SDP and their directions (a quick scan; the SDP parser reads it properly later). */
+function audioDirections(sdp: string): string[] {
+  const out: string[] = [];
+  let session = 'sendrecv';
+  let current: string | null = null;
+  for (const raw of sdp.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line.startsWith('m=')) {
+      if (current !== null) out.push(current);
+      current = /^m=audio\s/i.test(line) ? session : null;
+      if (current === null) out.push('other');
+    } else if (/^a=(sendonly|recvonly|sendrecv|inactive)$/i.test(line)) {
+      const d = line.slice(2).toLowerCase();
+      if (current !== null) current = d;
+      else if (out.length === 0) session = d;
+    }
+  }
+  if (current !== null) out.push(current);
+  return out.filter((d) => d !== 'other');
+}
+
+/**
+ * Whether an INVITE starts a SIPREC recording session (RFC 7866) rather than an MSML one: a multipart body with a
+ * recording-metadata part, `Require: siprec`, a Contact with `+sip.src`, or — when the Request-URI is not an MSML
+ * one (`msmlUri` false) — a plain SDP whose two or more audio m-lines are all `a=sendonly` (Cisco network-based
+ * recording sends no metadata). Pure; never throws.
+ */
+export function isSiprecInvite(h: InviteHeaders, body: string | null | undefined, msmlUri: boolean): boolean {
+  if (hasTag(h.require, 'siprec') || /[;\s]\+sip\.src\b/i.test(h.contact)) return true;
+  const text = body ?? '';
+  const { type } = parseContentType(h.contentType);
+  if (type.startsWith('multipart/')) {
+    try {
+      return parseMultipart(h.contentType, text).some((p) => p.type === METADATA_TYPE);
+    } catch {
+      // a broken body with a metadata part in it is still meant as SIPREC (it gets its 400 from readSiprecBody)
+      return text.toLowerCase().includes(METADATA_TYPE);
+    }
+  }
+  if (msmlUri || (type !== 'application/sdp' && type !== '')) return false;
+  const dirs = audioDirections(text);
+  return dirs.length >= 2 && dirs.every((d) => d === 'sendonly');
+}
