@@ -9,7 +9,8 @@ import { createLogger } from '../ops/logger.js';
 import { OpsServer } from '../ops/ops-server.js';
 import { readiness } from '../ops/readiness.js';
 import { RecorderDirectory, type RecorderEntry } from '../ops/recorder-registry.js';
-import { parseRecordingUri } from '../sip/request-uri.js';
+import { isMsmlUri, parseRecordingUri } from '../sip/request-uri.js';
+import { isSiprecInvite } from '../siprec/siprec-request.js';
 import { disconnectDrachtio, guardDrachtioWire, logWireFaults } from '../sip/drachtio-wire-guard.js';
 import { warning } from '../sip/sip-request.js';
 import { answeredBy, freeRoom, pickRecorder, retarget, routeInvite } from './routing.js';
@@ -99,9 +100,16 @@ export function startShim(config: Config): Shim {
     let key: string;
     let hasConf: boolean;
     try {
-      const uri = parseRecordingUri(req.uri);
-      key = uri.confId ?? callId;
-      hasConf = uri.confId !== null;
+      const headers = { contentType: req.get('Content-Type') ?? '', require: req.get('Require') ?? '', contact: req.get('Contact') ?? '' };
+      if (isSiprecInvite(headers, req.body, isMsmlUri(req.uri))) {
+        // a SIPREC recording session is one dialog: a new session for the recorder with the most room
+        key = callId;
+        hasConf = false;
+      } else {
+        const uri = parseRecordingUri(req.uri);
+        key = uri.confId ?? callId;
+        hasConf = uri.confId !== null;
+      }
     } catch (err) {
       return refuse(err instanceof RecorderError ? err.sipStatus : 400, (err as Error).message);
     }

@@ -10,6 +10,7 @@ import { redisServer } from '../harness/delivery-servers.js';
 import { writeRtpPcap } from '../harness/pcap.js';
 import { runSipp, startApp, startSim, tempDir, type AppProcess, type SippResult } from '../harness/recorder-harness.js';
 import { PCMU_OFFER, SipUac } from '../harness/sip-uac.js';
+import { siprecOffer } from '../harness/siprec-body.js';
 import { sleep, until as waitUntil } from '../harness/until.js';
 
 const redis = await redisServer();
@@ -93,6 +94,16 @@ t.test('the recorder-side route set: its own MSML event reaches SIP Server throu
   const r = await runSipp(simS, 'rr-control-leg.xml', { conf: 'e129460000054b3', dn: '7001', talk_ms: 3000, pcap }, { timeoutS: 30 });
   t.equal(r.code, 0, `dialogstart, dialogend, then the recorder's msml.dialog.exit INFO arrived ${r.errors}`);
   t.ok(simS.routed.filter((x) => x.method === 'INFO').length >= before + 3, 'INFOs in both directions went through the shim');
+});
+
+t.test('a SIPREC INVITE (no conf-id) is proxied to a recorder and recorded there', async (t) => {
+  const uac = await new SipUac(`127.0.0.1:${simS.sipPort}`).start();
+  t.teardown(() => uac.stop());
+  const offer = siprecOffer([{ port: 40300, label: '1' }, { port: 40302, label: '2' }], 'c2hpbS1zaXByZWM', [{ id: 'a', aor: 'sip:1@x', sends: ['1'] }, { id: 'b', aor: 'sip:2@x', sends: ['2'] }]);
+  const inv = await uac.request('INVITE', `sip:srs@127.0.0.1:${simS.sipPort}`, { headers: { 'content-type': offer.contentType, require: 'siprec' }, body: offer.body });
+  t.equal(inv.status, 200, `200 through the shim (${inv.headers.warning ?? ''})`);
+  await until('a recorder answered it as SIPREC', () => [recA, recB].some((a) => a.logs.some((l) => l.includes('SIPREC session answered') && l.includes('c2hpbS1zaXByZWM'))));
+  t.equal((await uac.request('BYE', '', { dialog: uac.dialogOf(inv) })).status, 200, 'BYE 200');
 });
 
 t.test('a draining recorder keeps its live call, gets no new one; a dead one drops out', async (t) => {
