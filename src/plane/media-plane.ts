@@ -395,8 +395,10 @@ export class PlaneSession {
    * when its files never opened), or MediaWorkerLostError (then `onLost` brings what was recovered).
    */
   async stop(reason: string): Promise<FinalizedRecording | null> {
+    const stopping = this.mediaId;
     const fin = (await this.send({ op: 'stop', key: this.key, reason })) as FinalizedRecording | null;
-    this.mediaId = null;
+    // a next recording may have started meanwhile (a SIPREC session's next part)
+    if (this.mediaId === stopping) this.mediaId = null;
     return fin;
   }
 

@@ -38,20 +38,19 @@ export class MediaSession {
   ) {}
 
   /**
-   * The newest packets' audio of each slot while nothing records (a ring of PREROLL_PACKETS). A recording starts
-   * between two packets: what of them falls after its start is its first audio, so it has sound from its first
-   * sample. More than one packet: a leg's clock is anchored to its first packet's arrival, and until the drift
-   * tracking corrects it (its first second) a late first packet puts the later ones ahead of their arrival.
+   * The newest packets' audio of each slot (a ring of PREROLL_PACKETS). A recording starts between two packets: what
+   * of them falls after its start is its first audio, so it has sound from its first sample. More than one packet: a
+   * leg's clock is anchored to its first packet's arrival, and until the drift tracking corrects it (its first
+   * second) a late first packet puts the later ones ahead of their arrival. Kept while a recording runs too: a
+   * recording that starts right behind another (a SIPREC session's next part) gets the rest of the packet the first
+   * one ended in.
    */
   private readonly lastAudio = [0, 1].map(() => Array.from({ length: PREROLL_PACKETS }, () => ({ at: 0, n: 0, pcm: new Int16Array(320) })));
   private readonly lastAudioNext = [0, 0];
 
   /** Audio from a leg's stream. */
   readonly sink = (slot: number, at: number, pcm: Int16Array): void => {
-    if (this.rec) {
-      this.rec.write(slot, at, pcm);
-      return;
-    }
+    this.rec?.write(slot, at, pcm);
     const ring = this.lastAudio[slot];
     if (!ring) return;
     const last = ring[this.lastAudioNext[slot]];

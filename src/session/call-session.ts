@@ -15,6 +15,9 @@ import type { Leg, LegDialog } from './leg.js';
 import { SAMPLES_PER_MS } from '../media/sample-clock.js';
 import type { RecordingContext, SiprecInfo } from '../recording/metadata.js';
 
+/** How much longer than its duration a SIPREC part may record on its host while the next part starts, ms. */
+const ROLLOVER_HEADROOM_MS = 5000;
+
 /** The shortest silence between two plays of the alert tone (GIR's minimum tonesilenceduration), ms. */
 const MIN_TONE_SILENCE_MS = 1500;
 
@@ -47,6 +50,9 @@ interface ActiveRecording {
   wantsExit: boolean;
   maxTimer: NodeJS.Timeout;
   mediaId: string;
+  /** A SIPREC session's recording (it rolls over into a next part at its longest duration), and its part number. */
+  siprec?: SiprecInfo;
+  part: number;
 }
 
 /**
@@ -137,12 +143,19 @@ export class CallSession implements MsmlControlled<LegDialog> {
     return `conf:${name ?? this.uri.confId ?? this.key}`;
   }
 
+  /** Whether the running recording is paused (a next SIPREC part starts paused too). */
+  private paused = false;
+
   pause(): void {
-    if (this.active) this.media.pause();
+    if (!this.active) return;
+    this.paused = true;
+    this.media.pause();
   }
 
   resume(): void {
-    if (this.active) this.media.resume();
+    if (!this.active) return;
+    this.paused = false;
+    this.media.resume();
   }
 
   /**
@@ -185,14 +198,18 @@ export class CallSession implements MsmlControlled<LegDialog> {
   /**
    * Starts the recording of a SIPREC recording session (RFC 7866) as its INVITE is answered — no MSML drives it, it
    * stops at the BYE — from `atWallMs` (the INVITE's arrival, back to what the pre-roll holds). `siprec` goes into
-   * the sidecar and the metadata POST. Throws when the session is ending or already records.
+   * the sidecar and the metadata POST. At recording.maxDurationSec it goes on in a next part (`part` 2, 3, …: the
+   * id gets `_<part>`), nobody being there to start another. Throws when the session is ending or already records.
    */
-  startSiprec(control: LegDialog, siprec: SiprecInfo, atWallMs: number): string {
+  startSiprec(control: LegDialog, siprec: SiprecInfo, atWallMs: number, part = 1): string {
     if (this.closed) throw new MsmlError('Session is ending', MsmlCode.NO_SUCH_OBJECT);
     if (this.active) throw new MsmlError(`A recording is already running: ${this.active.dialogId}`, MsmlCode.ALREADY_EXISTS);
     const dialogId = `siprec:${siprec.sessionId ?? siprec.callId}`;
+    const base = siprec.sessionId ?? siprec.callId;
     const mediaId = this.begin({
-      id: siprec.sessionId ?? siprec.callId,
+      id: part === 1 ? base : `${base}_${part}`,
+      siprec,
+      part,
       dialogId,
       name: 'siprec',
       control,
@@ -203,8 +220,25 @@ export class CallSession implements MsmlControlled<LegDialog> {
       atWallMs,
       extra: { siprec, msml: { dest: null, format: null, maxtimeMs: null, attrs: {}, params: {} } },
     });
-    this.log.info({ dialogId, mediaId, channelsBy: siprec.channelsBy, streams: siprec.streams, participants: siprec.participants.length }, 'SIPREC recording started');
+    this.log.info({ dialogId, mediaId, part, channelsBy: siprec.channelsBy, streams: siprec.streams, participants: siprec.participants.length }, 'SIPREC recording started');
     return mediaId;
+  }
+
+  /**
+   * A recording reached its longest duration. An MSML one stops (SIP Server is told and may start another); a
+   * SIPREC one goes on in a next part, started on the media host right behind the stop so no audio falls between
+   * the two files, paused if it was.
+   */
+  private atMaxLength(a: ActiveRecording): void {
+    if (this.active !== a) return;
+    if (!a.siprec || this.closed) return void this.stopRecording('record.complete.maxlength');
+    this.active = null;
+    clearTimeout(a.maxTimer);
+    const stopping = this.media.stop('record.complete.maxlength');
+    const paused = this.paused;
+    this.startSiprec(a.control, a.siprec, Date.now(), a.part + 1);
+    if (paused) this.pause();
+    void this.finish(a, stopping, 'record.complete.maxlength', false);
   }
 
   /**
@@ -213,6 +247,8 @@ export class CallSession implements MsmlControlled<LegDialog> {
    */
   private begin(r: {
     id: string;
+    siprec?: SiprecInfo;
+    part?: number;
     dialogId: string;
     name: string;
     control: LegDialog;
@@ -241,11 +277,14 @@ export class CallSession implements MsmlControlled<LegDialog> {
       ...r.extra,
     };
     const mediaId = newMediaId(ctx, r.atWallMs);
-    this.media.start({ ...this.deps.recording, ...byProfile }, ctx, r.maxMs * SAMPLES_PER_MS, mediaId, r.atWallMs, r.tone);
-    const maxTimer = setTimeout(() => void this.stopRecording('record.complete.maxlength'), r.maxMs);
-    maxTimer.unref();
-    const active: ActiveRecording = { dialogId: r.dialogId, name: r.name, control: r.control, msml: r.msml, wantsExit: r.wantsExit, maxTimer, mediaId };
+    // a SIPREC part is rolled over by the timer, so its host-side limit has room to spare: it must not cut the audio
+    // that arrives while the next part is being started
+    const maxSamples = (r.siprec ? r.maxMs + ROLLOVER_HEADROOM_MS : r.maxMs) * SAMPLES_PER_MS;
+    this.media.start({ ...this.deps.recording, ...byProfile }, ctx, maxSamples, mediaId, r.atWallMs, r.tone);
+    const active: ActiveRecording = { dialogId: r.dialogId, name: r.name, control: r.control, msml: r.msml, wantsExit: r.wantsExit, maxTimer: setTimeout(() => this.atMaxLength(active), r.maxMs), mediaId, siprec: r.siprec, part: r.part ?? 1 };
+    active.maxTimer.unref();
     this.active = active;
+    this.paused = false;
     this.started.set(mediaId, active);
     return mediaId;
   }
@@ -313,9 +352,14 @@ export class CallSession implements MsmlControlled<LegDialog> {
     if (!a) return;
     this.active = null;
     clearTimeout(a.maxTimer);
+    await this.finish(a, this.media.stop(reason), reason, notify);
+  }
+
+  /** Takes a stopped recording's finalization: delivered, or its failure reported; SIP Server told if `notify`. */
+  private async finish(a: ActiveRecording, stopping: Promise<FinalizedRecording | null>, reason: string, notify: boolean): Promise<void> {
     let fin: FinalizedRecording | null;
     try {
-      fin = await this.media.stop(reason);
+      fin = await stopping;
     } catch (err) {
       // never opened: openFailed() reported it; worker gone: mediaLost() does
       if ((err as { openError?: boolean }).openError || err instanceof MediaWorkerLostError) return;

@@ -85,6 +85,8 @@ export async function answerSiprecInvite(srf: Srf, ctx: SiprecContext, req: SrfR
       const leg = new Leg(legDialog(dlg), callId, 'other', opened.legId, negotiated.length, s.media);
       s.addLeg(leg);
       openedLeg = null;
+      // the media worker went away while the leg was opened: the session is over before it began
+      if (s.closed) return void leg.close({ bye: true });
       const watch = new SiprecDialog(dlg, leg, s, local, info, negotiated, ctx, clog);
       s.startSiprec(leg.dialog, info, arrivedAt);
       if (noneSends(negotiated)) watch.pauseForInactive();

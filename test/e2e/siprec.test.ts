@@ -243,6 +243,52 @@ t.test('the profile comes from the header siprec.profileRule names', async (t) =
   t.same([sidecar.tenant, sidecar.ivrProfile], ['Bank', 'Siprec'], 'tenant and IVR profile from its name');
 });
 
+t.test('at recording.maxDurationSec a SIPREC recording goes on in a next part, with nothing lost between them', async (t) => {
+  const sim2 = await startSim();
+  const app2 = await startApp(sim2, { MSMLREC_RECORDING_MAX_DURATION_SEC: '2', MSMLREC_RECORDING_WAV_COPY: 'PCMU' });
+  const uac2 = await new SipUac(`127.0.0.1:${sim2.sipPort}`).start();
+  const rtp = await RtpSender.open();
+  t.teardown(async () => {
+    rtp.close();
+    uac2.stop();
+    await app2.stop('SIGKILL');
+    await sim2.stop();
+  });
+  const session = 'cm9sbG92ZXI';
+  const offer = siprecOffer([{ port: rtp.port, label: '1' }, { port: rtp.port + 2, label: '2' }], session, [{ id: 'a', aor: CALLER.aor, sends: ['1'] }, { id: 'b', aor: CALLEE.aor, sends: ['2'] }]);
+  const inv = await uac2.request('INVITE', `sip:srs@127.0.0.1:${sim2.sipPort}`, { headers: { 'content-type': offer.contentType }, body: offer.body });
+  t.equal(inv.status, 200);
+  await rtp.play(answerOf(inv.content).ports[0], { law: 'PCMU', freq: CALLER.freq, seconds: 5, ssrc: 5 });
+  await uac2.request('BYE', '', { dialog: uac2.dialogOf(inv) });
+  const spooled = (id: string): { mp3: string; sidecar: string } | undefined => {
+    const line = app2.logs.find((l) => l.includes('recording spooled') && new RegExp(`"mp3":"[^"]*/${id}_2026`).test(l));
+    return line ? (JSON.parse(line) as { mp3: string; sidecar: string }) : undefined;
+  };
+  await until('three parts spooled', () => [session, `${session}_2`, `${session}_3`].every((id) => spooled(id)), 30_000, () => app2.logs.slice(-8).join('\n'));
+  const parts = [session, `${session}_2`, `${session}_3`].map((id) => spooled(id) as { mp3: string; sidecar: string });
+  const sidecars = parts.map((p) => JSON.parse(readFileSync(p.sidecar, 'utf8')) as Sidecar);
+  t.same(sidecars.map((s) => s.endReason), ['record.complete.maxlength', 'record.complete.maxlength', 'record.terminate'], 'two parts end at their longest duration, the last at the BYE');
+  t.ok(sidecars.every((s) => s.siprec?.sessionId === session), 'each part carries the SIPREC session');
+  const audio = parts.map((p) => decode(p.mp3).channels[0]);
+  const joined = new Int16Array(audio.reduce((n, a) => n + a.length, 0));
+  audio.reduce((at, a) => (joined.set(a, at), at + a.length), 0);
+  const total = joined.length / 8000;
+  t.ok(Math.abs(total - 5) < 0.3, `the parts add up to the call: ${sidecars.map((s) => s.durationMs).join(' + ')} ms`);
+  let quietest = Infinity;
+  for (let s = 0.3; s + 0.02 < total - 0.3; s += 0.02) quietest = Math.min(quietest, rmsDb(span(joined, s, s + 0.02)));
+  t.ok(quietest > -25, `no hole across the part boundaries (quietest 20 ms: ${quietest.toFixed(1)} dBFS)`);
+  // sample-exact in the G.711 WAV copy: the next parts start with the tone, not with silence
+  const leadingQuiet = (p: { mp3: string }): number => {
+    const w = decode(p.mp3.replace(/\.mp3$/, '.wav')).channels[0];
+    let n = 0;
+    while (n < w.length && Math.abs(w[n]) < 300) n++;
+    return n;
+  };
+  t.same(parts.slice(1).map((p) => leadingQuiet(p) <= 8), [true, true], `parts 2 and 3 begin with the tone (${parts.slice(1).map(leadingQuiet).join(', ')} quiet samples first)`);
+  const starts = sidecars.map((s) => Date.parse(s.startTime));
+  t.ok(Math.abs(starts[1] - (starts[0] + sidecars[0].durationMs)) < 40 && Math.abs(starts[2] - (starts[1] + sidecars[1].durationMs)) < 40, `each part starts where the previous ended (${sidecars.map((s) => s.startTime.slice(11)).join(', ')})`);
+});
+
 t.test('broken SIPREC bodies: 400 with a Warning naming what is wrong; the recorder goes on', async (t) => {
   const good = siprecOffer([{ port: 40200, label: '1' }, { port: 40202, label: '2' }], 'YnJva2Vu', [{ id: 'a', aor: CALLER.aor, sends: ['1'] }, { id: 'b', aor: CALLEE.aor, sends: ['2'] }]);
   const cases: [string, string, string, RegExp][] = [

@@ -1,7 +1,7 @@
 /**
  * Fuzz families sent end to end, through the drachtio simulator and real SIP and RTP sockets, to one recorder
  * process: INVITEs with mutated Request-URIs and SDP, INFOs with mutated MSML and re-INVITEs with mutated SDP on a
- * live dialog, and datagrams that are not usable RTP to a recorded call's port while it plays a tone. Each request
+ * live dialog, SIPREC INVITEs, re-INVITEs and UPDATEs with mutated vendor bodies, and datagrams that are not usable RTP to a recorded call's port while it plays a tone. Each request
  * must get a final answer, the process must stay up, the recorded call must keep its tone, and a good call made
  * afterwards must record correctly. Seeded like the parser suite (FUZZ_SEED replays a run).
  */
@@ -16,6 +16,7 @@ import { startApp, startSim } from '../harness/recorder-harness.js';
 import { childPlayer } from '../harness/rtp-play-child.js';
 import { RtpSender } from '../harness/rtp-sender.js';
 import { PCMU_OFFER, SipUac, type UacDialog } from '../harness/sip-uac.js';
+import { siprecSeeds } from '../harness/siprec-body.js';
 import { until } from '../harness/until.js';
 
 const { rand, int, pick, mutate } = fuzzer(SEED + 1);
@@ -147,6 +148,31 @@ t.test('fuzzed INVITEs, INFOs, re-INVITEs and RTP: every request answered, the r
     if (r.status === 408) t.comment(`no answer to INVITE ${JSON.stringify(uri)} ${JSON.stringify(body)}`);
     if ((r.status as number) < 300) await uac.request('BYE', '', { dialog: uac.dialogOf(r) });
   }
+  // SIPREC family: mutated vendor INVITE bodies (Content-Type mutated now and then) to the SRS URI, then mutated
+  // re-INVITEs and UPDATEs (multipart, SDP or metadata alone) on a live SIPREC session
+  for (let i = 0; i < 80; i++) {
+    const seed = pick(siprecSeeds);
+    const contentType = uriSafe(rand() < 0.1 ? mutate(seed.contentType) : seed.contentType).replace(/;+$/, '') || 'application/sdp';
+    const r = await uac.request('INVITE', `sip:srs@${server}`, { headers: { 'content-type': contentType, require: 'siprec' }, body: mutate(seed.body) });
+    answered('SIPREC INVITE', r.status as number);
+    if ((r.status as number) < 300) await uac.request('BYE', '', { dialog: uac.dialogOf(r) });
+  }
+  const src = siprecSeeds[0];
+  const sr = await uac.request('INVITE', `sip:srs@${server}`, { headers: { 'content-type': src.contentType }, body: src.body });
+  t.equal(sr.status, 200, 'a SIPREC session is set up for the in-dialog family');
+  const sd = uac.dialogOf(sr);
+  for (let i = 0; i < 60; i++) {
+    const seed = pick(siprecSeeds);
+    const [method, ct, body] = pick([
+      ['INVITE', seed.contentType, seed.body],
+      ['UPDATE', seed.contentType, seed.body],
+      ['UPDATE', 'application/rs-metadata+xml', seed.body.slice(seed.body.indexOf('<?xml'))],
+      ['INVITE', 'application/sdp', pick(sdpSeeds)],
+    ] as const);
+    const r = await uac.request(method, '', { dialog: sd, headers: { 'content-type': ct }, body: mutate(body) });
+    answered(method === 'INVITE' ? 'SIPREC re-INVITE' : 'SIPREC UPDATE', r.status as number);
+  }
+  t.equal((await uac.request('BYE', '', { dialog: sd })).status, 200, 'the fuzzed SIPREC session ends with its BYE');
   await spraying;
   noise.close();
   for (const [family, s] of statuses) {

@@ -5,8 +5,6 @@
  * plus the shapes that broke things before (oversized bodies, DOCTYPE/ENTITY, deep nesting, bare LF). Each input
  * must give a result or the module's named error — never another exception, never a hang.
  */
-import { readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { DEFAULT_CONFIG_PATH, loadConfig } from '../../src/config.js';
 import { ConfigError, RecorderError } from '../../src/errors.js';
@@ -18,7 +16,7 @@ import { parseRecordingUri } from '../../src/sip/request-uri.js';
 import { negotiate } from '../../src/sip/sdp-answer.js';
 import { siprecChannels } from '../../src/siprec/siprec-channels.js';
 import { isSiprecInvite, readSiprecBody } from '../../src/siprec/siprec-request.js';
-import { ROOT } from '../harness/recorder-harness.js';
+import { siprecSeeds } from '../harness/siprec-body.js';
 import { fuzzer, msmlSeeds, samples, sdpSeeds, SEED, uriSeeds } from '../harness/fuzz-input.js';
 
 const { rand, int, pick, mutate } = fuzzer();
@@ -133,12 +131,7 @@ t.test('wire guard helpers: 1,000 random frames', async (t) => {
 });
 
 t.test('SIPREC bodies: 2,000 mutated vendor INVITE bodies, read as the SIP app reads them', async (t) => {
-  const dir = join(ROOT, 'test/fixtures/siprec');
-  const seeds = readdirSync(dir).map((f) => {
-    const text = readFileSync(join(dir, f), 'utf8');
-    const nl = text.indexOf('\n');
-    return { contentType: text.slice(0, nl), body: f.includes('-lf') ? text.slice(nl + 1) : text.slice(nl + 1).replace(/\r?\n/g, '\r\n') };
-  });
+  const seeds = siprecSeeds;
   t.ok(seeds.length >= 5, `${seeds.length} vendor bodies`);
   let ok = 0;
   let read = 0;

@@ -1,4 +1,18 @@
 /** SIPREC INVITE bodies (RFC 7865 / 7866) for tests: a multipart of SDP and recording metadata, shaped as SRCs send them. */
+import { readdirSync, readFileSync } from 'node:fs';
+
+const FIXTURES = new URL('../fixtures/siprec/', import.meta.url);
+
+/** A vendor fixture of `test/fixtures/siprec/`: its first line is the Content-Type, the rest the body (CRLF line ends unless the name says lf). */
+export function siprecFixture(name: string): { contentType: string; body: string } {
+  const text = readFileSync(new URL(name, FIXTURES), 'utf8');
+  const nl = text.indexOf('\n');
+  const body = text.slice(nl + 1);
+  return { contentType: text.slice(0, nl), body: name.includes('-lf') ? body : body.replace(/\r?\n/g, '\r\n') };
+}
+
+/** Every vendor fixture, as seeds for fuzzing. */
+export const siprecSeeds = readdirSync(FIXTURES).map(siprecFixture);
 
 export interface SiprecStreamSpec {
   port: number;

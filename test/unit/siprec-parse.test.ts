@@ -3,8 +3,6 @@
  * not text): a multipart/mixed INVITE body of SDP + recording metadata per vendor, parsed over the raw body, and the
  * channel of each m-line decided by who sends its labelled stream — whatever the m-line order.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { parse as parseSdp } from 'sdp-transform';
 import t from 'tap';
 import { parseMultipart } from '../../src/siprec/multipart-body.js';
@@ -15,16 +13,10 @@ import { negotiate } from '../../src/sip/sdp-answer.js';
 import { isMsmlUri, requestUriUser, siprecRecordingUri } from '../../src/sip/request-uri.js';
 import { buildRecordingResource } from '../../src/jobs/recording-resource.js';
 import type { Sidecar } from '../../src/recording/metadata.js';
-import { ROOT } from '../harness/recorder-harness.js';
+import { siprecFixture } from '../harness/siprec-body.js';
 import { thrown } from '../harness/thrown.js';
 
-/** A fixture: its first line is the Content-Type, the rest the body (CRLF line ends unless the name says lf). */
-function fixture(name: string): { contentType: string; body: string } {
-  const text = readFileSync(join(ROOT, 'test/fixtures/siprec', name), 'utf8');
-  const nl = text.indexOf('\n');
-  const body = text.slice(nl + 1);
-  return { contentType: text.slice(0, nl), body: name.includes('-lf') ? body : body.replace(/\r?\n/g, '\r\n') };
-}
+const fixture = siprecFixture;
 
 const vendors: [string, { callerAor: string; calleeAor: string; slots: number[]; extension?: RegExp; parts: number }][] = [
   ['oracle-sbc.txt', { callerAor: 'sip:+14085550101@carrier.example.net', calleeAor: 'sip:7001@cc.example.com', slots: [0, 1], parts: 2 }],
