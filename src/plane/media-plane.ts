@@ -1,5 +1,4 @@
 import { Worker } from 'node:worker_threads';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { CapacityError, MediaWorkerLostError, RecorderError } from '../errors.js';
@@ -10,7 +9,7 @@ import { addCounts, zeroCounts, type StreamCounts } from '../ops/media-tally.js'
 import type { RecordingContext } from '../recording/metadata.js';
 import type { FinalizedRecording } from '../recording/recording.js';
 import { spoolNames } from '../recording/spool-names.js';
-import { recoverRecording, type RecoveredRecording } from '../recording/spool-recovery.js';
+import { recoverRecording } from '../recording/spool-recovery.js';
 import { MediaHost } from './media-host.js';
 import type { MediaWorkerData } from './media-worker.js';
 import type { AlertTone, HostConfig, HostStatus, PartyRole, PlaneCommand, PlaneMessage, PlaneRequest, RecordingSettings, SessionStatus } from './plane-protocol.js';
@@ -65,14 +64,6 @@ export class MediaPlane {
   constructor(private readonly opts: PlaneOptions) {
     const n = Math.max(1, opts.workers);
     for (let i = 0; i < n; i++) this.slots.push(opts.workers === 0 ? this.inProcess(i) : this.spawn(i));
-  }
-
-  get size(): number {
-    return this.slots.length;
-  }
-
-  get spoolDir(): string {
-    return this.opts.config.spoolDir;
   }
 
   get logger(): Logger {
@@ -195,12 +186,13 @@ export class MediaPlane {
     }, delay).unref();
   }
 
-  /** Finishes a lost recording's files from the spool (null: nothing was there). */
-  recover(mediaId: string, why: string): Promise<RecoveredRecording | null> {
-    return recoverRecording(this.opts.config.spoolDir, spoolNames(mediaId).open, this.opts.log, {
+  /** Finishes a lost recording's files from the spool, as a recording stopped live would be (null: nothing was there). */
+  async recover(mediaId: string, why: string): Promise<FinalizedRecording | null> {
+    const r = await recoverRecording(this.opts.config.spoolDir, spoolNames(mediaId).open, this.opts.log, {
       endReason: 'media-worker.exit',
       error: `${why}: the recording was finished from what its media worker had written`,
     });
+    return r && { ...r, id: r.sidecar.id, silentSamples: 0, lateSamples: 0 };
   }
 
   /** Ends media worker `index` now, as if it had crashed (POST /media-workers/<n>/restart). False: no such worker. */
@@ -288,12 +280,10 @@ export class PlaneSession {
   /** The media id of the live recording (to finish it from the spool if the worker dies), or null. */
   private mediaId: string | null = null;
   private gone = false;
-  /** The host's last report on this session. */
-  last: SessionStatus | null = null;
   /** A recording's files could not be opened: it ended with nothing written. */
   onOpenFailed: (mediaId: string, err: Error) => void = () => undefined;
   /** The worker died: the recording it had (finished from the spool, or null), and why. */
-  onLost: (recovered: (FinalizedRecording & { mediaId: string }) | null, why: string) => void = () => undefined;
+  onLost: (recovered: FinalizedRecording | null, why: string) => void = () => undefined;
   /** A status report came (every HostConfig.statusMs). */
   onStatus: (s: SessionStatus) => void = () => undefined;
 
@@ -416,7 +406,6 @@ export class PlaneSession {
   }
 
   statusReport(s: SessionStatus): void {
-    this.last = s;
     this.onStatus(s);
   }
 
@@ -428,14 +417,10 @@ export class PlaneSession {
     this.plane.forget(this, this.slot);
     const mediaId = this.mediaId;
     this.mediaId = null;
-    let recovered: (FinalizedRecording & { mediaId: string }) | null = null;
+    let recovered: FinalizedRecording | null = null;
     if (mediaId) {
       try {
-        const r = await this.plane.recover(mediaId, why);
-        if (r) {
-          const file = (f: { name: string } | undefined): string | null => (f ? join(this.plane.spoolDir, f.name) : null);
-          recovered = { mediaId, id: r.sidecar.id, mp3Path: file(r.sidecar.files.mp3) as string, wavPath: file(r.sidecar.files.wav), sidecarPath: r.sidecarPath, sidecar: r.sidecar, silentSamples: 0, lateSamples: 0, encryptMs: null };
-        }
+        recovered = await this.plane.recover(mediaId, why);
       } catch (err) {
         this.plane.logger.error({ mediaId, err: (err as Error).message }, 'could not finish a lost recording; it stays in the spool for the next start');
       }

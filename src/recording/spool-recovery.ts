@@ -2,7 +2,7 @@ import { open, readdir, readFile, rename, stat, unlink } from 'node:fs/promises'
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import { encryptedName } from './encrypt-recording.js';
-import { finalizeFiles } from './finalize-files.js';
+import { finalizeFiles, type FinalizedFiles } from './finalize-files.js';
 import type { Sidecar } from './metadata.js';
 import { frameBytes, framesIn, infoFrame, playableSamples } from './mp3-info-tag.js';
 import { encryptionFromOpen, type OpenRecord } from './recording.js';
@@ -21,11 +21,9 @@ export const RESTART_CAUSE: RecoveryCause = {
   error: 'the recorder stopped before this recording ended; it was finalized from the spool at restart',
 };
 
-/** A recording finished from the spool. */
-export interface RecoveredRecording {
+/** A recording finished from the spool: its finished files, as for one stopped live. */
+export interface RecoveredRecording extends FinalizedFiles {
   mediaId: string;
-  sidecarPath: string;
-  sidecar: Sidecar;
 }
 
 /**
@@ -120,7 +118,7 @@ export async function recoverRecording(spoolDir: string, openName: string, log: 
     }
   }
   // encrypted for the certificates it was started with, before its sidecar makes it deliverable
-  const { sidecar } = await finalizeFiles(spoolDir, rec.ctx, rec.mediaId, files, encryptionFromOpen(rec.encryption, rec.mediaId), {
+  const fin = await finalizeFiles(spoolDir, rec.ctx, rec.mediaId, files, encryptionFromOpen(rec.encryption, rec.mediaId), {
     startWallMs: rec.startWallMs,
     samples,
     endReason: cause.endReason,
@@ -132,6 +130,6 @@ export async function recoverRecording(spoolDir: string, openName: string, log: 
     events: [],
     legs: [],
   });
-  log.warn({ mediaId: rec.mediaId, durationMs: sidecar.durationMs, endReason: cause.endReason }, 'recovered a recording left open');
-  return { mediaId: rec.mediaId, sidecarPath, sidecar };
+  log.warn({ mediaId: rec.mediaId, durationMs: fin.sidecar.durationMs, endReason: cause.endReason }, 'recovered a recording left open');
+  return { mediaId: rec.mediaId, ...fin };
 }
