@@ -17,7 +17,7 @@ const TICK_MS = 100;
  * once (mixing, WAV, encode requests of hundreds of recordings) would hold up the packets behind it for milliseconds.
  */
 const TICK_GROUPS = 10;
-/** How far back a recording may start (the audio the sessions keep while nothing records: 4 packets), ms. */
+/** How far back a recording may start (the audio a session keeps of each slot: its last 4 packets), ms. */
 const PREROLL_SPAN_MS = 60;
 
 /**

@@ -12,7 +12,7 @@ import { RecorderDirectory, type RecorderEntry } from '../ops/recorder-registry.
 import { isMsmlUri, parseRecordingUri } from '../sip/request-uri.js';
 import { isSiprecInvite } from '../siprec/siprec-request.js';
 import { disconnectDrachtio, guardDrachtioWire, logWireFaults } from '../sip/drachtio-wire-guard.js';
-import { warning } from '../sip/sip-request.js';
+import { inviteHeaders, warning } from '../sip/sip-request.js';
 import { answeredBy, freeRoom, pickRecorder, retarget, routeInvite } from './routing.js';
 
 export interface Shim {
@@ -100,8 +100,7 @@ export function startShim(config: Config): Shim {
     let key: string;
     let hasConf: boolean;
     try {
-      const headers = { contentType: req.get('Content-Type') ?? '', require: req.get('Require') ?? '', contact: req.get('Contact') ?? '' };
-      if (isSiprecInvite(headers, req.body, isMsmlUri(req.uri))) {
+      if (isSiprecInvite(inviteHeaders(req), req.body, isMsmlUri(req.uri))) {
         // a SIPREC recording session is one dialog: a new session for the recorder with the most room
         key = callId;
         hasConf = false;

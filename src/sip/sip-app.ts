@@ -8,9 +8,8 @@ import type { PartyRole } from '../plane/plane-protocol.js';
 import { CallSession, type SessionDeps } from '../session/call-session.js';
 import { Leg } from '../session/leg.js';
 import type { SessionRegistry } from '../session/session-registry.js';
-import { isMsmlUri, parseRecordingUri } from './request-uri.js';
+import { parseRecordingUri } from './request-uri.js';
 import { answerSiprecInvite, type SiprecContext } from './siprec-session.js';
-import { isSiprecInvite } from '../siprec/siprec-request.js';
 import { answerInvite, checkBodySize, contentType, cseqOf, legDialog, refuseInvite, warning } from './sip-request.js';
 import { isOfferless, negotiate, renderAnswer, renderOffer, type NegotiatedMedia, type SdpLocal } from './sdp-answer.js';
 
@@ -74,8 +73,7 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
     let openedLeg: number | null = null;
     try {
       tooLarge(req);
-      const headers = { contentType: req.get('Content-Type') ?? '', require: req.get('Require') ?? '', contact: req.get('Contact') ?? '' };
-      if (config.siprec.enabled && isSiprecInvite(headers, req.body, isMsmlUri(req.uri))) return await answerSiprecInvite(srf, siprec, req, res, arrivedAt);
+      if (config.siprec.enabled && (await answerSiprecInvite(srf, siprec, req, res, arrivedAt))) return;
       const uri = parseRecordingUri(req.uri);
       const callUUID = req.get('X-Genesys-CallUUID') || null;
       const key = uri.confId ?? callId;

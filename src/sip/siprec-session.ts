@@ -6,10 +6,10 @@ import type { SiprecInfo } from '../recording/metadata.js';
 import { CallSession } from '../session/call-session.js';
 import { Leg } from '../session/leg.js';
 import { metadataUpdate, siprecChannels } from '../siprec/siprec-channels.js';
-import { readSiprecBody } from '../siprec/siprec-request.js';
-import { requestUriUser, siprecRecordingUri } from './request-uri.js';
+import { readSiprecBody, readSiprecInvite } from '../siprec/siprec-request.js';
+import { isMsmlUri, requestUriUser, siprecRecordingUri } from './request-uri.js';
 import { isOfferless, negotiate, renderAnswer, renderOffer, type SdpLocal } from './sdp-answer.js';
-import { answerInvite, checkBodySize, cseqOf, legDialog, refuseInvite, warning } from './sip-request.js';
+import { answerInvite, checkBodySize, cseqOf, inviteHeaders, legDialog, refuseInvite, warning } from './sip-request.js';
 import type { SipAppDeps } from './sip-app.js';
 
 type SrfReq = Srf.SrfRequest;
@@ -51,9 +51,10 @@ function profileNameOf(rule: string, req: SrfReq): string | null {
  * metadata, or a plain SDP), each audio m-line answered recvonly (inactive as offered) with its own port, the
  * recording started as the 200 goes out and stopped at the BYE. Re-INVITEs and UPDATEs may move streams (new
  * address, codec, SSRC: the same file goes on), pause it (every stream inactive) and update the metadata (kept in the
- * sidecar's history). Every failure becomes a SIP answer with a Warning.
+ * sidecar's history). Every failure becomes a SIP answer with a Warning. False (nothing answered): the INVITE is
+ * not a SIPREC one (`readSiprecInvite`).
  */
-export async function answerSiprecInvite(srf: Srf, ctx: SiprecContext, req: SrfReq, res: SrfRes, arrivedAt: number): Promise<void> {
+export async function answerSiprecInvite(srf: Srf, ctx: SiprecContext, req: SrfReq, res: SrfRes, arrivedAt: number): Promise<boolean> {
   const { deps } = ctx;
   const { config, log } = deps;
   const callId = req.get('Call-ID');
@@ -62,7 +63,8 @@ export async function answerSiprecInvite(srf: Srf, ctx: SiprecContext, req: SrfR
   let session: CallSession | null = null;
   let openedLeg: number | null = null;
   try {
-    const body = readSiprecBody(req.get('Content-Type') ?? '', req.body);
+    const body = readSiprecInvite(inviteHeaders(req), req.body, isMsmlUri(req.uri));
+    if (body === null) return false;
     if (body.sdp === null) throw new SignalingError('SIPREC INVITE without an SDP offer (offer-less recording sessions are not supported)', { sipStatus: 488 });
     if (deps.registry.get(key)) throw new SignalingError(`a SIPREC session with Call-ID ${callId} is already recording`, { sipStatus: 482 });
     const all = negotiate(body.sdp, config.rtp.codecs);
@@ -96,6 +98,7 @@ export async function answerSiprecInvite(srf: Srf, ctx: SiprecContext, req: SrfR
   } catch (err) {
     refuseInvite(deps, { session, openedLeg, res, log: clog, what: 'SIPREC INVITE' }, err);
   }
+  return true;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { MultipartError, parseContentType, parseMultipart } from './multipart-body.js';
+import { MultipartError, parseContentType, parseMultipart, type BodyPart } from './multipart-body.js';
 import { parseRecordingMetadata, type RecordingMetadata } from './recording-metadata.js';
 
 /** The metadata part's media type (RFC 7866 §9.1). */
@@ -31,17 +31,19 @@ export function readSiprecBody(contentType: string, body: string | null | undefi
   const text = body ?? '';
   if (text.trim() === '') return { sdp: null, metadata: null, metadataXml: null };
   const type = parseContentType(contentType).type;
-  if (type.startsWith('multipart/')) {
-    const parts = parseMultipart(contentType, text);
-    const sdp = parts.find((p) => p.type === 'application/sdp')?.content ?? null;
-    const metadataXml = parts.find((p) => p.type === METADATA_TYPE)?.content ?? null;
-    if (sdp === null && metadataXml === null) throw new MultipartError(`${type} body without an application/sdp or ${METADATA_TYPE} part`);
-    return { sdp, metadataXml, metadata: metadataXml === null ? null : parseRecordingMetadata(metadataXml) };
-  }
+  if (type.startsWith('multipart/')) return bodyOfParts(type, parseMultipart(contentType, text));
   if (type === METADATA_TYPE) return { sdp: null, metadataXml: text, metadata: parseRecordingMetadata(text) };
   // no Content-Type on a body that looks like SDP: taken as SDP (the SDP parser says what is wrong with it)
   if (type === 'application/sdp' || type === '') return { sdp: text, metadata: null, metadataXml: null };
   throw new MultipartError(`body of type ${type} is neither SDP nor SIPREC metadata`);
+}
+
+/** The SDP and metadata parts of a multipart body of `type`. Throws MultipartError when it has neither. */
+function bodyOfParts(type: string, parts: BodyPart[]): SiprecBody {
+  const sdp = parts.find((p) => p.type === 'application/sdp')?.content ?? null;
+  const metadataXml = parts.find((p) => p.type === METADATA_TYPE)?.content ?? null;
+  if (sdp === null && metadataXml === null) throw new MultipartError(`${type} body without an application/sdp or ${METADATA_TYPE} part`);
+  return { sdp, metadataXml, metadata: metadataXml === null ? null : parseRecordingMetadata(metadataXml) };
 }
 
 /** The audio m-lines of an SDP and their directions (a quick scan; the SDP parser reads it properly later). */
@@ -66,24 +68,38 @@ function audioDirections(sdp: string): string[] {
 }
 
 /**
- * Whether an INVITE starts a SIPREC recording session (RFC 7866) rather than an MSML one: a multipart body with a
- * recording-metadata part, `Require: siprec`, a Contact with `+sip.src`, or — when the Request-URI is not an MSML
- * one (`msmlUri` false) — a plain SDP whose two or more audio m-lines are all `a=sendonly` (Cisco network-based
- * recording sends no metadata). Pure; never throws.
+ * An INVITE that starts a SIPREC recording session (RFC 7866) rather than an MSML one, read (null: it is not one): a
+ * multipart body with a recording-metadata part, `Require: siprec`, a Contact with `+sip.src`, or — when the
+ * Request-URI is not an MSML one (`msmlUri` false) — a plain SDP whose two or more audio m-lines are all
+ * `a=sendonly` (Cisco network-based recording sends no metadata). The body is read once, as `readSiprecBody` reads
+ * it. Throws MultipartError (400) for a SIPREC INVITE whose body cannot be read — a broken multipart body with a
+ * metadata part in it is one. Pure.
  */
-export function isSiprecInvite(h: InviteHeaders, body: string | null | undefined, msmlUri: boolean): boolean {
-  if (hasTag(h.require, 'siprec') || /[;\s]\+sip\.src\b/i.test(h.contact)) return true;
+export function readSiprecInvite(h: InviteHeaders, body: string | null | undefined, msmlUri: boolean): SiprecBody | null {
+  if (hasTag(h.require, 'siprec') || /[;\s]\+sip\.src\b/i.test(h.contact)) return readSiprecBody(h.contentType, body);
   const text = body ?? '';
   const { type } = parseContentType(h.contentType);
   if (type.startsWith('multipart/')) {
+    let parts: BodyPart[];
     try {
-      return parseMultipart(h.contentType, text).some((p) => p.type === METADATA_TYPE);
-    } catch {
-      // a broken body with a metadata part in it is still meant as SIPREC (it gets its 400 from readSiprecBody)
-      return text.toLowerCase().includes(METADATA_TYPE);
+      parts = parseMultipart(h.contentType, text);
+    } catch (err) {
+      if (text.toLowerCase().includes(METADATA_TYPE)) throw err;
+      return null;
     }
+    return parts.some((p) => p.type === METADATA_TYPE) ? bodyOfParts(type, parts) : null;
   }
-  if (msmlUri || (type !== 'application/sdp' && type !== '')) return false;
+  if (msmlUri || (type !== 'application/sdp' && type !== '')) return null;
   const dirs = audioDirections(text);
-  return dirs.length >= 2 && dirs.every((d) => d === 'sendonly');
+  return dirs.length >= 2 && dirs.every((d) => d === 'sendonly') ? { sdp: text, metadata: null, metadataXml: null } : null;
+}
+
+/** Whether an INVITE starts a SIPREC recording session (see `readSiprecInvite`; one whose body is broken does). Pure; never throws. */
+export function isSiprecInvite(h: InviteHeaders, body: string | null | undefined, msmlUri: boolean): boolean {
+  try {
+    return readSiprecInvite(h, body, msmlUri) !== null;
+  } catch (err) {
+    if (err instanceof MultipartError) return true;
+    throw err;
+  }
 }
