@@ -67,6 +67,8 @@ export function startRecorder(config: Config): Recorder {
   const registry = new SessionRegistry();
   const ports = new RtpPortPool(config.rtp.portMin, config.rtp.portMax);
   const hosts = mediaWorkers(config);
+  // the encoder threads are split among the media hosts, at least one each
+  const encodersEach = Math.max(1, Math.ceil(encoderWorkers(config) / Math.max(1, hosts)));
   const plane = new MediaPlane({
     workers: hosts,
     ports,
@@ -76,13 +78,13 @@ export function startRecorder(config: Config): Recorder {
       bindAddress: config.rtp.bindAddress,
       jitterMs: config.rtp.jitterMs,
       maxSkewMs: config.rtp.maxSkewMs,
-      encoder: { workers: Math.max(1, Math.ceil(encoderWorkers(config) / Math.max(1, hosts))), engine: config.encoder.engine, quality: config.encoder.quality },
+      encoder: { workers: encodersEach, engine: config.encoder.engine, quality: config.encoder.quality },
       logLevel: config.log.level,
       statusMs: 200,
       loadWindowMs: config.admission.windowMs,
     },
   });
-  log.info({ mediaWorkers: hosts, encoderWorkersEach: Math.max(1, Math.ceil(encoderWorkers(config) / Math.max(1, hosts))) }, hosts ? 'media workers started' : 'media runs in the main thread (media.workers 0)');
+  log.info({ mediaWorkers: hosts, encoderWorkersEach: encodersEach }, hosts ? 'media workers started' : 'media runs in the main thread (media.workers 0)');
   const tally = new MediaTally();
   let draining = false;
   let drachtioConnected = false;
