@@ -22,6 +22,7 @@ const Schema = z
         codecs: z.array(z.enum(['PCMU', 'PCMA'])).min(1),
         jitterMs: z.number().int().min(0).max(2000),
         maxSkewMs: z.number().int().min(50).max(10_000),
+        horizonMs: z.number().int().min(500).max(30_000),
         timeoutSec: z.number().min(0),
       })
       .strict()

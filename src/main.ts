@@ -20,7 +20,7 @@ import { OpsServer } from './ops/ops-server.js';
 import { readiness } from './ops/readiness.js';
 import { SpoolWatch } from './ops/spool-watch.js';
 import { RecorderHeartbeat, sipUriFromHostports } from './ops/recorder-registry.js';
-import { holdSamples, openEncryption } from './recording/recording.js';
+import { openEncryption } from './recording/recording.js';
 import { recoverSpool } from './recording/spool-recovery.js';
 import { SessionRegistry } from './session/session-registry.js';
 import { disconnectDrachtio, guardDrachtioWire, logWireFaults } from './sip/drachtio-wire-guard.js';
@@ -78,6 +78,7 @@ export function startRecorder(config: Config): Recorder {
       bindAddress: config.rtp.bindAddress,
       jitterMs: config.rtp.jitterMs,
       maxSkewMs: config.rtp.maxSkewMs,
+      horizonMs: config.rtp.horizonMs,
       encoder: { workers: encodersEach, engine: config.encoder.engine, quality: config.encoder.quality },
       logLevel: config.log.level,
       statusMs: 200,
@@ -148,7 +149,6 @@ export function startRecorder(config: Config): Recorder {
       recording: {
         format: mp3Format(config),
         wav: config.recording.wavCopy === 'off' ? null : config.recording.wavCopy,
-        holdSamples: holdSamples(config.rtp.jitterMs, config.rtp.maxSkewMs),
         leftChannel: config.recording.leftChannel,
         encryption: openEncryption(encryption),
       },

@@ -54,7 +54,7 @@ export function buildRecordingResource(s: Sidecar, stored: StoredFiles): Record<
     stopTime: girTime(s.stopTime),
     mediaFiles,
     eventHistory: s.events.map((e) => ({ type: e.type, time: girTime(e.time), offsetMs: e.offsetMs, ...(e.detail ? { detail: e.detail } : {}) })),
-    recorder: { recordingId: s.id, dialogId: s.dialogId, endReason: s.endReason, profile: s.profile ?? 'default', profileVersion: s.profileVersion ?? 'builtin', legs: s.legs },
+    recorder: { recordingId: s.id, dialogId: s.dialogId, endReason: s.endReason, lateMs: s.audio.lateMs ?? 0, profile: s.profile ?? 'default', profileVersion: s.profileVersion ?? 'builtin', legs: s.legs },
     ...(s.siprec ? { siprec: siprecPart(s.siprec, s.audio.channels) } : {}),
   };
 }

@@ -32,6 +32,8 @@ export class CaptureStage {
   private pcm = new Int16Array(1024);
   /** The decoded samples of the packet being played (a view kept while packets keep their size). */
   private pcmView = this.pcm.subarray(0, 0);
+  /** Clock position up to which this stream's audio has been handed to the sink (-inf: none yet). */
+  reached = Number.NEGATIVE_INFINITY;
   /** Arrived objects not in the jitter buffer, for reuse. */
   private readonly free: Arrived[] = [];
 
@@ -66,7 +68,7 @@ export class CaptureStage {
   }
 
   private play(a: Arrived): void {
-    const at = this.timeline.place(a.ssrc, a.timestamp, a.arrival);
+    const at = this.timeline.place(a.ssrc, a.sequence, a.timestamp, a.arrival);
     if (this.pcm.length < a.length) {
       this.pcm = new Int16Array(a.length);
       this.pcmView = this.pcm.subarray(0, 0);
@@ -74,7 +76,13 @@ export class CaptureStage {
     const n = decodeG711(a.codec, a.payload, this.pcm, a.length);
     if (this.pcmView.length !== n) this.pcmView = this.pcm.subarray(0, n);
     this.free.push(a);
+    if (at + n > this.reached) this.reached = at + n;
     this.sink(this.slot, at, this.pcmView);
+  }
+
+  /** Forgets the stream's timing: its next packet anchors afresh (back from hold, renegotiated). */
+  resync(): void {
+    this.timeline.reset();
   }
 
   /** Releases packets whose waiting time ran out. */
@@ -87,7 +95,7 @@ export class CaptureStage {
     for (const a of this.jitter.flush()) this.play(a);
   }
 
-  get stats(): JitterStats & { ssrcChanges: number; reanchors: number } {
-    return { ...this.jitter.stats, ssrcChanges: this.timeline.ssrcChanges, reanchors: this.timeline.reanchors };
+  get stats(): JitterStats & { ssrcChanges: number; reanchors: number; latePlaced: number } {
+    return { ...this.jitter.stats, ssrcChanges: this.timeline.ssrcChanges, reanchors: this.timeline.reanchors, latePlaced: this.timeline.latePlaced };
   }
 }

@@ -72,9 +72,12 @@ export class MediaStream {
   /** Applies a new negotiation (re-INVITE, transfer, 3PCC answer in the ACK). The recording slot stays. */
   update(media: NegotiatedMedia): void {
     const moved = !this.media || this.media.remoteAddress !== media.remoteAddress || this.media.remotePort !== media.remotePort;
+    const wasHeld = this.media !== null && this.held;
     this.media = media;
     this.firstDirection ??= media.remoteDirection;
     if (moved) this.remote = media.remoteAddress ? { address: media.remoteAddress, port: media.remotePort } : null;
+    // back from hold: a sender may resume with timestamps that did not advance while it was silent
+    if (wasHeld && !this.held) this.capture.resync();
   }
 
   /**
@@ -132,7 +135,7 @@ export class MediaStream {
     this.capture.drain();
   }
 
-  get stats(): JitterStats & { ssrcChanges: number; reanchors: number; ignored: number; held: number; malformed: number } {
+  get stats(): JitterStats & { ssrcChanges: number; reanchors: number; latePlaced: number; ignored: number; held: number; malformed: number } {
     return { ...this.capture.stats, ignored: this.ignoredPackets, held: this.heldPackets, malformed: this.endpoint.stats.malformed };
   }
 

@@ -22,10 +22,13 @@ export type DialogStart = Extract<MsmlRequest, { kind: 'dialogstart' }>;
 
 /** What MSML drives: a recording session (CallSession). `D` is its control dialog's type. */
 export interface MsmlControlled<D> {
-  /** Starts a recording for a `<dialogstart>` on `dialog`; throws MsmlError (already running, bad dest, …). */
-  startRecording(r: DialogStart, dialog: D): MsmlAnswer;
-  /** Stops the running recording (if any) and finalizes it. */
-  stopRecording(reason: string): Promise<void>;
+  /**
+   * Starts a recording for a `<dialogstart>` on `dialog`, from `atWallMs` (when its request arrived); throws MsmlError
+   * (already running, bad dest, …).
+   */
+  startRecording(r: DialogStart, dialog: D, atWallMs: number): MsmlAnswer;
+  /** Stops the running recording (if any) at `atWallMs`; its finalization goes on without the caller waiting. */
+  stopRecording(reason: string, notify?: boolean, atWallMs?: number): Promise<void>;
   pause(): void;
   resume(): void;
   /** Whether an MSML dialog or conference id names the running recording. */
@@ -50,8 +53,11 @@ export class MsmlInterpreter<D> {
     private readonly log: Logger,
   ) {}
 
-  /** Handles one MSML body from an INFO on `dialog`. Never throws: errors become MSML results. */
-  async handle(body: string, dialog: D): Promise<MsmlAnswer> {
+  /**
+   * Handles one MSML body from an INFO on `dialog` that arrived at `atWallMs` (a recording starts or stops at that
+   * instant). Never throws: errors become MSML results.
+   */
+  async handle(body: string, dialog: D, atWallMs = Date.now()): Promise<MsmlAnswer> {
     let verb = 'invalid';
     try {
       const doc = parseMsml(body);
@@ -63,7 +69,7 @@ export class MsmlInterpreter<D> {
       try {
         for (const r of doc.requests) {
           verb = r.kind;
-          last = await this.apply(r, dialog);
+          last = await this.apply(r, dialog, atWallMs);
         }
       } finally {
         this.inRequest = false;
@@ -86,17 +92,17 @@ export class MsmlInterpreter<D> {
     else await send();
   }
 
-  private async apply(r: MsmlRequest, dialog: D): Promise<MsmlAnswer> {
+  private async apply(r: MsmlRequest, dialog: D, atWallMs: number): Promise<MsmlAnswer> {
     const ok = (): MsmlAnswer => ({ code: MsmlCode.OK, body: resultBody(MsmlCode.OK) });
     const named = (id: string): void => {
       if (!this.target.names(id)) throw new MsmlError(`No such dialog: ${id}`, MsmlCode.NO_SUCH_OBJECT);
     };
     switch (r.kind) {
       case 'dialogstart':
-        return this.target.startRecording(r, dialog);
+        return this.target.startRecording(r, dialog, atWallMs);
       case 'dialogend':
         named(r.id);
-        await this.target.stopRecording('record.terminate');
+        await this.target.stopRecording('record.terminate', true, atWallMs);
         return ok();
       case 'send':
         named(r.target);
@@ -110,7 +116,7 @@ export class MsmlInterpreter<D> {
             break;
           case 'terminate':
           case 'stop':
-            await this.target.stopRecording('record.terminate');
+            await this.target.stopRecording('record.terminate', true, atWallMs);
             break;
           default:
             throw new MsmlError(`Unsupported event "${r.event}": pause, resume and terminate are`, MsmlCode.UNSUPPORTED);
@@ -119,7 +125,7 @@ export class MsmlInterpreter<D> {
       case 'createconference':
         return { code: MsmlCode.OK, body: resultBody(MsmlCode.OK, { confId: this.target.conferenceId(r.name ?? null) }) };
       case 'destroyconference':
-        await this.target.stopRecording('record.terminate');
+        await this.target.stopRecording('record.terminate', true, atWallMs);
         return ok();
       default:
         // join/unjoin/modifystream/modifyconference: the legs are already relayed and recorded

@@ -10,6 +10,8 @@ export interface StreamCounts {
   late: number;
   duplicates: number;
   ssrcChanges: number;
+  /** Packets that arrived more than the skew limit late (a stall's backlog) and were still placed by their timestamp. */
+  latePlaced: number;
   malformed: number;
   relayed: number;
   transcoded: number;
@@ -22,6 +24,7 @@ export const zeroCounts = (): StreamCounts => ({
   late: 0,
   duplicates: 0,
   ssrcChanges: 0,
+  latePlaced: 0,
   malformed: 0,
   relayed: 0,
   transcoded: 0,
@@ -36,6 +39,7 @@ export function countsOf(s: MediaStream): StreamCounts {
     late: st.late,
     duplicates: st.duplicates,
     ssrcChanges: st.ssrcChanges,
+    latePlaced: st.latePlaced,
     malformed: st.malformed,
     relayed: s.relay.relayed,
     transcoded: s.relay.transcoded,

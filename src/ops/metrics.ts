@@ -93,7 +93,7 @@ export class RecorderMetrics {
       registers,
     });
 
-    // the hosts' last reports (every media.statusMs), summed once per scrape for the nine RTP counters
+    // the hosts' last reports (every media.statusMs), summed once per scrape for the RTP counters
     let mediaAt = -Infinity;
     let mediaSum: StreamCounts | null = null;
     const media = (): StreamCounts => {
@@ -110,6 +110,7 @@ export class RecorderMetrics {
       ['late', 'rtp_late_total', 'RTP packets that arrived after their place was already played out'],
       ['duplicates', 'rtp_duplicates_total', 'Duplicate RTP packets'],
       ['ssrcChanges', 'rtp_ssrc_changes_total', 'SSRC changes within a stream'],
+      ['latePlaced', 'rtp_backlog_placed_total', 'RTP packets that arrived more than rtp.maxSkewMs late (a stall of the recorder or of the sender) and were still recorded at their place'],
       ['malformed', 'rtp_malformed_total', 'Datagrams on RTP ports that were not RTP'],
       ['relayed', 'rtp_relayed_total', 'RTP packets relayed to the other party'],
       ['transcoded', 'rtp_relay_transcoded_total', 'Relayed packets converted between PCMU and PCMA'],
@@ -121,7 +122,7 @@ export class RecorderMetrics {
       return (src.tally[field] + src.plane.liveSamples(field)) / SAMPLE_RATE;
     };
     derivedCounter(registers, 'silence_filled_seconds_total', 'Silence written in place of missing audio (gaps, hold, silent legs), channel-seconds', recordingSeconds('silentSamples'));
-    derivedCounter(registers, 'audio_dropped_late_seconds_total', 'Audio that reached a recording after its place was already encoded (the recorder fell behind by more than its hold time), channel-seconds; should stay 0', recordingSeconds('lateSamples'));
+    derivedCounter(registers, 'audio_dropped_late_seconds_total', 'Audio that reached a recording after its place was already encoded (a stall of the recorder or of a sender longer than rtp.horizonMs), channel-seconds; should stay 0', recordingSeconds('lateSamples'));
     derivedCounter(registers, 'streams_without_media_total', 'Media streams that ended without receiving any RTP', () => src.plane.streamsWithoutMedia);
 
     const gauge = (name: string, help: string, value: () => number | Promise<number>): Gauge =>

@@ -5,7 +5,8 @@ import { RtpEndpoint } from '../media/rtp-endpoint.js';
 import { systemClock } from '../media/sample-clock.js';
 import { addCounts, countsOf, MediaTally, NO_MEDIA_AFTER_MS, zeroCounts } from '../ops/media-tally.js';
 import { EncoderPool } from '../recording/encoder-pool.js';
-import { encryptionFromOpen } from '../recording/recording.js';
+import { encryptionFromOpen, holdSamples } from '../recording/recording.js';
+import { SAMPLES_PER_MS } from '../media/sample-clock.js';
 import type { Encryption } from '../recording/cms-envelope.js';
 import { MediaSession } from './media-session.js';
 import type { HostConfig, HostStatus, PlaneMessage, PlaneRequest, RecordingSettings } from './plane-protocol.js';
@@ -17,8 +18,6 @@ const TICK_MS = 100;
  * once (mixing, WAV, encode requests of hundreds of recordings) would hold up the packets behind it for milliseconds.
  */
 const TICK_GROUPS = 10;
-/** How far back a recording may start (the audio a session keeps of each slot: its last 4 packets), ms. */
-const PREROLL_SPAN_MS = 60;
 
 /**
  * A media host: the RTP sockets, relay, jitter buffers, timelines, mixing and recordings of the calls placed on it,
@@ -39,12 +38,15 @@ export class MediaHost {
   /** Encryption settings loaded from their PEMs, by their JSON (profiles encrypt for the same few sets). */
   private readonly encryptions = new Map<string, Encryption | null>();
   private closing: Promise<void> | null = null;
+  /** The recording hold: jitter wait + horizon, samples. */
+  private readonly hold: number;
 
   constructor(
     private readonly config: HostConfig,
     private readonly log: Logger,
     private readonly send: (m: PlaneMessage) => void,
   ) {
+    this.hold = holdSamples(config.jitterMs, config.horizonMs);
     this.pool = new EncoderPool(config.encoder.workers, log.child({ part: 'encoder' }), config.encoder.engine, config.encoder.quality);
     this.histogram = monitorEventLoopDelay({ resolution: 10 });
     this.histogram.enable();
@@ -88,7 +90,7 @@ export class MediaHost {
       case 'openLeg': {
         let s = this.sessions.get(req.key);
         if (!s) {
-          s = new MediaSession(req.key, this.log.child(req.log));
+          s = new MediaSession(req.key, this.log.child(req.log), systemClock, this.hold, this.config.horizonMs);
           // the main thread's session logs it and tells SIP Server
           s.onOpenFailed = (mediaId, err) => this.send({ kind: 'openFailed', key: req.key, mediaId, message: err.message });
           this.sessions.set(req.key, s);
@@ -127,15 +129,14 @@ export class MediaHost {
       case 'start': {
         const s = this.session(req.key);
         const st: RecordingSettings = req.settings;
-        const mediaId = s.start(
-          { pool: this.pool, spoolDir: this.config.spoolDir, clock: systemClock, log: s.log.child({ recording: req.ctx.id }), format: st.format, wav: st.wav, holdSamples: st.holdSamples, leftChannel: st.leftChannel, encryption: this.encryption(st.encryption) },
+        return await s.start(
+          { pool: this.pool, spoolDir: this.config.spoolDir, clock: systemClock, log: s.log.child({ recording: req.ctx.id }), format: st.format, wav: st.wav, holdSamples: this.hold, leftChannel: st.leftChannel, encryption: this.encryption(st.encryption) },
           req.ctx,
           req.maxSamples,
-          // a start that waited in this worker's queue starts when it was asked for, back to what the pre-roll holds
-          { mediaId: req.mediaId, agoMs: Math.min(PREROLL_SPAN_MS, Math.max(0, Date.now() - req.atWallMs)) },
+          // a start that waited (behind a busy thread, a stall) starts when it was asked for, back to what the mixer holds
+          { mediaId: req.mediaId, at: this.positionOf(req.atWallMs) },
           req.tone,
         );
-        return mediaId;
       }
       case 'pause':
         this.sessions.get(req.key)?.pause();
@@ -151,7 +152,7 @@ export class MediaHost {
         if (!s) return null;
         const rec = s.recording;
         try {
-          return await s.stop(req.reason);
+          return await s.stop(req.reason, this.positionOf(req.atWallMs));
         } catch (err) {
           if (rec?.openError) Object.assign(err as Error, { openError: true });
           throw err;
@@ -169,6 +170,12 @@ export class MediaHost {
         await this.close();
         return null;
     }
+  }
+
+  /** The clock position of a wall time (ms) of the main thread, never in the future. */
+  private positionOf(wallMs: number): number {
+    const now = systemClock.now();
+    return Math.min(now, now - (Date.now() - wallMs) * SAMPLES_PER_MS);
   }
 
   private encryption(e: RecordingSettings['encryption']): Encryption | null {

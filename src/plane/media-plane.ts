@@ -244,6 +244,20 @@ export class MediaPlane {
   }
 
   /** Silent or late samples of the live recordings. */
+  /**
+   * A session's recording finished (its counts go into the tally now): its host's last report, sent before the stop,
+   * must not count them again until the next one comes.
+   */
+  recordingDone(key: string): void {
+    for (const s of this.statuses()) {
+      for (const x of s.sessions) {
+        if (x.key !== key) continue;
+        x.silentSamples = 0;
+        x.lateSamples = 0;
+      }
+    }
+  }
+
   liveSamples(field: 'silentSamples' | 'lateSamples'): number {
     let n = 0;
     for (const s of this.statuses()) for (const x of s.sessions) n += x[field];
@@ -381,14 +395,16 @@ export class PlaneSession {
   }
 
   /**
-   * Stops the recording and finalizes it (null: none was running). Rejects with the host's error (`openError` set
+   * Stops the recording at `atWallMs` (every packet that arrived before goes in) and finalizes it (null: none was
+   * running). Rejects with the host's error (`openError` set
    * when its files never opened), or MediaWorkerLostError (then `onLost` brings what was recovered).
    */
-  async stop(reason: string): Promise<FinalizedRecording | null> {
+  async stop(reason: string, atWallMs = Date.now()): Promise<FinalizedRecording | null> {
     const stopping = this.mediaId;
-    const fin = (await this.send({ op: 'stop', key: this.key, reason })) as FinalizedRecording | null;
+    const fin = (await this.send({ op: 'stop', key: this.key, reason, atWallMs })) as FinalizedRecording | null;
     // a next recording may have started meanwhile (a SIPREC session's next part)
     if (this.mediaId === stopping) this.mediaId = null;
+    if (fin) this.plane.recordingDone(this.key);
     return fin;
   }
 

@@ -1,13 +1,17 @@
 import type { Logger } from 'pino';
 import type { MediaStream } from '../media/media-stream.js';
 import type { LegSummary } from '../recording/metadata.js';
-import { Recording, type FinalizedRecording, type RecordingDeps } from '../recording/recording.js';
+import { mixerCapacity, Recording, type FinalizedRecording, type RecordingDeps } from '../recording/recording.js';
+import { ChannelMixer } from '../recording/channel-mixer.js';
+import type { SampleClock } from '../media/sample-clock.js';
 import type { NegotiatedMedia } from '../media/negotiated-media.js';
 import { ToneInjector } from '../media/tone-injector.js';
 import type { AlertTone, PartyRole, SessionStatus } from './plane-protocol.js';
 
-/** Packets of each slot kept while nothing records, for a recording that starts between them (see `lastAudio`). */
-const PREROLL_PACKETS = 4;
+/** How often a stopping recording looks whether its streams have caught up with the stop instant, ms. */
+const SETTLE_CHECK_MS = 10;
+/** A check this long after the previous one means the thread itself stalled: that interval proves nothing. */
+const STALLED_CHECK_MS = 50;
 
 /** One SIP dialog's media on the host: its streams (one per usable m-line) and who it carries. */
 interface MediaLeg {
@@ -27,38 +31,37 @@ export class MediaSession {
   private readonly legs = new Map<number, MediaLeg>();
   private rec: Recording | null = null;
   private closed = false;
+  private closing: Promise<void> | null = null;
   /** The running recording's alert tone, or null. */
   private tone: AlertTone | null = null;
   /** Called when the recording's files could not be opened: it ended with nothing written. */
   onOpenFailed: (mediaId: string, err: Error) => void = () => undefined;
 
+  /**
+   * The legs' audio on fixed slots, held for the hold horizon whether or not a recording runs: a recording starts at
+   * its request's instant (back as far as the horizon: the request may have waited behind a busy thread) and takes
+   * its frames from here; one that starts right behind another (a SIPREC session's next part) starts where the first
+   * ended, sample for sample. Nothing records: what is older than the hold is discarded.
+   */
+  private readonly mixer: ChannelMixer;
+  /** A stop waiting for its streams to catch up with the stop instant (a start waits behind it). */
+  private stopping: Promise<FinalizedRecording | null> | null = null;
+
   constructor(
     readonly key: string,
     readonly log: Logger,
-  ) {}
-
-  /**
-   * The newest packets' audio of each slot (a ring of PREROLL_PACKETS). A recording starts between two packets: what
-   * of them falls after its start is its first audio, so it has sound from its first sample. More than one packet: a
-   * leg's clock is anchored to its first packet's arrival, and until the drift tracking corrects it (its first
-   * second) a late first packet puts the later ones ahead of their arrival. Kept while a recording runs too: a
-   * recording that starts right behind another (a SIPREC session's next part) gets the rest of the packet the first
-   * one ended in.
-   */
-  private readonly lastAudio = [0, 1].map(() => Array.from({ length: PREROLL_PACKETS }, () => ({ at: 0, n: 0, pcm: new Int16Array(320) })));
-  private readonly lastAudioNext = [0, 0];
+    private readonly clock: SampleClock,
+    /** The recording hold (jitter wait + horizon), samples. */
+    private readonly hold: number,
+    /** How long a stop waits at most for the streams to reach its instant, ms of the thread's own running time. */
+    private readonly settleMs: number,
+  ) {
+    this.mixer = new ChannelMixer(2, 2, clock.now() - hold, mixerCapacity(hold));
+  }
 
   /** Audio from a leg's stream. */
   readonly sink = (slot: number, at: number, pcm: Int16Array): void => {
-    this.rec?.write(slot, at, pcm);
-    const ring = this.lastAudio[slot];
-    if (!ring) return;
-    const last = ring[this.lastAudioNext[slot]];
-    this.lastAudioNext[slot] = (this.lastAudioNext[slot] + 1) % PREROLL_PACKETS;
-    if (last.pcm.length < pcm.length) last.pcm = new Int16Array(pcm.length);
-    last.pcm.set(pcm);
-    last.at = at;
-    last.n = pcm.length;
+    this.mixer.write(slot, at, pcm);
   };
 
   addLeg(legId: number, callId: string, role: PartyRole, streams: MediaStream[]): void {
@@ -127,10 +130,11 @@ export class MediaSession {
     b.streams[0].peer = a.streams[0];
   }
 
-  /** Periodic work: release due packets, encode what is old enough. */
+  /** Periodic work: release due packets, encode what is old enough (nothing records: drop it). */
   tick(): void {
     for (const l of this.legs.values()) for (const s of l.streams) s.poll();
-    this.rec?.tick();
+    if (this.rec) this.rec.tick();
+    else if (!this.stopping) this.mixer.discard(this.clock.now() - this.hold);
   }
 
   /**
@@ -157,22 +161,19 @@ export class MediaSession {
   }
 
   /**
-   * Starts a recording: capture at once (with the pre-roll), its files opened meanwhile. `start` as for Recording
-   * (its request waited `agoMs`; its media id). Returns its media id.
+   * Starts a recording at clock position `start.at` (its request's arrival; no earlier than the mixer holds), with
+   * its media id; its files are opened meanwhile. A stop still settling is waited for, so a next part starts where
+   * the stopped one ends. Returns its media id.
    */
-  start(deps: RecordingDeps, ctx: Recording['ctx'], maxSamples: number, start: { agoMs?: number; mediaId?: string } = {}, tone: AlertTone | null = null): string {
+  async start(deps: RecordingDeps, ctx: Recording['ctx'], maxSamples: number, start: { at?: number; mediaId?: string } = {}, tone: AlertTone | null = null): Promise<string> {
+    if (this.stopping) await this.stopping.catch(() => undefined);
+    if (this.closed) throw new Error('the media session is closed');
     if (this.rec) throw new Error(`a recording is already running: ${this.rec.mediaId}`);
-    const rec = new Recording(deps, ctx, start);
+    const rec = new Recording(deps, ctx, start, this.mixer);
     rec.maxSamples = maxSamples;
     this.rec = rec;
     this.tone = tone;
     for (const l of this.legs.values()) this.toneFor(l);
-    this.lastAudio.forEach((ring, slot) => {
-      for (const last of ring) {
-        if (last.n > 0) rec.write(slot, last.at, last.pcm.subarray(0, last.n));
-        last.n = 0;
-      }
-    });
     rec.open().catch((err: Error) => {
       if (this.rec === rec) this.endTone(null);
       this.onOpenFailed(rec.mediaId, err);
@@ -205,13 +206,63 @@ export class MediaSession {
     this.rec?.event(type, detail);
   }
 
-  /** Stops the running recording (null: none) and finalizes its files. Rejects as Recording.stop does. */
-  async stop(reason: string): Promise<FinalizedRecording | null> {
+  /**
+   * Stops the running recording (null: none) at clock position `at` (its request's arrival; default now) and
+   * finalizes its files. Every packet that reached the recorder before that instant goes in, however far behind the
+   * thread is: the stop first waits until each live stream has played out audio up to the instant, or has gone
+   * quiet, or `settleMs` of running time passed. Rejects as Recording.stop does. A second stop while one settles
+   * returns the first one's promise.
+   */
+  stop(reason: string, at?: number): Promise<FinalizedRecording | null> {
+    if (this.stopping) return this.stopping;
     const rec = this.rec;
-    if (!rec) return null;
-    this.endTone(null);
-    for (const l of this.legs.values()) for (const s of l.streams) s.drain();
-    return rec.stop(reason, this.summaries());
+    if (!rec) return Promise.resolve(null);
+    const stopAt = Math.min(at ?? this.clock.now(), this.clock.now());
+    rec.endsAt(stopAt);
+    for (const s of this.streamsWithTone()) s.tone = null;
+    this.tone = null;
+    const stopping = this.settle(stopAt).then(() => {
+      for (const l of this.legs.values()) for (const s of l.streams) s.drain();
+      this.rec = null;
+      return rec.stop(reason, this.summaries(), stopAt);
+    });
+    this.stopping = stopping;
+    const clear = (): void => {
+      if (this.stopping === stopping) this.stopping = null;
+    };
+    stopping.then(clear, clear);
+    return stopping;
+  }
+
+  /** Resolves once every live stream not on hold has reached `at`, has gone quiet, or the settle time ran out. */
+  private settle(at: number): Promise<void> {
+    const quietMs = SETTLE_CHECK_MS * 4;
+    let ran = 0;
+    let last = performance.now();
+    return new Promise((resolve) => {
+      const check = (): void => {
+        const now = performance.now();
+        const gap = now - last;
+        last = now;
+        // time the thread itself stood still does not count: the backlog it left is still to be read
+        const trusted = gap < STALLED_CHECK_MS;
+        if (trusted) ran += gap;
+        let waiting = false;
+        for (const l of this.legs.values()) {
+          for (const s of l.streams) {
+            if (s.isClosed || s.held) continue;
+            s.poll();
+            if (s.capture.reached >= at) continue;
+            if (trusted && now - s.lastPacketAt >= quietMs) continue;
+            waiting = true;
+          }
+        }
+        if (!waiting || ran >= this.settleMs || this.closed) resolve();
+        else setTimeout(check, SETTLE_CHECK_MS);
+      };
+      // the I/O queued so far (the packets before the instant) is read before the first look
+      setImmediate(check);
+    });
   }
 
   get recording(): Recording | null {
@@ -235,11 +286,16 @@ export class MediaSession {
     );
   }
 
-  /** Closes every stream; a recording still running (its main thread gone) is finalized first. Idempotent. */
-  async close(): Promise<void> {
-    if (this.closed) return;
-    this.closed = true;
-    if (this.rec) await this.stop('record.terminate').catch((err: Error) => this.log.error({ err: err.message }, 'recording could not be finalized'));
-    for (const l of this.legs.values()) for (const s of l.streams) s.close();
+  /**
+   * Closes every stream; a recording still running (its main thread gone) or stopping is finalized first.
+   * Idempotent.
+   */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      if (this.rec || this.stopping) await this.stop('record.terminate').catch((err: Error) => this.log.error({ err: err.message }, 'recording could not be finalized'));
+      this.closed = true;
+      for (const l of this.legs.values()) for (const s of l.streams) s.close();
+    })();
+    return this.closing;
   }
 }

@@ -20,6 +20,8 @@ export interface HostConfig {
   bindAddress: string;
   jitterMs: number;
   maxSkewMs: number;
+  /** How late audio may reach a recording and still be recorded at its place (rtp.horizonMs). */
+  horizonMs: number;
   encoder: { workers: number; engine: EncoderEngine; quality: number };
   logLevel: string;
   /** How often the host reports its status (silence per call, lag, counts), ms. */
@@ -39,7 +41,6 @@ export interface AlertTone {
 export interface RecordingSettings {
   format: Mp3Format;
   wav: G711Law | null;
-  holdSamples: number;
   leftChannel: string | null;
   /** The certificates as PEM (the host loads them), or null: not encrypted. */
   encryption: OpenRecord['encryption'];
@@ -68,14 +69,16 @@ export type PlaneCommand =
       ctx: Omit<RecordingContext, 'mediaId'>;
       maxSamples: number;
       mediaId: string;
-      /** Date.now() when the dialogstart arrived: the recording starts then, however long this waited. */
+      /** Wall time (ms) the request that starts it reached drachtio-server: the recording starts then (back to the
+       * hold horizon), however long the request waited behind busy threads. */
       atWallMs: number;
       /** The alert tone to play to some parties while it records, or null. */
       tone: AlertTone | null;
     }
   | { op: 'pause' | 'resume'; key: string }
   | { op: 'event'; key: string; type: string; detail?: Record<string, unknown> }
-  | { op: 'stop'; key: string; reason: string }
+  /** `atWallMs`: when the request that stops it arrived; every packet that came before goes in. */
+  | { op: 'stop'; key: string; reason: string; atWallMs: number }
   | { op: 'closeSession'; key: string }
   | { op: 'close' };
 

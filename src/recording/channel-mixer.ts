@@ -4,6 +4,9 @@ import { SAMPLE_RATE } from '../media/sample-clock.js';
  * Collects PCM written by the legs at absolute sample-clock positions and hands out contiguous frames: whatever
  * no leg wrote is silence, paused spans are silence, writes behind what was already handed out are dropped and
  * counted. Channels are fixed slots (0 = left, 1 = right), never derived from packet order. Pure.
+ *
+ * The held span lives in a ring (a power of two samples per input, grown by doubling when a write lands beyond it),
+ * so handing out or discarding n samples costs O(n), never a shift of the whole buffer.
  */
 export interface PlanarFrames {
   /** One array per output channel, equal lengths. */
@@ -19,15 +22,16 @@ export class ChannelMixer {
   readonly silentSamples: number[];
   private buffers: Int16Array[];
   private written: Uint8Array[];
+  private mask: number;
   private base: number;
   private pauses: { from: number; to: number }[] = [];
 
   /**
    * @param inputs number of input slots (legs/m-lines), 1 or 2
    * @param outputChannels 1 (mono mix of all inputs) or 2 (input 0 left, input 1 right)
-   * @param start clock position of the first output sample
-   * @param capacity samples held per input before the buffers grow (doubling): 1 s covers the hold before encoding
-   *   (`jitterMs + maxSkewMs`, 480 ms) and a tick; a recording whose files are slow to open grows it while it waits
+   * @param start clock position of the first output sample (rounded down to a whole sample)
+   * @param capacity samples held per input before the ring grows (rounded up to a power of two): it must cover the
+   *   hold before encoding (`jitterMs + horizonMs`) and a tick; a recording whose files are slow to open grows it
    */
   constructor(
     readonly inputs: number,
@@ -35,37 +39,48 @@ export class ChannelMixer {
     start: number,
     capacity = SAMPLE_RATE,
   ) {
-    this.base = start;
-    this.buffers = Array.from({ length: inputs }, () => new Int16Array(capacity));
-    this.written = Array.from({ length: inputs }, () => new Uint8Array(capacity));
+    this.base = Math.floor(start);
+    let cap = 16;
+    while (cap < capacity) cap *= 2;
+    this.mask = cap - 1;
+    this.buffers = Array.from({ length: inputs }, () => new Int16Array(cap));
+    this.written = Array.from({ length: inputs }, () => new Uint8Array(cap));
     this.silentSamples = Array.from({ length: inputs }, () => 0);
   }
 
-  /** Clock position up to which frames were handed out. */
+  /** Clock position up to which frames were handed out (or discarded). */
   get position(): number {
     return this.base;
   }
 
-  private grow(need: number): void {
-    let cap = this.buffers[0].length;
-    if (need <= cap) return;
-    while (cap < need) cap *= 2;
-    this.buffers = this.buffers.map((b) => {
-      const n = new Int16Array(cap);
-      n.set(b);
-      return n;
-    });
-    this.written = this.written.map((b) => {
-      const n = new Uint8Array(cap);
-      n.set(b);
-      return n;
-    });
+  /** Samples per input the ring holds now. */
+  get capacity(): number {
+    return this.mask + 1;
   }
 
-  /** Writes samples of input `slot` starting at clock position `at`. */
+  /** Makes the ring hold positions [base, base + need). */
+  private grow(need: number): void {
+    let cap = this.mask + 1;
+    if (need <= cap) return;
+    const old = cap;
+    while (cap < need) cap *= 2;
+    const from = this.base & (old - 1);
+    const relay = <A extends Int16Array | Uint8Array>(b: A, make: (n: number) => A): A => {
+      const n = make(cap);
+      // lay the held span out from the new ring's index of `base`
+      const to = this.base & (cap - 1);
+      for (let i = 0; i < old; i++) n[(to + i) & (cap - 1)] = b[(from + i) & (old - 1)];
+      return n;
+    };
+    this.buffers = this.buffers.map((b) => relay(b, (n) => new Int16Array(n)));
+    this.written = this.written.map((b) => relay(b, (n) => new Uint8Array(n)));
+    this.mask = cap - 1;
+  }
+
+  /** Writes samples of input `slot` starting at clock position `at` (rounded to a whole sample). */
   write(slot: number, at: number, pcm: Int16Array): void {
     let src = pcm;
-    let pos = at - this.base;
+    let pos = Math.round(at) - this.base;
     if (pos < 0) {
       const drop = Math.min(-pos, src.length);
       this.lateSamples += drop;
@@ -74,20 +89,29 @@ export class ChannelMixer {
       if (src.length === 0) return;
     }
     this.grow(pos + src.length);
-    this.buffers[slot].set(src, pos);
-    this.written[slot].fill(1, pos, pos + src.length);
+    const buf = this.buffers[slot];
+    const w = this.written[slot];
+    const cap = this.mask + 1;
+    const i = (this.base + pos) & this.mask;
+    const first = Math.min(src.length, cap - i);
+    buf.set(first === src.length ? src : src.subarray(0, first), i);
+    w.fill(1, i, i + first);
+    if (first < src.length) {
+      buf.set(src.subarray(first), 0);
+      w.fill(1, 0, src.length - first);
+    }
   }
 
   /** Silences output from clock position `at` until `resume`. */
   pause(at: number): void {
     const last = this.pauses[this.pauses.length - 1];
     if (last && last.to === Number.POSITIVE_INFINITY) return;
-    this.pauses.push({ from: Math.max(at, this.base), to: Number.POSITIVE_INFINITY });
+    this.pauses.push({ from: Math.max(Math.round(at), this.base), to: Number.POSITIVE_INFINITY });
   }
 
   resume(at: number): void {
     const last = this.pauses[this.pauses.length - 1];
-    if (last && last.to === Number.POSITIVE_INFINITY) last.to = Math.max(at, last.from);
+    if (last && last.to === Number.POSITIVE_INFINITY) last.to = Math.max(Math.round(at), last.from);
   }
 
   get paused(): boolean {
@@ -97,37 +121,57 @@ export class ChannelMixer {
 
   /** Hands out frames for clock positions [position, until). */
   take(until: number): PlanarFrames {
-    const n = Math.max(0, Math.floor(until - this.base));
+    const n = Math.max(0, Math.floor(until) - this.base);
     const start = this.base;
     this.grow(n);
+    const inputs: Int16Array[] = [];
     for (let s = 0; s < this.inputs; s++) {
+      const out = new Int16Array(n);
       const w = this.written[s];
+      const buf = this.buffers[s];
       let missing = 0;
-      for (let i = 0; i < n; i++) if (w[i] === 0) missing++;
+      for (let k = 0, i = start & this.mask; k < n; k++, i = (i + 1) & this.mask) {
+        if (w[i] === 0) missing++;
+        else out[k] = buf[i];
+      }
       this.silentSamples[s] += missing;
+      inputs.push(out);
     }
     // silence paused spans
     for (const p of this.pauses) {
       const a = Math.max(0, p.from - start);
       const b = Math.min(n, p.to - start);
-      if (b > a) for (const buf of this.buffers) buf.fill(0, a, b);
+      if (b > a) for (const out of inputs) out.fill(0, a, b);
     }
+    this.clear(n);
     let channels: Int16Array[];
     if (this.outputChannels === 2) {
-      channels = [0, 1].map((c) => (c < this.inputs ? this.buffers[c].slice(0, n) : new Int16Array(n)));
+      channels = [0, 1].map((c) => inputs[c] ?? new Int16Array(n));
     } else {
-      channels = [mixDown(this.buffers.map((b) => b.subarray(0, n)))];
+      channels = [mixDown(inputs)];
     }
-    // shift the rest down
-    for (let s = 0; s < this.inputs; s++) {
-      this.buffers[s].copyWithin(0, n);
-      this.buffers[s].fill(0, this.buffers[s].length - n);
-      this.written[s].copyWithin(0, n);
-      this.written[s].fill(0, this.written[s].length - n);
-    }
-    this.base += n;
     this.pauses = this.pauses.filter((p) => p.to > this.base);
     return { channels, start };
+  }
+
+  /** Drops what is held before `until` unheard and uncounted (nothing records it). */
+  discard(until: number): void {
+    const n = Math.floor(until) - this.base;
+    if (n <= 0) return;
+    this.clear(Math.min(n, this.mask + 1));
+    this.base += n - Math.min(n, this.mask + 1);
+    this.pauses = this.pauses.filter((p) => p.to > this.base);
+  }
+
+  /** Empties the first n held positions (their written marks: a sample is read only where marked) and moves past them. */
+  private clear(n: number): void {
+    const i = this.base & this.mask;
+    const first = Math.min(n, this.mask + 1 - i);
+    for (let s = 0; s < this.inputs; s++) {
+      this.written[s].fill(0, i, i + first);
+      if (first < n) this.written[s].fill(0, 0, n - first);
+    }
+    this.base += n;
   }
 }
 

@@ -93,7 +93,12 @@ export interface Sidecar extends RecordingContext {
   endReason: string;
   truncated: boolean;
   error: string | null;
-  audio: { type: 'audio/mp3'; channels: 1 | 2; kbps: number; sampleRate: 8000; leftChannel: string | null };
+  /**
+   * `lateMs`: audio that reached the recorder after its place in the file was encoded (a stall longer than the hold
+   * horizon) and is missing from it, ms summed over the channels; 0 for a whole recording (absent in sidecars written
+   * before it was kept).
+   */
+  audio: { type: 'audio/mp3'; channels: 1 | 2; kbps: number; sampleRate: 8000; leftChannel: string | null; lateMs?: number };
   files: { mp3: SpooledFile; wav?: SpooledFile & { codec: 'PCMU' | 'PCMA'; channels: number } };
   events: RecordingEvent[];
   legs: LegSummary[];
@@ -110,6 +115,8 @@ export function buildSidecar(
     channels: 1 | 2;
     kbps: number;
     leftChannel: string | null;
+    /** Samples dropped as late (summed over the channels); absent: none known (a recording finished from the spool). */
+    lateSamples?: number;
     files: Sidecar['files'];
     events: RecordingEvent[];
     legs: LegSummary[];
@@ -125,7 +132,7 @@ export function buildSidecar(
     endReason: t.endReason,
     truncated: t.truncated,
     error: t.error,
-    audio: { type: 'audio/mp3', channels: t.channels, kbps: t.kbps, sampleRate: 8000, leftChannel: t.leftChannel },
+    audio: { type: 'audio/mp3', channels: t.channels, kbps: t.kbps, sampleRate: 8000, leftChannel: t.leftChannel, lateMs: Math.round((t.lateSamples ?? 0) / SAMPLES_PER_MS) },
     files: t.files,
     events: t.events,
     legs: t.legs,

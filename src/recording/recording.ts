@@ -54,14 +54,21 @@ export interface FinalizedRecording extends FinalizedFiles {
 }
 
 /**
- * How long (samples) a recording waits before it encodes a position: the jitter buffer's wait plus the timeline's
- * skew limit. A packet placed by its RTP time can reach the mixer that late — delayed by the network, by the wait
- * for a gap in front of it, or by the recorder itself not getting the CPU (a busy node, a CFS-throttled pod) — and
- * still be kept: anything later than the skew limit re-anchors its leg instead. Waiting costs only memory (~24 kB
- * per recording at the defaults), never audio; a shorter wait drops audio on a 150 ms scheduling stall.
+ * How long (samples) a recording waits before it encodes a position: the jitter buffer's wait plus the hold horizon.
+ * A packet placed by its RTP time can reach the mixer that late — delayed by the network, by the wait for a gap in
+ * front of it, or by a stall: of the recorder (a paused process, a CFS-throttled pod, a busy node), of one of its
+ * threads, or of a sender that held its packets back and sent them in a burst — and is still recorded at its place.
+ * Waiting costs only memory (the session's mixer ring: 3 bytes per sample and input, 2 inputs, the span rounded up to
+ * a power of two: 192 kB per call at the defaults, 80 + 2500 ms), never audio, and a stop does not wait for it: the
+ * last frames are taken at the stop instant.
  */
-export function holdSamples(jitterMs: number, maxSkewMs: number): number {
-  return (jitterMs + maxSkewMs) * SAMPLES_PER_MS;
+export function holdSamples(jitterMs: number, horizonMs: number): number {
+  return (jitterMs + horizonMs) * SAMPLES_PER_MS;
+}
+
+/** The ring size a mixer needs for a hold: the hold, a tick, and packets placed ahead of their arrival. */
+export function mixerCapacity(hold: number): number {
+  return hold + SAMPLES_PER_MS * 600;
 }
 
 /** What the recovery record keeps of the encryption settings: the certificates themselves, so a restart with other
@@ -101,6 +108,11 @@ export class Recording {
   readonly startAt: number;
   readonly startWallMs: number;
   private readonly mixer: ChannelMixer;
+  /** The mixer's counts when this recording started (a session's mixer outlives its recordings). */
+  private readonly lateAtStart: number;
+  private readonly silentAtStart: number[];
+  /** The clock position the recording ends at, once it is stopping (no frame past it is taken). */
+  private endAt = Number.POSITIVE_INFINITY;
   private mp3: SpoolFile | null = null;
   private wav: SpoolFile | null = null;
   private wavHead: WavHeader | null = null;
@@ -120,18 +132,24 @@ export class Recording {
   maxSamples = Number.POSITIVE_INFINITY;
 
   /**
-   * `start.agoMs`: the recording started that long before now (its request waited in a queue; at most the pre-roll's
-   * span is useful). `start.mediaId`: its media id, when the caller made it (`newMediaId`).
+   * `start.at`: the clock position it starts at (its request's arrival; default now), no earlier than what `mixer`
+   * still holds. `start.mediaId`: its media id, when the caller made it (`newMediaId`). `mixer`: the session's,
+   * which has held its legs' audio all along (default: a new one starting at `start.at`).
    */
   constructor(
     private readonly deps: RecordingDeps,
     readonly ctx: Omit<RecordingContext, 'mediaId'>,
-    start: { agoMs?: number; mediaId?: string } = {},
+    start: { at?: number; mediaId?: string } = {},
+    mixer?: ChannelMixer,
   ) {
-    this.startAt = deps.clock.now() - (start.agoMs ?? 0) * SAMPLES_PER_MS;
+    const at = Math.floor(start.at ?? deps.clock.now());
+    this.mixer = mixer ?? new ChannelMixer(2, 2, at, mixerCapacity(deps.holdSamples));
+    this.startAt = Math.max(at, this.mixer.position);
+    this.mixer.discard(this.startAt);
+    this.lateAtStart = this.mixer.lateSamples;
+    this.silentAtStart = [...this.mixer.silentSamples];
     this.startWallMs = deps.clock.wallMs(this.startAt);
     this.mediaId = start.mediaId ?? newMediaId(ctx, this.startWallMs);
-    this.mixer = new ChannelMixer(2, 2, this.startAt);
   }
 
   get mp3Path(): string {
@@ -157,12 +175,12 @@ export class Recording {
 
   /** Samples filled with silence so far (no audio from a leg), summed over both slots. */
   get silentSamples(): number {
-    return this.mixer.silentSamples.reduce((a, b) => a + b, 0);
+    return this.mixer.silentSamples.reduce((a, b, i) => a + b - (this.silentAtStart[i] ?? 0), 0);
   }
 
   /** Samples that reached the mixer after their position was encoded (dropped), summed over both slots. */
   get lateSamples(): number {
-    return this.mixer.lateSamples;
+    return this.mixer.lateSamples - this.lateAtStart;
   }
 
   /** How far encoding is behind the clock beyond the planned wait for late packets, ms. */
@@ -218,11 +236,11 @@ export class Recording {
   }
 
   /**
-   * Audio of input `slot` at clock position `at`. What lies before the recording's start (the packet playing when it
-   * started) is not part of it, and not late either: only the part from the start on is kept.
+   * Audio of input `slot` at clock position `at`, for a recording with a mixer of its own (a session writes into its
+   * mixer itself). What lies before the recording's start (the packet playing when it started) is not part of it,
+   * and not late either: only the part from the start on is kept.
    */
   write(slot: number, at: number, pcm: Int16Array): void {
-    if (this.stopping) return;
     if (at >= this.startAt) {
       this.mixer.write(slot, at, pcm);
       return;
@@ -254,13 +272,28 @@ export class Recording {
     this.note(type, this.deps.clock.now(), detail);
   }
 
+  /** The longest it may run, as a clock position. */
+  private get limit(): number {
+    return Math.min(this.endAt, this.startAt + this.maxSamples);
+  }
+
+  /**
+   * The recording will end at clock position `at` (its stop instant): nothing past it is encoded, what arrives for
+   * the span before it still goes in (`stop` takes it).
+   */
+  endsAt(at: number): void {
+    this.endAt = Math.max(this.startAt, Math.min(this.endAt, Math.floor(at)));
+  }
+
   /** Encodes everything older than the hold time, unless the previous batch is still being encoded. */
   tick(): void {
     if (this.stopping || this.inflight || !this.ready) return;
-    this.emit(this.deps.clock.now() - this.deps.holdSamples);
+    this.emit(Math.min(this.deps.clock.now() - this.deps.holdSamples, this.limit));
   }
 
+  /** Takes the mixer's frames up to `until` now, and queues their encoding and writing behind what is queued. */
   private emit(until: number): void {
+    if (until <= this.mixer.position) return;
     const frames = this.mixer.take(until);
     const n = frames.channels[0].length;
     if (n === 0) return;
@@ -270,6 +303,10 @@ export class Recording {
     this.inflight = true;
     this.chain = this.chain.then(async () => {
       try {
+        // a batch taken before the files were open (a stop right after the start) waits for them; if they never
+        // open there is nothing to write to (the stop reports why)
+        if (!this.ready) await this.open().catch(() => undefined);
+        if (this.openError) return;
         if (wavBytes) await this.wav?.append(wavBytes);
         if (!this.error) await this.mp3?.append(await this.encode(input));
       } catch (err) {
@@ -306,21 +343,25 @@ export class Recording {
   }
 
   /**
-   * Ends the recording at the current clock position: encodes up to it exactly, flushes the encoder, finalizes
-   * the spool files and writes the sidecar. Idempotent: later calls return the same promise.
+   * Ends the recording at clock position `at` (default now; no later than its longest duration): takes the frames up
+   * to it from the mixer at once — so a next recording of the session may start right there — then encodes them,
+   * flushes the encoder, finalizes the spool files and writes the sidecar. Idempotent: later calls return the same
+   * promise.
    */
-  stop(reason: string, legs: LegSummary[]): Promise<FinalizedRecording> {
-    if (!this.stopping) this.stopping = this.finish(reason, legs);
+  stop(reason: string, legs: LegSummary[], at = this.deps.clock.now()): Promise<FinalizedRecording> {
+    if (!this.stopping) {
+      this.endsAt(at);
+      const stopAt = this.limit;
+      if (this.mixer.paused) this.mixer.resume(stopAt);
+      this.emit(stopAt);
+      this.stopping = this.finish(reason, legs);
+    }
     return this.stopping;
   }
 
   private async finish(reason: string, legs: LegSummary[]): Promise<FinalizedRecording> {
-    const stopAt = Math.min(this.deps.clock.now(), this.startAt + this.maxSamples);
-    if (this.mixer.paused) this.mixer.resume(stopAt);
-    // stopped while still opening: what was captured meanwhile is encoded once the files are there
+    // never opened: nothing to finalize (rejects with the open error)
     await this.open();
-    await this.chain;
-    this.emit(stopAt);
     await this.chain;
     if (!this.error) {
       try {
@@ -352,6 +393,7 @@ export class Recording {
       channels: fmt.channels,
       kbps: fmt.kbps,
       leftChannel: this.deps.leftChannel,
+      lateSamples: this.lateSamples,
       events: this.events,
       legs,
     });

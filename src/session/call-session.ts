@@ -118,9 +118,9 @@ export class CallSession implements MsmlControlled<LegDialog> {
     }
   }
 
-  /** Handles one MSML body from an INFO on `dialog`. Never throws: errors become MSML results. */
-  handleMsml(body: string, dialog: LegDialog): Promise<MsmlAnswer> {
-    return this.msml.handle(body, dialog);
+  /** Handles one MSML body from an INFO on `dialog` that arrived at `atWallMs`. Never throws: errors become MSML results. */
+  handleMsml(body: string, dialog: LegDialog, atWallMs = Date.now()): Promise<MsmlAnswer> {
+    return this.msml.handle(body, dialog, atWallMs);
   }
 
   /** Whether a recording is running. */
@@ -162,7 +162,7 @@ export class CallSession implements MsmlControlled<LegDialog> {
    * Starts a recording for a `<dialogstart>`: capture starts on the media host at once, its files are opened
    * meanwhile (the answer does not wait for them: a slow disk costs neither audio nor answer time). Throws MsmlError.
    */
-  startRecording(r: DialogStart, dialog: LegDialog): MsmlAnswer {
+  startRecording(r: DialogStart, dialog: LegDialog, atWallMs = Date.now()): MsmlAnswer {
     if (this.closed) throw new MsmlError('Session is ending', MsmlCode.NO_SUCH_OBJECT);
     if (this.active) throw new MsmlError(`A recording is already running: ${this.active.dialogId}`, MsmlCode.ALREADY_EXISTS);
     const profile = this.profile;
@@ -186,7 +186,7 @@ export class CallSession implements MsmlControlled<LegDialog> {
       wantsExit: r.record.exitNamelist !== null,
       maxMs,
       tone,
-      atWallMs: Date.now(),
+      atWallMs,
       extra: { msml: { dest: r.record.dest, format: r.record.format, maxtimeMs: r.record.maxtimeMs, attrs: r.record.attrs, params } },
     });
     this.log.info({ dialogId, mediaId, recording: id, maxMs, tone: tone ? { silenceMs: tone.silenceMs, hears: tone.hears } : null }, 'recording started');
@@ -234,11 +234,13 @@ export class CallSession implements MsmlControlled<LegDialog> {
     if (!a.siprec || this.closed) return void this.stopRecording('record.complete.maxlength');
     this.active = null;
     clearTimeout(a.maxTimer);
-    const stopping = this.media.stop('record.complete.maxlength');
+    // the next part starts at the instant the first one stops (the host starts it once the stop has taken its frames)
+    const at = Date.now();
+    const stopping = this.media.stop('record.complete.maxlength', at);
     const paused = this.paused;
-    this.startSiprec(a.control, a.siprec, Date.now(), a.part + 1);
+    this.startSiprec(a.control, a.siprec, at, a.part + 1);
     if (paused) this.pause();
-    void this.finish(a, stopping, 'record.complete.maxlength', false);
+    this.track(this.finish(a, stopping, 'record.complete.maxlength', false));
   }
 
   /**
@@ -346,13 +348,26 @@ export class CallSession implements MsmlControlled<LegDialog> {
     await this.close(why);
   }
 
-  /** Stops the running recording (if any), finalizes it and tells SIP Server with MSML events. */
-  async stopRecording(reason: string, notify = true): Promise<void> {
+  /**
+   * Stops the running recording (if any) at `atWallMs` (when the request that stops it arrived: every packet that
+   * came before goes in). Its finalization (the last audio encoded, the files closed) and the MSML events to SIP
+   * Server that follow it run on without the caller: an answer to a dialogend never waits for the encoder or the
+   * disk. `close()` waits for them.
+   */
+  async stopRecording(reason: string, notify = true, atWallMs = Date.now()): Promise<void> {
     const a = this.active;
     if (!a) return;
     this.active = null;
     clearTimeout(a.maxTimer);
-    await this.finish(a, this.media.stop(reason), reason, notify);
+    this.track(this.finish(a, this.media.stop(reason, atWallMs), reason, notify));
+  }
+
+  /** Recordings being finalized, which `close()` waits for. */
+  private readonly finishing = new Set<Promise<void>>();
+
+  private track(p: Promise<void>): void {
+    this.finishing.add(p);
+    void p.finally(() => this.finishing.delete(p));
   }
 
   /** Takes a stopped recording's finalization: delivered, or its failure reported; SIP Server told if `notify`. */
@@ -396,14 +411,17 @@ export class CallSession implements MsmlControlled<LegDialog> {
     }
   }
 
-  /** A leg's dialog ended (BYE from SIP Server). The recording ends with the control dialog or the last leg. */
-  async legEnded(leg: Leg, reason: string): Promise<void> {
+  /**
+   * A leg's dialog ended (BYE from SIP Server, arrived at `atWallMs`). The recording ends with the control dialog or
+   * the last leg.
+   */
+  async legEnded(leg: Leg, reason: string, atWallMs = Date.now()): Promise<void> {
     leg.ended = true;
     this.media.legEnded(leg.legId);
     this.log.info({ callId: leg.callId, reason }, 'leg ended');
     const controlGone = this.active?.control === leg.dialog;
     if (controlGone || this.legs.every((l) => l.ended)) {
-      await this.stopRecording('record.terminate', !controlGone);
+      await this.stopRecording('record.terminate', !controlGone, atWallMs);
     }
     if (this.legs.every((l) => l.ended)) await this.close('all legs ended');
   }
@@ -417,6 +435,7 @@ export class CallSession implements MsmlControlled<LegDialog> {
       this.closing = (async () => {
         this.log.info({ reason }, 'session closing');
         await this.stopRecording(endReason, false);
+        await Promise.all(this.finishing);
         await Promise.all(this.legs.map((l) => l.close({ bye: !l.ended })));
         await this.media.close();
         this.onClosed();

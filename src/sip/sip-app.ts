@@ -9,6 +9,7 @@ import { CallSession, type SessionDeps } from '../session/call-session.js';
 import { Leg } from '../session/leg.js';
 import type { SessionRegistry } from '../session/session-registry.js';
 import { parseRecordingUri } from './request-uri.js';
+import { arrivalWallMs } from './arrival-time.js';
 import { answerSiprecInvite, type SiprecContext } from './siprec-session.js';
 import { answerInvite, checkBodySize, contentType, cseqOf, legDialog, refuseInvite, warning } from './sip-request.js';
 import { isOfferless, negotiate, renderAnswer, renderOffer, type NegotiatedMedia, type SdpLocal } from './sdp-answer.js';
@@ -66,7 +67,7 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
   const siprec: SiprecContext = { deps, admitNew, nextSdpSession: () => sdpSession++ };
 
   srf.invite(async (req: SrfReq, res: SrfRes) => {
-    const arrivedAt = Date.now();
+    const arrivedAt = arrivedAtOf(req);
     const callId = req.get('Call-ID');
     const clog = log.child({ callId });
     let session: CallSession | null = null;
@@ -116,6 +117,9 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
       refuseInvite(deps, { session, openedLeg, res, log: clog, what: 'INVITE' }, err);
     }
   });
+
+  /** When a request reached drachtio-server (recordings start and stop at that instant; see arrival-time.ts). */
+  const arrivedAtOf = (req: SrfReq | undefined): number => arrivalWallMs(req?.stackTime, Date.now(), config.rtp.horizonMs);
 
   /** Refuses a body over sip.maxBodyBytes with 413 before anything parses it. */
   const tooLarge = (req: SrfReq): void => checkBodySize(req, config.sip.maxBodyBytes);
@@ -168,6 +172,7 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
     });
 
     dlg.on('info', async (req: SrfReq, res: SrfRes) => {
+      const arrivedAt = arrivedAtOf(req);
       const type = contentType(req);
       try {
         tooLarge(req);
@@ -185,14 +190,14 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
         res.send(415, { headers: { Accept: [...MSML_CONTENT_TYPES].join(', ') } });
         return;
       }
-      const answer = await session.handleMsml(req.body, leg.dialog);
+      const answer = await session.handleMsml(req.body, leg.dialog, arrivedAt);
       deps.observe?.msml(answer.verb ?? 'unknown', answer.code);
       res.send(200, { body: answer.body, headers: { 'Content-Type': type } });
       await answer.after?.();
     });
 
-    dlg.on('destroy', (_req: SrfReq, reason?: string) => {
-      void session.legEnded(leg, reason ?? 'BYE').then(() => leg.close({ bye: false }));
+    dlg.on('destroy', (bye: SrfReq | undefined, reason?: string) => {
+      void session.legEnded(leg, reason ?? 'BYE', arrivedAtOf(bye)).then(() => leg.close({ bye: false }));
     });
   }
 }

@@ -8,6 +8,7 @@ import { Leg } from '../session/leg.js';
 import { metadataUpdate, siprecChannels } from '../siprec/siprec-channels.js';
 import { readSiprecBody, readSiprecInvite } from '../siprec/siprec-request.js';
 import { isMsmlUri, requestUriUser, siprecRecordingUri } from './request-uri.js';
+import { arrivalWallMs } from './arrival-time.js';
 import { isOfferless, negotiate, renderAnswer, renderOffer, type SdpLocal } from './sdp-answer.js';
 import { answerInvite, checkBodySize, cseqOf, inviteHeaders, legDialog, refuseInvite, warning } from './sip-request.js';
 import type { SipAppDeps } from './sip-app.js';
@@ -127,8 +128,8 @@ class SiprecDialog {
     dlg.on('modify', (req: SrfReq, res: SrfRes) => this.renegotiate(req, res, true));
     dlg.on('update', (req: SrfReq, res: SrfRes) => this.renegotiate(req, res, false));
     dlg.on('ack', (ack: SrfReq) => this.ack(ack));
-    dlg.on('destroy', (_req: SrfReq, reason?: string) => {
-      void session.legEnded(leg, reason ?? 'BYE').then(() => leg.close({ bye: false }));
+    dlg.on('destroy', (bye: SrfReq | undefined, reason?: string) => {
+      void session.legEnded(leg, reason ?? 'BYE', arrivalWallMs(bye?.stackTime, Date.now(), ctx.deps.config.rtp.horizonMs)).then(() => leg.close({ bye: false }));
     });
   }
 

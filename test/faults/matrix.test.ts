@@ -6,13 +6,13 @@
  * `jobs retry`, kill -9 mid-call and restart are in test/e2e/delivery.test.ts; SIGTERM mid-call in test/e2e/ops.test.ts.)
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import { decode, medianToneShare, span, toneShare } from '../harness/audio.js';
+import { decode, medianToneShare, rmsDb, span, toneShare } from '../harness/audio.js';
 import { davServer, metadataReceiver, redisServer } from '../harness/delivery-servers.js';
 import { parsePromText } from '../harness/prom-text.js';
-import { startApp, startSim, tempDir, type AppProcess } from '../harness/recorder-harness.js';
+import { rtpRange, startApp, startSim, tempDir, type AppProcess } from '../harness/recorder-harness.js';
 import { RtpSender } from '../harness/rtp-sender.js';
 import { SipUac, type UacDialog } from '../harness/sip-uac.js';
 import { sleep, until } from '../harness/until.js';
@@ -326,4 +326,117 @@ t.test('a spool over spool.maxBytes: unready, new conf-ids 503, a live call goes
   const spooled = await app.waitForLog(/recording spooled/);
   t.ok((spooled.durationMs as number) > 11_000, 'the live call was recorded to its end');
   await app.stop();
+});
+
+/** A relayed two-party call: two dialogs of one conf-id (far end, then the recorded DN), each party with its own RTP socket; recording started. */
+async function relayedCall(conf: string): Promise<{ dialogs: UacDialog[]; ports: number[]; rtp: RtpSender[] }> {
+  const rtp = [await RtpSender.open(), await RtpSender.open()];
+  const dialogs: UacDialog[] = [];
+  const ports: number[] = [];
+  for (const r of rtp) {
+    const inv = await uac.request('INVITE', `sip:msml=${conf}@127.0.0.1:${sim.sipPort};dn=7001;record;tenant-dbid=1;media-service=record`, {
+      headers: { 'content-type': 'application/sdp', 'X-Genesys-CallUUID': `${conf}UUID` },
+      body: PCMU(r.port),
+    });
+    if (inv.status !== 200) throw new Error(`INVITE ${inv.status}`);
+    dialogs.push(uac.dialogOf(inv));
+    ports.push(Number(/m=audio (\d+)/.exec(String(inv.content))?.[1]));
+  }
+  const r = await uac.request('INFO', '', { dialog: dialogs[0], headers: { 'content-type': 'application/vnd.radisys.msml+xml' }, body: `<msml version="1.1"><dialogstart target="conf:${conf}" name="rec"><record/></dialogstart></msml>` });
+  if (!/response="200"/.test(String(r.content))) throw new Error(`dialogstart: ${r.content}`);
+  return { dialogs, ports, rtp };
+}
+
+/**
+ * Where a 20 ms window of either channel of `file` is silent (below -35 dBFS; the parties' tones are at -12), for
+ * `seconds` from where both parties are first heard (the recording starts at the dialogstart, the RTP a little later).
+ */
+function holes(file: string, seconds: number): string[] {
+  const d = decode(file);
+  const loud = (c: number, s: number): boolean => rmsDb(span(d.channels[c], s, s + 0.02)) > -35;
+  let from = 0;
+  while (from < d.seconds && !(loud(0, from) && loud(1, from))) from += 0.02;
+  const out: string[] = [];
+  if (from + seconds > d.seconds) out.push(`the file has ${d.seconds.toFixed(2)} s, both parties heard from ${from.toFixed(2)} s`);
+  for (let s = from; s + 0.02 <= Math.min(d.seconds, from + seconds); s += 0.02) {
+    for (const c of [0, 1]) if (!loud(c, s)) out.push(`${c === 0 ? 'left' : 'right'} ${(s - from).toFixed(2)} s in`);
+  }
+  return out;
+}
+
+/** A relayed call of `seconds` whose left party holds its packets `hold` and then sends them at once; hung up and spooled. */
+async function heldSenderCall(app: AppProcess, conf: string, seconds: number, hold: { atMs: number; forMs: number }): Promise<void> {
+  const c = await relayedCall(conf);
+  await Promise.all([
+    c.rtp[0].play(c.ports[0], { law: 'PCMU', freq: 600, seconds, ssrc: 300, hold }),
+    c.rtp[1].play(c.ports[1], { law: 'PCMU', freq: 900, seconds, ssrc: 400 }),
+  ]);
+  await sleep(200);
+  for (const d of c.dialogs) await uac.request('BYE', '', { dialog: d });
+  for (const r of c.rtp) r.close();
+  await until(`${conf} spooled`, () => spooledOf(app, conf) !== null, 10_000);
+}
+
+const spooledOf = (app: AppProcess, conf: string): { mp3: string; durationMs: number } | null => {
+  const line = app.logs.find((l) => l.includes('recording spooled') && l.includes(`${conf}UUID`));
+  return line ? (JSON.parse(line) as { mp3: string; durationMs: number }) : null;
+};
+
+t.test('the recorder stopped 1.5 s (SIGSTOP, as a CPU quota or a VM pause) with 20 relayed calls up: every recording whole, nothing lost', async (t) => {
+  const ports = rtpRange(100);
+  const app = await start(env(tempDir('spool-stall'), { MSMLREC_DELIVERY_ENABLED: 'false', MSMLREC_MEDIA_WORKERS: '2', MSMLREC_RTP_PORT_MIN: String(ports.min), MSMLREC_RTP_PORT_MAX: String(ports.max) }));
+  t.teardown(() => app.stop('SIGKILL'));
+  const confs = Array.from({ length: 20 }, (_, i) => `st${i}`);
+  const calls = [];
+  for (const conf of confs) calls.push(await relayedCall(conf));
+  const plays = calls.flatMap((c) => [
+    c.rtp[0].play(c.ports[0], { law: 'PCMU', freq: 600, seconds: 6, ssrc: 100 }),
+    c.rtp[1].play(c.ports[1], { law: 'PCMU', freq: 900, seconds: 6, ssrc: 200 }),
+  ]);
+  await sleep(2500);
+  app.proc.kill('SIGSTOP');
+  await sleep(1500);
+  app.proc.kill('SIGCONT');
+  await Promise.all(plays);
+  await sleep(200);
+  for (const c of calls) for (const d of c.dialogs) await uac.request('BYE', '', { dialog: d });
+  for (const c of calls) for (const r of c.rtp) r.close();
+  await until('all 20 spooled', () => confs.every((c) => spooledOf(app, c)), 30_000, () => app.logs.slice(-5).join('\n'));
+  let whole = 0;
+  for (const conf of confs) {
+    const s = spooledOf(app, conf);
+    const h = holes(s?.mp3 ?? '', 5.7);
+    if (h.length === 0) whole++;
+    else t.fail(`${conf}: holes at ${h.slice(0, 6).join(', ')}`);
+  }
+  t.equal(whole, 20, 'all 20 recordings have both parties all through, across the stall');
+  t.equal(await metric(app, 'msmlrec_audio_dropped_late_seconds_total'), 0, 'no audio dropped as late');
+  t.ok((await metric(app, 'msmlrec_rtp_backlog_placed_total')) > 0, 'the backlog the stall left was placed by timestamp, and counted');
+  await app.stop();
+});
+
+t.test("one sender's packets held 1.5 s, then sent in a burst: that recording is whole", async (t) => {
+  const app = await start(env(tempDir('spool-burst'), { MSMLREC_DELIVERY_ENABLED: 'false' }));
+  t.teardown(() => app.stop('SIGKILL'));
+  await heldSenderCall(app, 'burst1', 6, { atMs: 2000, forMs: 1500 });
+  const h = holes(spooledOf(app, 'burst1')?.mp3 ?? '', 5.7);
+  t.same(h, [], 'no hole on either channel: the burst went back to where its timestamps put it');
+  t.equal(await metric(app, 'msmlrec_audio_dropped_late_seconds_total'), 0, 'nothing dropped');
+  await app.stop();
+});
+
+t.test('audio later than the hold horizon (a sender held 2.5 s, horizon 1 s): what came too late is counted (metric, sidecar, log), nothing moves', async (t) => {
+  const spool = tempDir('spool-longstall');
+  const app = await start(env(spool, { MSMLREC_DELIVERY_ENABLED: 'false', MSMLREC_RTP_HORIZON_MS: '1000' }));
+  t.teardown(() => app.stop('SIGKILL'));
+  await heldSenderCall(app, 'ls1', 7, { atMs: 2000, forMs: 2500 });
+  const dropped = await metric(app, 'msmlrec_audio_dropped_late_seconds_total');
+  t.ok(dropped > 1.0 && dropped < 1.8, `dropped ${dropped.toFixed(2)} s: about the 1.4 s by which the burst missed the 1.08 s hold`);
+  t.ok(app.logs.some((l) => l.includes('was dropped') && l.includes('lateMs')), 'logged with the recording');
+  const s = spooledOf(app, 'ls1');
+  const sidecar = JSON.parse(readFileSync((s?.mp3 ?? '').replace(/\.mp3$/, '.json'), 'utf8')) as { audio?: { lateMs?: number } };
+  t.ok((sidecar.audio?.lateMs ?? 0) > 1000, `the sidecar says ${sidecar.audio?.lateMs} ms of audio came too late`);
+  const h = holes(s?.mp3 ?? '', 6.7);
+  const at = h.map((x) => Number(/ (\d+\.\d+) s in/.exec(x)?.[1]));
+  t.ok(h.length > 0 && h.every((x) => x.startsWith('left')) && at.every((a) => a >= 1.8 && a <= 3.6), `the only holes are the held party's, inside the hold: ${h.slice(0, 3).join(', ')} … ${h.slice(-2).join(', ')}`);
 });

@@ -17,8 +17,11 @@ export class RtpSender {
     return new RtpSender(socket, socket.address().port);
   }
 
-  /** Streams a tone to `to` for `seconds`; resolves when done. */
-  play(to: number, opts: { law: G711Law; freq: number; seconds: number; ssrc: number }): Promise<void> {
+  /**
+   * Streams a tone to `to` for `seconds`; resolves when done. `hold`: from `atMs` into the play, nothing is sent for
+   * `forMs`, then everything held goes out at once (a sender stalled, or a network that buffered its packets).
+   */
+  play(to: number, opts: { law: G711Law; freq: number; seconds: number; ssrc: number; hold?: { atMs: number; forMs: number } }): Promise<void> {
     const g711 = encodeG711(opts.law, tonePcm({ freq: opts.freq, amplitude: 8000 }, opts.seconds));
     const pt = opts.law === 'PCMU' ? 0 : 8;
     const t0 = performance.now();
@@ -30,7 +33,9 @@ export class RtpSender {
     return new Promise((resolve) => {
       const next = (): void => {
         const now = performance.now();
-        while (k * 20 <= now - t0 && (k + 1) * 160 <= g711.length) {
+        const h = opts.hold;
+        const holding = h !== undefined && now - t0 >= h.atMs && now - t0 < h.atMs + h.forMs;
+        while (!holding && k * 20 <= now - t0 && (k + 1) * 160 <= g711.length) {
           this.socket.send(buildRtp({ payloadType: pt, marker: k === 0, sequence: st.seq++ & 0xffff, timestamp: (ts0 + k * 160) >>> 0, ssrc: opts.ssrc, payload: g711.subarray(k * 160, (k + 1) * 160) }), to, '127.0.0.1');
           this.sent++;
           k++;
@@ -40,7 +45,8 @@ export class RtpSender {
           resolve();
           return;
         }
-        this.timer = setTimeout(next, Math.max(1, t0 + k * 20 - performance.now()));
+        const due = holding && h ? t0 + h.atMs + h.forMs : t0 + k * 20;
+        this.timer = setTimeout(next, Math.max(1, due - performance.now()));
       };
       next();
     });

@@ -152,9 +152,9 @@ t.test('a crashed encoder worker: the recording continues on a new one; the othe
 });
 
 /** A media session (the media side of a call, as on a media host) on a fake clock whose recordings use `pool`. */
-function slowSession(pool: EncoderPool): { clock: FakeClock; session: MediaSession; start: () => string } {
+function slowSession(pool: EncoderPool): { clock: FakeClock; session: MediaSession; start: () => Promise<string> } {
   const clock = new FakeClock();
-  const session = new MediaSession('slow1', log);
+  const session = new MediaSession('slow1', log, clock, 1120, 500);
   const deps = { pool, spoolDir: mkdtempSync(join(tmpdir(), 'rec-slow-')), clock, log, format: { channels: 2, kbps: 16 } as const, wav: null, holdSamples: 1120, leftChannel: 'other' };
   return { clock, session, start: () => session.start(deps, ctx('slow1'), Number.POSITIVE_INFINITY) };
 }
@@ -176,7 +176,7 @@ t.test('capture starts at dialogstart: the audio that arrives while the files ar
     finish: (id: string) => pool.finish(id),
   } as unknown as EncoderPool;
   const { clock, session, start } = slowSession(slow);
-  start();
+  void start();
   t.equal(opened, false, 'started while the encoder was still opening');
   const head = tonePcm({ freq: 700, amplitude: 8000 }, 0.5);
   const rest = tonePcm({ freq: 1100, amplitude: 8000 }, 1);
@@ -212,7 +212,7 @@ t.test('a recording that starts between two packets has audio from its first sam
   session.sink(0, clock.t - 160 - 12 * 8, tone.subarray(0, 160));
   session.sink(0, clock.t - 12 * 8, tone.subarray(160, 320));
   session.sink(0, clock.t + 8 * 8, tone.subarray(320, 480));
-  start();
+  await start();
   let at = clock.t + 8 * 8 + 160;
   for (let k = 3; k < 100; k++) {
     clock.t = at;

@@ -6,17 +6,17 @@ const fill = (n: number, v: number): Int16Array => new Int16Array(n).fill(v);
 
 t.test('timeline: RTP time after the anchor, wrap-safe; loss keeps positions', async (t) => {
   const tl = new LegTimeline(3200);
-  t.equal(tl.place(1, 0xffffff60, 1000), 1000, 'anchored at arrival');
-  t.equal(tl.place(1, 0x00000000, 1165), 1160, '32-bit wrap: next packet is 160 later');
-  t.equal(tl.place(1, 0x000001e0, 1500), 1640, 'two lost packets: position follows RTP time, not arrival');
+  t.equal(tl.place(1, 10, 0xffffff60, 1000), 1000, 'anchored at arrival');
+  t.equal(tl.place(1, 11, 0x00000000, 1165), 1160, '32-bit wrap: next packet is 160 later');
+  t.equal(tl.place(1, 14, 0x000001e0, 1500), 1640, 'two lost packets: position follows RTP time, not arrival');
 });
 
 t.test('timeline: a new SSRC or a wild timestamp re-anchors, and is counted', async (t) => {
   const tl = new LegTimeline(3200);
-  tl.place(1, 5000, 0);
-  t.equal(tl.place(2, 999999, 8000), 8000);
+  tl.place(1, 1, 5000, 0);
+  t.equal(tl.place(2, 500, 999999, 8000), 8000);
   t.equal(tl.ssrcChanges, 1);
-  t.equal(tl.place(2, 999999 + 160 + 80000, 8160), 8160, 'a 10 s timestamp jump with no 10 s wait re-anchors');
+  t.equal(tl.place(2, 501, 999999 + 160 + 80000, 8160), 8160, 'a 10 s timestamp jump with no 10 s wait re-anchors');
   t.equal(tl.reanchors, 1);
 });
 
@@ -79,7 +79,7 @@ function driftRun(ppm: number, seed: number): { worst: number; slews: number; re
   for (let k = 0; k < packets; k++) {
     const sent = (k * 160) / (1 + ppm * 1e-6);
     const jitter = rand() * 240 + (rand() < 0.001 ? 1200 : 0);
-    const pos = tl.place(7, (k * 160) % 2 ** 32, sent + base + jitter);
+    const pos = tl.place(7, k & 0xffff, (k * 160) % 2 ** 32, sent + base + jitter);
     if (k > packets - 30_000) worst = Math.max(worst, Math.abs(pos - (sent + base)));
   }
   return { worst, slews: tl.slews, reanchors: tl.reanchors };
@@ -97,14 +97,65 @@ t.test('timeline: a sender clock off by ±100 ppm stays within 20 ms of true tim
   t.ok(naive > 300, `uncorrected drift would be ${naive} ms`);
 });
 
-t.test('timeline: a hold whose timestamps did not advance re-anchors to arrival; the gap stays a gap', async (t) => {
+t.test('timeline: a sender that resumes with stale timestamps re-anchors once its lateness does not shrink; the gap stays a gap', async (t) => {
   const tl = new LegTimeline(3200);
-  tl.place(1, 0, 0);
-  for (let k = 1; k < 100; k++) tl.place(1, k * 160, k * 160);
-  // 5 s on hold, then the sender resumes where its timestamps left off
-  const at = tl.place(1, 100 * 160, 100 * 160 + 40_000);
-  t.equal(at, 100 * 160 + 40_000, 'placed at its arrival, 5 s later');
+  for (let k = 0; k < 100; k++) tl.place(1, k, k * 160, k * 160);
+  // 5 s silent (no SDP hold), then the sender resumes where its timestamps left off, in real time
+  const late = 40_000;
+  const first = tl.place(1, 100, 100 * 160, 100 * 160 + late);
+  t.equal(first, 100 * 160, 'at first placed by its timestamp (it could be the backlog of a stall)');
+  let k = 101;
+  for (; k < 130 && tl.reanchors === 0; k++) tl.place(1, k, k * 160, k * 160 + late);
+  t.equal(tl.reanchors, 1, 're-anchored');
+  t.ok((k - 100) * 20 <= 240, `after ${(k - 100) * 20} ms of lateness that did not shrink`);
+  t.equal(tl.place(1, k, k * 160, k * 160 + late), k * 160 + late, 'then placed at arrival, 5 s later');
+  t.equal(tl.latePlaced, k - 1 - 100, 'the packets before the decision were placed late and counted');
+});
+
+t.test("timeline: a stall's backlog keeps its place, however late; lateness that shrinks is never a re-anchor", async (t) => {
+  for (const stallMs of [700, 1500, 4000]) {
+    const tl = new LegTimeline(3200);
+    const stallFrom = 50;
+    const n = stallMs / 20;
+    const places: number[] = [];
+    for (let k = 0; k < 300; k++) {
+      const sent = k * 160;
+      // during the stall nothing is read; then the backlog is read 5 packets per ms
+      const arrival = k >= stallFrom && k < stallFrom + n ? (stallFrom + n) * 160 + (k - stallFrom) * 1.6 : sent;
+      places.push(tl.place(9, k, 1_000_000 + k * 160, arrival));
+    }
+    t.same(places, places.map((_, k) => k * 160), `${stallMs} ms stall: every packet at its RTP place`);
+    t.equal(tl.reanchors, 0, `${stallMs} ms stall: no re-anchor`);
+    t.ok(tl.latePlaced > 0 && tl.latePlaced <= n, `${stallMs} ms stall: ${tl.latePlaced} packets placed late, counted`);
+  }
+});
+
+t.test('timeline: a wrapped timestamp and sequence number inside a burst keep their place', async (t) => {
+  const tl = new LegTimeline(3200);
+  const ts0 = 0xffffffff - 160 * 40 + 1;
+  const seq0 = 0xffff - 30;
+  const places: number[] = [];
+  for (let k = 0; k < 120; k++) {
+    // packets 20..79 held back 1.5 s by the sender, then sent in one burst
+    const arrival = k >= 20 && k < 80 ? 80 * 160 + (k - 20) * 4 : k * 160;
+    places.push(tl.place(3, (seq0 + k) & 0xffff, (ts0 + k * 160) % 2 ** 32, arrival));
+  }
+  t.same(places, places.map((_, k) => k * 160), 'placed by timestamp across both wraps');
+  t.equal(tl.reanchors, 0);
+});
+
+t.test('timeline: a new SSRC in a burst, a late packet that goes back in time, a real jump: each re-anchors', async (t) => {
+  const tl = new LegTimeline(3200);
+  for (let k = 0; k < 50; k++) tl.place(1, k, k * 160, k * 160);
+  t.equal(tl.place(2, 7, 123_456, 8000 + 9000), 17_000, 'a new SSRC anchors at its arrival, however late the burst');
+  t.equal(tl.ssrcChanges, 1);
+  for (let k = 1; k < 10; k++) tl.place(2, 7 + k, 123_456 + k * 160, 17_000 + k * 160);
+  t.equal(tl.place(2, 17, 123_456 - 50_000, 17_000 + 10 * 160), 17_000 + 10 * 160, 'a timestamp that jumps back is not a continuation: re-anchored at arrival');
   t.equal(tl.reanchors, 1);
+  t.equal(tl.place(2, 18, 123_456 + 500_000, 17_000 + 11 * 160), 17_000 + 11 * 160, 'a jump ahead re-anchors');
+  t.equal(tl.reanchors, 2);
+  tl.reset();
+  t.equal(tl.place(2, 19, 5, 99_999), 99_999, 'after a reset (back from hold) the next packet anchors afresh');
 });
 
 /**
@@ -117,7 +168,7 @@ function stalledRecorder(stallMs: number, hold: number): { late: number; silent:
   const mixer = new ChannelMixer(2, 2, 8); // the recording starts where the first packets land (1 ms)
   const stallFrom = 3000;
   let nextTick = 100;
-  for (let k = 0; k < 300; k++) {
+  for (let k = 0; k < 500; k++) {
     const sent = k * 20 + 1;
     // while stalled nothing is handled; afterwards the queue is drained, in order
     const handled = sent >= stallFrom && sent < stallFrom + stallMs ? stallFrom + stallMs : sent;
@@ -125,19 +176,52 @@ function stalledRecorder(stallMs: number, hold: number): { late: number; silent:
       mixer.take((nextTick * 8) - hold); // the tick (a timer) runs before the queued packets are read
       nextTick += 100;
     }
-    legs.forEach((tl, slot) => mixer.write(slot, tl.place(slot + 1, k * 160, handled * 8), fill(160, 1000)));
+    legs.forEach((tl, slot) => mixer.write(slot, tl.place(slot + 1, k, k * 160, handled * 8), fill(160, 1000)));
   }
-  mixer.take(6000 * 8);
+  mixer.take(10_000 * 8);
   return { late: mixer.lateSamples, silent: mixer.silentSamples };
 }
 
-t.test('recording hold: a 400 ms stall of the recorder loses nothing; the old 140 ms wait dropped audio', async (t) => {
+t.test('recording hold: a 1.5 s stall of the recorder loses nothing; a stall past the horizon is counted, not moved', async (t) => {
   const { holdSamples } = await import('../../src/recording/recording.js');
-  const hold = holdSamples(80, 400);
-  t.equal(hold, 3840, 'jitter wait + skew limit = 480 ms');
-  const ok = stalledRecorder(390, hold);
-  t.equal(ok.late, 0, 'no sample dropped as late');
-  t.same(ok.silent, [0, 0], 'no silence filled on either leg (the legs sent all along)');
-  const old = stalledRecorder(390, (80 + 60) * 8);
-  t.ok(old.late > 0, `a 140 ms wait drops ${old.late / 8} ms of each leg's audio under the same stall`);
+  const hold = holdSamples(80, 2500);
+  t.equal(hold, 2580 * 8, 'jitter wait + horizon');
+  for (const stall of [700, 1500, 2400]) {
+    const ok = stalledRecorder(stall, hold);
+    t.equal(ok.late, 0, `${stall} ms stall: no sample dropped as late`);
+    t.same(ok.silent, [0, 0], `${stall} ms stall: no silence filled on either leg (the legs sent all along)`);
+  }
+  const past = stalledRecorder(4000, hold);
+  t.ok(past.late > 0, `a 4 s stall drops ${past.late / 16} ms of each leg's audio, counted`);
+  t.ok(Math.abs(past.late / 16 - (4000 - 2580)) < 120, 'about what the stall exceeded the hold by');
+  t.same(past.silent, [past.late / 2, past.late / 2], 'the dropped span is silence at its place; nothing else moved');
+  const old = stalledRecorder(700, (80 + 400) * 8);
+  t.ok(old.late > 0, `the old 480 ms hold drops ${old.late / 16} ms of each leg's audio under a 700 ms stall`);
+});
+
+t.test('mixer: the ring wraps and grows without losing or moving audio; discard drops uncounted', async (t) => {
+  const m = new ChannelMixer(2, 2, 0, 64);
+  t.equal(m.capacity, 64);
+  let v = 1;
+  for (let at = 0; at < 1000; at += 40) {
+    m.write(0, at, fill(40, v));
+    m.write(1, at, fill(40, -v));
+    const f = m.take(at + 40);
+    t.equal(f.channels[0][39] + f.channels[1][0], 0, `span ${at}: both slots in place`);
+    if (f.channels[0][0] !== v) t.fail(`span ${at}: got ${f.channels[0][0]}`);
+    v++;
+  }
+  m.write(0, 1000 + 300, fill(100, 5)); // beyond the ring: it grows
+  t.ok(m.capacity >= 400);
+  const f = m.take(1500);
+  t.same([f.channels[0][299], f.channels[0][300], f.channels[0][399], f.channels[0][400]], [0, 5, 5, 0]);
+  m.write(0, 1500, fill(100, 9));
+  const silentBefore = m.silentSamples[0];
+  m.discard(1550);
+  t.equal(m.position, 1550);
+  t.equal(m.silentSamples[0], silentBefore, 'discarding counts no silence');
+  t.equal(m.take(1600).channels[0][0], 9, 'what is after the discard stays');
+  m.discard(1_000_000);
+  t.equal(m.position, 1_000_000, 'a long discard moves the base however far');
+  t.equal(m.take(1_000_010).channels[0][0], 0);
 });
