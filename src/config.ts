@@ -1,11 +1,12 @@
 import { readFileSync } from 'node:fs';
-import { availableParallelism, hostname } from 'node:os';
+import { hostname } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
 import { loadProfiles, speechMinerUrl } from './profiles.js';
 import { loadCertificates, type Encryption } from './recording/cms-envelope.js';
+import { usableCores } from './ops/cpu-pressure.js';
 
 const port = z.number().int().min(1).max(65535);
 
@@ -55,6 +56,8 @@ const Schema = z
       .object({
         maxLoopDelayMs: z.number().int().min(0),
         maxEncodeLagMs: z.number().int().min(0),
+        maxThrottledPct: z.number().min(0).max(100),
+        maxCpuWaitPct: z.number().min(0).max(100),
         windowMs: z.number().int().min(100).max(60_000),
         holdSec: z.number().min(0),
       })
@@ -239,13 +242,16 @@ export function instanceId(c: Config): string {
 
 /** Encoder workers to start, in all: the configured number, or one per core. */
 export function encoderWorkers(c: Config): number {
-  return c.encoder.workers > 0 ? c.encoder.workers : Math.max(1, availableParallelism());
+  return c.encoder.workers > 0 ? c.encoder.workers : usableCores();
 }
 
-/** Media worker threads to start: one per core for `auto`; 0 runs the media in the main thread. */
+/**
+ * Media worker threads to start: one per core the container may use for `auto` (its CPU quota, not the node's
+ * cores); 0 runs the media in the main thread.
+ */
 export function mediaWorkers(c: Config): number {
   const w = c.media.workers;
-  return w === 'auto' ? Math.max(1, availableParallelism()) : Number(w);
+  return w === 'auto' ? usableCores() : Number(w);
 }
 
 /** Renders the config for the start-up log with secrets hidden. */

@@ -198,6 +198,7 @@ export function startRecorder(config: Config): Recorder {
         pendingRecordings: spool.state.pending,
         destinations: delivery?.health.all() ?? [],
         profiles: { version: profiles.current.resolve('default')?.version, names: profiles.current.names, lastReloadError: profiles.lastError },
+        admission: { refusing: load.refusal(), lastReason: load.gate.lastReason, last: load.gate.last },
       }),
       drain: () => startDraining('POST /drain'),
       restartMediaWorker: (n) => plane.restartWorker(n),

@@ -90,7 +90,7 @@ export class MediaHost {
       case 'openLeg': {
         let s = this.sessions.get(req.key);
         if (!s) {
-          s = new MediaSession(req.key, this.log.child(req.log), systemClock, this.hold, this.config.horizonMs);
+          s = new MediaSession(req.key, this.log.child(req.log), systemClock, this.hold, this.config.horizonMs, this.config.maxSkewMs * SAMPLES_PER_MS);
           // the main thread's session logs it and tells SIP Server
           s.onOpenFailed = (mediaId, err) => this.send({ kind: 'openFailed', key: req.key, mediaId, message: err.message });
           this.sessions.set(req.key, s);

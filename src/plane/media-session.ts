@@ -55,6 +55,11 @@ export class MediaSession {
     private readonly hold: number,
     /** How long a stop waits at most for the streams to reach its instant, ms of the thread's own running time. */
     private readonly settleMs: number,
+    /**
+     * How far behind what the streams reached encoding stays, samples: a leg's placement may still move back by up to
+     * the skew limit (a drift correction), and what it writes there must not be late.
+     */
+    private readonly margin = 0,
   ) {
     this.mixer = new ChannelMixer(2, 2, clock.now() - hold, mixerCapacity(hold));
   }
@@ -130,11 +135,27 @@ export class MediaSession {
     b.streams[0].peer = a.streams[0];
   }
 
-  /** Periodic work: release due packets, encode what is old enough (nothing records: drop it). */
+  /** Periodic work: release due packets, encode what is final (nothing records: drop what is older than the hold). */
   tick(): void {
     for (const l of this.legs.values()) for (const s of l.streams) s.poll();
-    if (this.rec) this.rec.tick();
+    if (this.rec) this.rec.tick(this.reached());
     else if (!this.stopping) this.mixer.discard(this.clock.now() - this.hold);
+  }
+
+  /**
+   * The clock position every live stream not on hold has played its audio up to (streams that never sent are not
+   * waited for: their first packet anchors at its arrival, after it), less the margin; -inf when there is none.
+   */
+  private reached(): number {
+    let least = Number.POSITIVE_INFINITY;
+    for (const l of this.legs.values()) {
+      if (l.ended) continue;
+      for (const s of l.streams) {
+        if (s.isClosed || s.held || s.capture.reached === Number.NEGATIVE_INFINITY) continue;
+        if (s.capture.reached < least) least = s.capture.reached;
+      }
+    }
+    return least === Number.POSITIVE_INFINITY ? Number.NEGATIVE_INFINITY : least - this.margin;
   }
 
   /**

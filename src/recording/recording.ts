@@ -54,13 +54,14 @@ export interface FinalizedRecording extends FinalizedFiles {
 }
 
 /**
- * How long (samples) a recording waits before it encodes a position: the jitter buffer's wait plus the hold horizon.
- * A packet placed by its RTP time can reach the mixer that late — delayed by the network, by the wait for a gap in
- * front of it, or by a stall: of the recorder (a paused process, a CFS-throttled pod, a busy node), of one of its
- * threads, or of a sender that held its packets back and sent them in a burst — and is still recorded at its place.
- * Waiting costs only memory (the session's mixer ring: 3 bytes per sample and input, 2 inputs, the span rounded up to
- * a power of two: 192 kB per call at the defaults, 80 + 2500 ms), never audio, and a stop does not wait for it: the
- * last frames are taken at the stop instant.
+ * How long (samples) a recording waits at most before it encodes a position: the jitter buffer's wait plus the hold
+ * horizon. A packet placed by its RTP time can reach the mixer that late — delayed by the network, by the wait for a
+ * gap in front of it, or by a stall: of the recorder (a paused process, a CFS-throttled pod, a busy node), of one of
+ * its threads, or of a sender that held its packets back and sent them in a burst — and is still recorded at its
+ * place. A recording whose streams are all on time encodes close behind them (`tick`); only a stream that is behind
+ * is waited for this long. Waiting costs memory (the session's mixer ring: 3 bytes per sample and input, 2 inputs,
+ * the span rounded up to a power of two: 192 kB per call at the defaults, 80 + 2500 ms), never audio, and a stop does
+ * not wait for it: the last frames are taken at the stop instant.
  */
 export function holdSamples(jitterMs: number, horizonMs: number): number {
   return (jitterMs + horizonMs) * SAMPLES_PER_MS;
@@ -285,10 +286,16 @@ export class Recording {
     this.endAt = Math.max(this.startAt, Math.min(this.endAt, Math.floor(at)));
   }
 
-  /** Encodes everything older than the hold time, unless the previous batch is still being encoded. */
-  tick(): void {
+  /**
+   * Encodes what is final, unless the previous batch is still being encoded: everything up to `reached` (the position
+   * every live stream has delivered its audio up to: nothing more can arrive for the span before it), and in any case
+   * everything older than the hold (a stream that is behind — silent, stalled, its sender holding packets back — is
+   * waited for that long). Encoding close behind the streams keeps what a crash of the process can lose small.
+   */
+  tick(reached = Number.NEGATIVE_INFINITY): void {
     if (this.stopping || this.inflight || !this.ready) return;
-    this.emit(Math.min(this.deps.clock.now() - this.deps.holdSamples, this.limit));
+    const now = this.deps.clock.now();
+    this.emit(Math.min(Math.max(now - this.deps.holdSamples, Math.min(reached, now)), this.limit));
   }
 
   /** Takes the mixer's frames up to `until` now, and queues their encoding and writing behind what is queued. */

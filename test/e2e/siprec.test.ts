@@ -108,12 +108,17 @@ for (const run of [
     t.match(probe(spooled.mp3), { codec: 'mp3', channels: 2, sampleRate: 8000 }, 'stereo MP3');
     const audio = decode(spooled.mp3);
     const [left, right] = audio.channels;
-    // both parties send from 0.6 s to 4.6 s of the recording
-    const l = heard(left, CALLER.freq, 0.8, 4.4);
-    const r2 = heard(right, CALLEE.freq, 0.8, 4.4);
+    // the recording starts at the INVITE's arrival, the pcap once SIPp has the 200 OK: both parties send from 0.6 s
+    // to 4.6 s of the pcap
+    let first0 = 0;
+    while (first0 < left.length && Math.abs(left[first0]) < 300 && Math.abs(right[first0]) < 300) first0++;
+    const t0 = first0 / 8000;
+    t.ok(t0 < 1, `the RTP starts ${t0.toFixed(3)} s into the recording (the time the INVITE took to answer)`);
+    const l = heard(left, CALLER.freq, t0 + 0.8, t0 + 4.4);
+    const r2 = heard(right, CALLEE.freq, t0 + 0.8, t0 + 4.4);
     t.ok(l.ok, `left: the caller (${l.text})`);
     t.ok(r2.ok, `right: the callee (${r2.text})`);
-    t.ok(medianToneShare(left, CALLEE.freq, 0.8, 4.4) < 0.05 && medianToneShare(right, CALLER.freq, 0.8, 4.4) < 0.05, 'neither party on the other side');
+    t.ok(medianToneShare(left, CALLEE.freq, t0 + 0.8, t0 + 4.4) < 0.05 && medianToneShare(right, CALLER.freq, t0 + 0.8, t0 + 4.4) < 0.05, 'neither party on the other side');
     const sidecar = JSON.parse(readFileSync(spooled.sidecar, 'utf8')) as Sidecar;
     t.equal(sidecar.siprec?.sessionId, run.session, 'the sidecar keeps the SIPREC session id');
     t.equal(sidecar.siprec?.channelsBy, 'metadata');
@@ -273,9 +278,14 @@ t.test('at recording.maxDurationSec a SIPREC recording goes on in a next part, w
   const joined = new Int16Array(audio.reduce((n, a) => n + a.length, 0));
   audio.reduce((at, a) => (joined.set(a, at), at + a.length), 0);
   const total = joined.length / 8000;
-  t.ok(Math.abs(total - 5) < 0.3, `the parts add up to the call: ${sidecars.map((s) => s.durationMs).join(' + ')} ms`);
+  // the recording starts at the INVITE's arrival; the SRC's RTP only once it has the 200 OK
+  let lead = 0;
+  while (lead < joined.length && Math.abs(joined[lead]) < 300) lead++;
+  const answerS = lead / 8000;
+  t.ok(answerS < 1, `the audio starts ${answerS.toFixed(3)} s into the first part (the time the INVITE took to answer)`);
+  t.ok(Math.abs(total - answerS - 5) < 0.3, `the parts add up to the call: ${sidecars.map((s) => s.durationMs).join(' + ')} ms`);
   let quietest = Infinity;
-  for (let s = 0.3; s + 0.02 < total - 0.3; s += 0.02) quietest = Math.min(quietest, rmsDb(span(joined, s, s + 0.02)));
+  for (let s = answerS + 0.1; s + 0.02 < total - 0.3; s += 0.02) quietest = Math.min(quietest, rmsDb(span(joined, s, s + 0.02)));
   t.ok(quietest > -25, `no hole across the part boundaries (quietest 20 ms: ${quietest.toFixed(1)} dBFS)`);
   // sample-exact in the G.711 WAV copy: the next parts start with the tone, not with silence
   const leadingQuiet = (p: { mp3: string }): number => {

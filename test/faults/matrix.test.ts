@@ -440,3 +440,44 @@ t.test('audio later than the hold horizon (a sender held 2.5 s, horizon 1 s): wh
   const at = h.map((x) => Number(/ (\d+\.\d+) s in/.exec(x)?.[1]));
   t.ok(h.length > 0 && h.every((x) => x.startsWith('left')) && at.every((a) => a >= 1.8 && a <= 3.6), `the only holes are the held party's, inside the hold: ${h.slice(0, 3).join(', ')} … ${h.slice(-2).join(', ')}`);
 });
+
+t.test('the recorder under a CPU quota it cannot work within: new conf-ids 503 with the reason (metric, /status), the live call goes on', async (t) => {
+  const cg = `/sys/fs/cgroup/cpu/msmlrec-test-${process.pid}`;
+  try {
+    mkdirSync(cg);
+  } catch (err) {
+    t.fail(`this case needs a writable cgroup v1 cpu controller (CI runs as root on cgroup v1): ${(err as Error).message}`);
+    return;
+  }
+  const app = await start(env(tempDir('spool-quota'), { MSMLREC_DELIVERY_ENABLED: 'false', MSMLREC_ADMISSION_MAX_THROTTLED_PCT: '10', MSMLREC_ADMISSION_WINDOW_MS: '500', MSMLREC_ADMISSION_HOLD_SEC: '2' }));
+  t.teardown(async () => {
+    await app.stop('SIGKILL');
+    // the cgroup can go once nothing is in it
+    for (let i = 0; i < 50; i++) {
+      try {
+        execFileSync('rmdir', [cg]);
+        return;
+      } catch {
+        await sleep(100);
+      }
+    }
+  });
+  const c = await relayedCall('quota1');
+  const plays = [c.rtp[0].play(c.ports[0], { law: 'PCMU', freq: 600, seconds: 8, ssrc: 700 }), c.rtp[1].play(c.ports[1], { law: 'PCMU', freq: 900, seconds: 8, ssrc: 800 })];
+  await sleep(1000);
+  // 2 ms of CPU every 100 ms: far less than a recorder with a call needs
+  execFileSync('sh', ['-c', `echo 100000 > ${cg}/cpu.cfs_period_us && echo 2000 > ${cg}/cpu.cfs_quota_us && echo ${app.proc.pid} > ${cg}/cgroup.procs`]);
+  await until('overloaded by the quota', async () => (await metric(app, 'msmlrec_overloaded')) === 1, 8000, () => app.logs.slice(-3).join('\n'));
+  const status = JSON.parse((await app.ops('/status')).body) as { admission: { refusing: string | null } };
+  t.match(status.admission.refusing, /CPU quota throttled \d+ % of the window/, `/status says why: ${status.admission.refusing}`);
+  const r = await uac.request('INVITE', `sip:msml=quota2@127.0.0.1:${sim.sipPort};dn=1;record`, { headers: { 'content-type': 'application/sdp' }, body: PCMU(40400) });
+  t.equal(r.status, 503, 'a new conf-id gets 503');
+  // the quota lifted: calls are taken again after holdSec
+  execFileSync('sh', ['-c', `echo -1 > ${cg}/cpu.cfs_quota_us`]);
+  await until('taking calls again', async () => (await metric(app, 'msmlrec_overloaded')) === 0, 8000);
+  await Promise.all(plays);
+  for (const d of c.dialogs) await uac.request('BYE', '', { dialog: d });
+  for (const x of c.rtp) x.close();
+  await until('spooled', () => spooledOf(app, 'quota1') !== null, 15_000);
+  t.ok((spooledOf(app, 'quota1')?.durationMs ?? 0) > 7500, 'the live call was recorded to its end');
+});

@@ -69,6 +69,8 @@ export async function startApp(sim: DrachtioSim, env: Record<string, string> = {
       // matrix turns it on where it is the point
       MSMLREC_ADMISSION_MAX_LOOP_DELAY_MS: '0',
       MSMLREC_ADMISSION_MAX_ENCODE_LAG_MS: '0',
+      MSMLREC_ADMISSION_MAX_THROTTLED_PCT: '0',
+      MSMLREC_ADMISSION_MAX_CPU_WAIT_PCT: '0',
       ...env,
     },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -41,7 +41,7 @@ t.test('the SIP address a recorder registers comes from drachtio\'s hostports', 
 });
 
 t.test('admission: a window over a limit refuses new calls for holdSec, then they are taken again', async (t) => {
-  const g = new AdmissionGate({ maxLoopDelayMs: 100, maxEncodeLagMs: 1000, windowMs: 1000, holdSec: 5 });
+  const g = new AdmissionGate({ maxLoopDelayMs: 100, maxEncodeLagMs: 1000, maxThrottledPct: 10, maxCpuWaitPct: 60, windowMs: 1000, holdSec: 5 });
   t.equal(g.update({ loopDelayP99Ms: 40, encodeLagMs: 200 }, 0), false, 'within the limits');
   t.equal(g.refusal(0), null, 'taking calls');
   t.equal(g.update({ loopDelayP99Ms: 250, encodeLagMs: 0 }, 1000), true, 'a stalled loop is over');
@@ -51,8 +51,15 @@ t.test('admission: a window over a limit refuses new calls for holdSec, then the
   t.equal(g.refusal(6000), null, 'taken again after holdSec');
   g.update({ loopDelayP99Ms: 10, encodeLagMs: 1500 }, 7000);
   t.match(g.refusal(7000), /encode lag 1500 ms over 1000 ms/, 'an encoder behind is over too');
-  const off = new AdmissionGate({ maxLoopDelayMs: 0, maxEncodeLagMs: 0, windowMs: 1000, holdSec: 5 });
-  off.update({ loopDelayP99Ms: 10_000, encodeLagMs: 10_000 }, 0);
+  g.update({ loopDelayP99Ms: 10, encodeLagMs: 0, throttledPct: 25, cpuWaitPct: 5 }, 20_000);
+  t.match(g.refusal(20_000), /CPU quota throttled 25 % of the window, over 10 %/, 'a throttled container is over, with the loop still on time');
+  g.update({ loopDelayP99Ms: 10, encodeLagMs: 0, throttledPct: 0, cpuWaitPct: 75 }, 30_000);
+  t.match(g.refusal(30_000), /waited for a CPU 75 % of the window \(PSI\), over 60 %/, 'a starved node is over');
+  t.match(g.lastReason, /PSI/, 'the last reason is kept for /status');
+  g.update({ loopDelayP99Ms: 10, encodeLagMs: 0, throttledPct: null, cpuWaitPct: null }, 40_000);
+  t.equal(g.refusal(40_000), null, 'signals this machine lacks (null) are not checked');
+  const off = new AdmissionGate({ maxLoopDelayMs: 0, maxEncodeLagMs: 0, maxThrottledPct: 0, maxCpuWaitPct: 0, windowMs: 1000, holdSec: 5 });
+  off.update({ loopDelayP99Ms: 10_000, encodeLagMs: 10_000, throttledPct: 90, cpuWaitPct: 90 }, 0);
   t.equal(off.refusal(0), null, '0 turns the checks off');
 });
 
@@ -62,4 +69,37 @@ t.test('routeInvite: a new conf-id gets the failover order once; a pinned one on
   t.same(routeInvite(list, null, none, 3)?.candidates.map((e) => e.id), ['c', 'b', 'a'], 'most room first, full ones left out, at most 3');
   t.same(routeInvite(list, 'd', none, 3), { reason: 'pinned', candidates: [list[3]] }, 'pinned to a full one: only it');
   t.equal(routeInvite([entry('d', 2, 2)], null, none), null, 'no room anywhere: null (503)');
+});
+
+t.test('CPU pressure: quota, throttled time and PSI from cgroup v2 and v1 files, as shares of a window', async (t) => {
+  const { CpuPressure, quotaCores, usableCores } = await import('../../src/ops/cpu-pressure.js');
+  const paths = { v2: '/cg2', v1cpu: '/cg1', psi: '/psi' };
+  const files = new Map<string, string>();
+  const read = (p: string): string | null => files.get(p) ?? null;
+  t.equal(quotaCores(read, paths), null, 'no files: no quota');
+  files.set('/cg1/cpu.cfs_quota_us', '-1\n');
+  files.set('/cg1/cpu.cfs_period_us', '100000\n');
+  t.equal(quotaCores(read, paths), null, 'v1 -1: no quota');
+  files.set('/cg1/cpu.cfs_quota_us', '150000\n');
+  t.equal(quotaCores(read, paths), 1.5, 'v1 150000/100000: 1.5 cores');
+  t.equal(usableCores(read, paths), Math.min(2, (await import('node:os')).availableParallelism()), 'workers: the quota rounded up, no more than the machine has');
+  files.set('/cg2/cpu.max', 'max 100000\n');
+  t.equal(quotaCores(read, paths), null, 'v2 max: no quota (v2 wins over v1)');
+  files.set('/cg2/cpu.max', '50000 100000\n');
+  t.equal(quotaCores(read, paths), 0.5);
+  t.equal(usableCores(read, paths), 1, 'half a core: one worker');
+
+  const cpu = new CpuPressure(read, paths);
+  files.set('/cg1/cpu.stat', 'nr_periods 10\nnr_throttled 2\nthrottled_time 1000000000\n');
+  files.set('/psi', 'some avg10=1.00 avg60=0.50 avg300=0.10 total=5000000\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n');
+  t.same(cpu.sample(1000), { throttledPct: null, cpuWaitPct: null }, 'the first sample has no window yet');
+  files.set('/cg1/cpu.stat', 'nr_periods 20\nnr_throttled 7\nthrottled_time 1300000000\n');
+  files.set('/psi', 'some avg10=1.00 avg60=0.50 avg300=0.10 total=5700000\nfull total=0\n');
+  t.same(cpu.sample(2000), { throttledPct: 30, cpuWaitPct: 70 }, 'v1: 300 ms throttled, 700 ms waiting in a 1 s window');
+  files.set('/cg2/cpu.stat', 'usage_usec 5\nthrottled_usec 100000\n');
+  files.set('/cg2/cpu.pressure', 'some avg10=0 avg60=0 avg300=0 total=100\n');
+  cpu.sample(3000);
+  files.set('/cg2/cpu.stat', 'usage_usec 5\nthrottled_usec 150000\n');
+  files.set('/cg2/cpu.pressure', 'some avg10=0 avg60=0 avg300=0 total=200100\n');
+  t.same(cpu.sample(4000), { throttledPct: 5, cpuWaitPct: 20 }, "v2: the cgroup's own counters");
 });
