@@ -1,48 +1,53 @@
 /**
- * Load benchmark (`npm run bench`): how many concurrent two-party calls this machine records without a gap.
+ * Load benchmark (`npm run bench`): how many concurrent two-party calls this machine records whole, measured as
+ * independent phones would load it.
  *
- * This process is the load generator and SIP Server stand-in: it runs the drachtio simulator and sends, over real
- * loopback SIP and UDP, N calls of two legs each (same conf-id, PCMU, each party a different tone), an MSML
- * dialogstart, 50 RTP packets/s per leg for `seconds`, a pause/resume on every 5th call, and BYEs. The recorder is
- * its own process (the compiled build, as in production). For each N it reports INVITE→200 latency at the set-up
- * rate, MSML INFO→200 latency, relay latency on the wire (a 2 s loopback capture with dumpcap: kernel timestamps of a
- * datagram reaching a recorder port and of its relayed copy leaving one) and as the generator sees it, the recorder's CPU and RSS per call, its
- * encode lag, RTP loss, and whether every recording decodes to the right length with both parties audible in every
- * 10 ms window outside the pauses, each on its own channel. It stops at the first N with a gap. Then it times the encoders on the same
- * audio: WASM LAME and lamejs in this process, native `lame` in a child, as a ratio of native.
+ * - The phones are a process of their own (`rtp-generator.ts`): every party has its own UDP socket and 20 ms phase,
+ *   0-4 ms of send jitter and a reordered packet every 97. This process is SIP Server and drachtio-server (the
+ *   simulator): per call two INVITEs (same conf-id, PCMU, each party a different tone), an MSML dialogstart a moment
+ *   after the RTP flows, a pause/resume on every 5th call, a dialogend, then BYEs. The recorder is a third process
+ *   (the compiled build, as in production), with admission on (its defaults): a call it refuses (503) is counted as
+ *   refused, not as a gap.
+ * - Modes (BENCH_MODES, all by default): `quiet`; `hog`, with a noisy neighbour (`cpu-hog.ts`: half a core in 100 ms
+ *   bursts) all through the run; `stall`, the recorder stopped (SIGSTOP) for BENCH_STALL_MS (1500) mid-call. Each
+ *   mode runs the steps (BENCH_STEPS) BENCH_RUNS times (3) each and stops at the first N with a damaged recording:
+ *   the capacity is the largest N whole in every run.
+ * - Whole: every admitted call's recording decodes to its sidecar's length, both parties audible in every 10 ms
+ *   window from its first sample outside the pause, each on its own channel, nothing counted lost, late or dropped.
+ * - Reported per N (the worse run): the recorder's CPU and RSS per call, INVITE and MSML (dialogstart, dialogend)
+ *   answer times at the generator and on the drachtio link, relay latency on the wire (loopback capture, kernel
+ *   timestamps, matched by SSRC and sequence number) and at the phones, encode lag, the machine's load average when the
+ *   mode started. Then the encoders are timed on the same audio: WASM LAME and lamejs here, native `lame` in a child.
  *
- * Each step runs BENCH_RUNS times (3, in a row) and the worse run is reported. Both parties send RTP before the MSML dialogstart
- * (as on a live call), and every 10 ms window from each recording's first sample is checked.
- *
- * The steps run with BENCH_WORKERS media workers (2); then BENCH_COMPARE_STEP calls (300) run again with each of
- * BENCH_COMPARE_WORKERS (1, and 0: the media in the main thread), so one table shows how the media plane scales.
- *
- * Options (env): BENCH_STEPS=100,200,300,400  BENCH_RUNS=3  BENCH_SECONDS=20  BENCH_RATE=40 (calls/s)  BENCH_ENCODE_SECONDS=600
- * BENCH_WORKERS=2  BENCH_COMPARE_WORKERS=1,0  BENCH_COMPARE_STEP=300
+ * Options (env): BENCH_STEPS=200,300,400  BENCH_RUNS=3  BENCH_SECONDS=20  BENCH_RATE=40 (calls/s)
+ * BENCH_MODES=quiet,hog,stall  BENCH_STALL_MS=1500  BENCH_ENCODE_SECONDS=600  BENCH_WORKERS=2
+ * BENCH_COMPARE_WORKERS= (e.g. 1,0: BENCH_COMPARE_STEP calls again with those media.workers, quiet)
+ * BENCH_ADMISSION=off: admission by load off (find where audio suffers rather than what the recorder admits).
  * BENCH_PROFILE=<dir>: the recorder runs with --cpu-prof into <dir>, and the top functions by self time are printed.
  * BENCH_NO_SCRAPE=1: do not poll /metrics during the talk time (encode lag then reads 0).
  */
-import { execFile, spawnSync } from 'node:child_process';
-import { createSocket, type Socket } from 'node:dgram';
+import { execFile, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, cpSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { encodeG711 } from '../src/media/g711.js';
-import { buildRtp } from '../src/media/rtp-packet.js';
 import { encryptFile, loadRecipient } from '../src/recording/cms-envelope.js';
 import { encoderFactory, type EncoderFactory } from '../src/recording/mp3-encoder.js';
 import type { Sidecar } from '../src/recording/metadata.js';
 import { decode, toneShare } from '../test/harness/audio.js';
-import { tonePcm } from '../test/harness/pcap.js';
 import { parsePromText } from '../test/harness/prom-text.js';
 import { ROOT, startApp, startSim, tempDir, type AppProcess } from '../test/harness/recorder-harness.js';
 import { SipUac, type UacDialog } from '../test/harness/sip-uac.js';
 import { startCapture, type CapturedUdp } from '../test/harness/capture.js';
 import { sleep } from '../test/harness/until.js';
+import type { GeneratorRequest, GeneratorStats } from './rtp-generator.js';
 
 const run = promisify(execFile);
-const STEPS = (process.env.BENCH_STEPS ?? '100,200,300,400').split(',').map(Number);
+const STEPS = (process.env.BENCH_STEPS ?? '200,300,400').split(',').map(Number);
+const MODES = (process.env.BENCH_MODES ?? 'quiet,hog,stall').split(',').filter(Boolean) as Mode[];
+type Mode = 'quiet' | 'hog' | 'stall';
+const STALL_MS = Number(process.env.BENCH_STALL_MS ?? 1500);
+const ADMISSION = process.env.BENCH_ADMISSION !== 'off';
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 20);
 const RATE = Number(process.env.BENCH_RATE ?? 40);
 const ENCODE_SECONDS = Number(process.env.BENCH_ENCODE_SECONDS ?? 600);
@@ -54,7 +59,7 @@ const FREQ = { a: 500, b: 1100 };
 const PROFILE = process.env.BENCH_PROFILE ?? '';
 /** media.workers of the main series, and the values compared with it at COMPARE_STEP calls. */
 const WORKERS = process.env.BENCH_WORKERS ?? '2';
-const COMPARE_WORKERS = (process.env.BENCH_COMPARE_WORKERS ?? '1,0').split(',').filter((w) => w !== '' && w !== WORKERS);
+const COMPARE_WORKERS = (process.env.BENCH_COMPARE_WORKERS ?? '').split(',').filter((w) => w !== '' && w !== WORKERS);
 const COMPARE_STEP = Number(process.env.BENCH_COMPARE_STEP ?? 300);
 const pct = (xs: number[], p: number): number => {
   if (xs.length === 0) return NaN;
@@ -68,51 +73,69 @@ const cpuSeconds = (pid: number): number => {
 };
 const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
-/** One party's RTP: its socket, what it sent (for relay latency), what it got back from the other party. */
-class Party {
-  seq = 0;
-  /** A packet held back to be sent after its successor (reordering), or null. */
-  held: number | null = null;
-  /** This party's offset in the 20 ms packet period, ms. */
-  readonly phase: number;
-  /** performance.now() when it started sending. */
-  startedAt = 0;
-  sentAt = new Float64Array(65536);
-  received = 0;
-  remotePort = 0;
-  constructor(
-    readonly socket: Socket,
-    readonly port: number,
-    readonly ssrc: number,
-  ) {
-    this.phase = (ssrc * 7.31) % 20;
+type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
+
+/** The phones' process: parties by SSRC, each with its own socket there. */
+class Phones {
+  private next = 1;
+  private readonly waiting = new Map<number, (m: { port?: number; stats?: GeneratorStats }) => void>();
+  private constructor(readonly proc: ChildProcess) {
+    proc.on('message', (m: { id: number; port?: number; stats?: GeneratorStats }) => {
+      this.waiting.get(m.id)?.(m);
+      this.waiting.delete(m.id);
+    });
   }
-  static async open(ssrc: number): Promise<Party> {
-    const s = createSocket('udp4');
-    await new Promise<void>((r) => s.bind(0, '127.0.0.1', () => r()));
-    s.setRecvBufferSize?.(1 << 20);
-    return new Party(s, s.address().port, ssrc);
+
+  static start(): Phones {
+    return new Phones(fork(join(ROOT, 'bench/rtp-generator.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  }
+
+  private ask(m: WithoutId<GeneratorRequest>): Promise<{ port?: number; stats?: GeneratorStats }> {
+    const id = this.next++;
+    return new Promise((resolve) => {
+      this.waiting.set(id, resolve);
+      this.proc.send({ ...m, id });
+    });
+  }
+
+  /** A new party sending `freq`; its local RTP port. */
+  async add(ssrc: number, freq: number): Promise<number> {
+    return (await this.ask({ op: 'add', ssrc, freq })).port as number;
+  }
+
+  async start(ssrc: number, remotePort: number): Promise<void> {
+    await this.ask({ op: 'start', ssrc, remotePort });
+  }
+
+  async stop(): Promise<GeneratorStats> {
+    return (await this.ask({ op: 'stop' })).stats as GeneratorStats;
+  }
+
+  async close(): Promise<void> {
+    await this.ask({ op: 'close' });
   }
 }
 
 interface Call {
   conf: string;
-  a: Party;
-  b: Party;
+  ports: { a: number; b: number };
   dlgA: UacDialog | null;
   dlgB: UacDialog | null;
   pauses: boolean;
+  refused: boolean;
 }
 
-/** A packet's send jitter, 0-4 ms, fixed by party and sequence number (runs are comparable). */
-const jitterMs = (ssrc: number, seq: number): number => (((ssrc * 2654435761 + seq * 40503) >>> 0) % 4000) / 1000;
 const sdp = (port: number): string => `v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=sendrecv\r\n`;
 const MSML = { 'content-type': 'application/vnd.radisys.msml+xml' };
 
 interface StepResult {
   n: number;
+  mode: Mode;
   ok: boolean;
   gaps: string[];
+  /** Calls the recorder refused (503: admission) and the reasons it gave. */
+  refused: number;
+  refusedWhy: string[];
   inviteP50: number;
   inviteP99: number;
   /** INVITE→200 and MSML INFO→200 at the recorder: on the drachtio link (loopback capture), ms. */
@@ -123,6 +146,9 @@ interface StepResult {
   loopMediaMax: number;
   msmlP50: number;
   msmlP99: number;
+  /** dialogend INFO→200 at the generator, ms. */
+  endP50: number;
+  endP99: number;
   relayP50: number;
   relayP99: number;
   /** Relay latency on the wire (loopback capture), ms. */
@@ -130,11 +156,11 @@ interface StepResult {
   wireP99: number;
   wireMax: number;
   cpuPerCall: number;
-  rssPerCall: number;
   rssMb: number;
   encodeLagMax: number;
   lost: number;
   generatorCpu: number;
+  generatorPauseMs: number;
 }
 
 /** Recorder RTP ports (MSMLREC_RTP_PORT_MIN/MAX below). */
@@ -191,94 +217,53 @@ async function wireRelay(ms: number): Promise<number[]> {
   return out;
 }
 
-async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: AppProcess, uac: SipUac): Promise<StepResult> {
+async function step(n: number, mode: Mode, sim: Awaited<ReturnType<typeof startSim>>, app: AppProcess, uac: SipUac): Promise<StepResult> {
   const pid = app.proc.pid as number;
-  const payload = { a: encodeG711('PCMU', tonePcm({ freq: FREQ.a, amplitude: 6000 }, 1)), b: encodeG711('PCMU', tonePcm({ freq: FREQ.b, amplitude: 6000 }, 1)) };
+  const phones = Phones.start();
   const calls: Call[] = [];
   const inviteMs: number[] = [];
   const msmlMs: number[] = [];
+  const endMs: number[] = [];
+  const refusedWhy = new Set<string>();
   /** An MSML INFO, timed from send to its 200 (what SIP Server waits for). */
-  const info = async (dialog: UacDialog, body: string): Promise<string> => {
+  const info = async (dialog: UacDialog, body: string, into = msmlMs): Promise<string> => {
     const s = performance.now();
     const r = await uac.request('INFO', '', { dialog, headers: MSML, body });
-    msmlMs.push(performance.now() - s);
+    into.push(performance.now() - s);
     return String(r.content);
   };
-  const relayMs: number[] = [];
   const ruri = (conf: string, dn: string): string => `sip:msml=${conf}@127.0.0.1:${sim.sipPort};dn=${dn};record;tenant-dbid=1;media-service=record;gvp-tenant-id=Bench.Record`;
   const before = parsePromText((await app.ops('/metrics')).body);
   const link = await startCapture(`tcp port ${sim.controlPort}`);
-  const genCpu0 = process.cpuUsage();
 
-  // RTP clock: one loop for every party, absolute schedule (catches up after a late timer)
-  let sending = true;
-  const t0 = performance.now();
-  const live: Party[] = [];
-  const listen = (p: Party, other: Party): void => {
-    p.socket.on('message', (m) => {
-      p.received++;
-      const seq = m.readUInt16BE(2);
-      const sent = other.sentAt[seq];
-      if (sent > 0 && (p.received & 3) === 0) relayMs.push(performance.now() - sent);
-    });
-  };
-  let lastPump = performance.now();
-  let pumpStall = 0;
-  // every party has its own 20 ms clock phase, as independent phones do (a generator that sends every party's packet
-  // in the same instant measures the queue behind its own burst, not the relay), a few ms of jitter, and every 97th
-  // packet comes after its successor (reordered)
-  const pump = setInterval(() => {
-    const nowP = performance.now();
-    pumpStall = Math.max(pumpStall, nowP - lastPump);
-    lastPump = nowP;
-    if (!sending) return;
-    for (const p of live) {
-      if (!p.remotePort) continue;
-      for (;;) {
-        if (p.startedAt + p.phase + p.seq * 20 + jitterMs(p.ssrc, p.seq) > nowP) break;
-        if (p.seq % 97 === 50) {
-          p.held = p.seq; // goes out right after its successor
-        } else {
-          send(p, p.seq);
-          if (p.held !== null) send(p, p.held);
-          p.held = null;
-        }
-        p.seq++;
-      }
-    }
-  }, 1);
-  const send = (p: Party, seq: number): void => {
-    const which = (p.ssrc & 1) === 0 ? payload.a : payload.b;
-    const off = (seq % 50) * 160;
-    const pkt = buildRtp({ payloadType: 0, marker: seq === 0, sequence: seq & 0xffff, timestamp: (seq * 160) >>> 0, ssrc: p.ssrc, payload: which.subarray(off, off + 160) });
-    p.sentAt[seq & 0xffff] = performance.now();
-    p.socket.send(pkt, p.remotePort, '127.0.0.1');
-  };
-
-  // set-up at RATE calls/s
+  // set-up at RATE calls/s; each party's phone starts sending once its INVITE is answered
   const setups: Promise<void>[] = [];
   for (let i = 0; i < n; i++) {
-    const conf = `b${n}x${String(i).padStart(4, '0')}00000000`;
-    const a = await Party.open(i * 2);
-    const b = await Party.open(i * 2 + 1);
-    listen(a, b);
-    listen(b, a);
-    const call: Call = { conf, a, b, dlgA: null, dlgB: null, pauses: i % 5 === 0 };
+    const conf = `b${n}${mode[0]}x${String(i).padStart(4, '0')}00000000`;
+    const ssrcA = i * 2 + 2;
+    const ssrcB = i * 2 + 3;
+    const call: Call = { conf, ports: { a: await phones.add(ssrcA, FREQ.a), b: await phones.add(ssrcB, FREQ.b) }, dlgA: null, dlgB: null, pauses: i % 5 === 0, refused: false };
     calls.push(call);
     setups.push(
       (async () => {
-        const invite = async (party: Party, dn: string): Promise<UacDialog> => {
+        const invite = async (port: number, ssrc: number, dn: string): Promise<UacDialog | null> => {
           const s = performance.now();
-          const r = await uac.request('INVITE', ruri(conf, dn), { headers: { 'content-type': 'application/sdp' }, body: sdp(party.port) });
+          const r = await uac.request('INVITE', ruri(conf, dn), { headers: { 'content-type': 'application/sdp' }, body: sdp(port) });
           inviteMs.push(performance.now() - s);
+          if (r.status === 503) {
+            refusedWhy.add(String(r.headers.warning ?? r.reason ?? '503').replace(/^399 \S+ /, '').replace(/\d+/g, '#'));
+            return null;
+          }
           if (r.status !== 200) throw new Error(`INVITE ${conf}: ${r.status}`);
-          party.remotePort = Number(/m=audio (\d+)/.exec(String(r.content))?.[1]);
-          party.startedAt = performance.now();
-          live.push(party);
+          await phones.start(ssrc, Number(/m=audio (\d+)/.exec(String(r.content))?.[1]));
           return uac.dialogOf(r);
         };
-        call.dlgA = await invite(a, '8001');
-        call.dlgB = await invite(b, '8002');
+        call.dlgA = await invite(call.ports.a, ssrcA, '8001');
+        if (!call.dlgA) {
+          call.refused = true;
+          return;
+        }
+        call.dlgB = await invite(call.ports.b, ssrcB, '8002');
         // SIP Server starts the recording a moment after the call is up: both parties' RTP is flowing by then
         await sleep(150 + ((i * 37) % 300));
         const r = await info(call.dlgA, `<msml version="1.1"><dialogstart target="conf:${conf}" name="rec"><record format="audio/mp3"/></dialogstart></msml>`);
@@ -288,6 +273,7 @@ async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: A
     await sleep(1000 / RATE);
   }
   await Promise.all(setups);
+  const admitted = calls.filter((c) => !c.refused);
   const setupDone = performance.now();
   const linkMs = linkLatency(await link.stop(), sim.controlPort);
 
@@ -317,41 +303,51 @@ async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: A
   const pauseAt = SECONDS * 1000 * 0.3;
   const resumeAt = SECONDS * 1000 * 0.5;
   const control = async (event: string): Promise<void> => {
-    await Promise.all(calls.filter((c) => c.pauses).map((c) => info(c.dlgA as UacDialog, `<msml version="1.1"><send target="conf:${c.conf}/dialog:rec" event="${event}"/></msml>`)));
+    await Promise.all(admitted.filter((c) => c.pauses).map((c) => info(c.dlgA as UacDialog, `<msml version="1.1"><send target="conf:${c.conf}/dialog:rec" event="${event}"/></msml>`)));
   };
   await sleep(Math.max(0, pauseAt - 2000));
   await control('pause');
   await sleep(resumeAt - pauseAt);
   await control('resume');
+  if (mode === 'stall') {
+    // the whole recorder stops, as a CPU quota, a long GC or a VM pause stops it
+    await sleep(SECONDS * 1000 * 0.1);
+    app.proc.kill('SIGSTOP');
+    await sleep(STALL_MS);
+    app.proc.kill('SIGCONT');
+  }
   await sleep(Math.max(0, SECONDS * 1000 - (performance.now() - setupDone)));
   const cpu1 = cpuSeconds(pid);
   const w1 = performance.now();
   const rss = rssMb(pid);
   clearInterval(lagPoll);
 
-  // tear down
-  sending = false;
-  const sendingStopped = Date.now();
-  clearInterval(pump);
+  // the end: dialogend on every call (timed; the calls end one after another at the set-up rate, as they began), then
+  // the phones stop and SIP Server hangs up
   const spooled = app.logs.filter((l) => l.includes('"recording spooled"')).length;
-  await Promise.all(calls.map(async (c) => {
-    await uac.request('BYE', '', { dialog: c.dlgA as UacDialog });
-    await uac.request('BYE', '', { dialog: c.dlgB as UacDialog });
-  }));
-  const genCpu = process.cpuUsage(genCpu0);
-  for (const c of calls) {
-    c.a.socket.close();
-    c.b.socket.close();
+  const ends: Promise<string>[] = [];
+  for (const c of admitted) {
+    ends.push(info(c.dlgA as UacDialog, `<msml version="1.1"><dialogend id="conf:${c.conf}/dialog:rec"/></msml>`, endMs));
+    await sleep(1000 / RATE);
   }
+  await Promise.all(ends);
+  const gen = await phones.stop();
+  const sendingStopped = Date.now();
+  await Promise.all(admitted.map(async (c) => {
+    await uac.request('BYE', '', { dialog: c.dlgA as UacDialog });
+    if (c.dlgB) await uac.request('BYE', '', { dialog: c.dlgB });
+  }));
+  await phones.close();
   const deadline = Date.now() + 60_000;
-  while (app.logs.filter((l) => l.includes('"recording spooled"')).length < spooled + n && Date.now() < deadline) await sleep(200);
+  while (app.logs.filter((l) => l.includes('"recording spooled"')).length < spooled + admitted.length && Date.now() < deadline) await sleep(200);
   const after = parsePromText((await app.ops('/metrics')).body);
 
   // verify every recording: length, both parties audible in every 10 ms window outside the pause, channels by leg
   const gaps: string[] = [];
   const sidecars = readdirSync(app.spoolDir).filter((f) => f.endsWith('.json') && !f.endsWith('.open.json'));
-  const mine = sidecars.map((f) => JSON.parse(readFileSync(join(app.spoolDir, f), 'utf8')) as Sidecar).filter((s) => s.confId?.startsWith(`b${n}x`));
-  if (mine.length !== n) gaps.push(`${mine.length} of ${n} recordings spooled`);
+  const prefix = `b${n}${mode[0]}x`;
+  const mine = sidecars.map((f) => JSON.parse(readFileSync(join(app.spoolDir, f), 'utf8')) as Sidecar).filter((s) => s.confId?.startsWith(prefix));
+  if (mine.length !== admitted.length) gaps.push(`${mine.length} of ${admitted.length} recordings spooled`);
   let checked = 0;
   const checkOne = async (s: Sidecar): Promise<void> => {
     const d = decode(join(app.spoolDir, s.files.mp3.name));
@@ -359,7 +355,7 @@ async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: A
     const inPause = (t: number): boolean => pauses.length >= 2 && t > pauses[0] - 0.15 && t < pauses[1] + 0.15;
     if (Math.abs(d.seconds - s.durationMs / 1000) > 0.05) gaps.push(`${s.confId}: decodes to ${d.seconds} s, sidecar says ${s.durationMs} ms`);
     // both parties talk from before the dialogstart: every window from the recording's first sample is checked, up to
-    // the moment the generator stopped sending (it hangs up after that; at 300 calls the BYEs take a while)
+    // the dialogend (the file ends there)
     const from = 0;
     const to = Math.min(d.seconds, (sendingStopped - Date.parse(s.startTime)) / 1000) - 0.1;
     // a gap is audio missing: a 10 ms window far below the tone's level (a 20 ms hole always covers one whole
@@ -391,38 +387,44 @@ async function step(n: number, sim: Awaited<ReturnType<typeof startSim>>, app: A
     rmSync(join(app.spoolDir, s.files.mp3.name), { force: true });
     rmSync(join(app.spoolDir, s.files.mp3.name.replace(/\.mp3$/, '.json')), { force: true });
   }
-  const lost = (after.get('msmlrec_rtp_lost_total') ?? 0) - (before.get('msmlrec_rtp_lost_total') ?? 0);
-  const late = (after.get('msmlrec_rtp_late_total') ?? 0) - (before.get('msmlrec_rtp_late_total') ?? 0);
+  const delta = (k: string): number => (after.get(k) ?? 0) - (before.get(k) ?? 0);
+  const lost = delta('msmlrec_rtp_lost_total');
+  const late = delta('msmlrec_rtp_late_total');
   if (late > 0) gaps.push(`${late} RTP packets arrived too late for the jitter buffer`);
-  const dropped = (after.get('msmlrec_audio_dropped_late_seconds_total') ?? 0) - (before.get('msmlrec_audio_dropped_late_seconds_total') ?? 0);
+  const dropped = delta('msmlrec_audio_dropped_late_seconds_total');
   if (dropped > 0) gaps.push(`${dropped.toFixed(3)} channel-seconds of audio reached the mixer after their place was encoded`);
   if (lost > 0) gaps.push(`${lost} RTP packets lost at the recorder`);
-  const cpuPerCall = (cpu1 - cpu0) / ((w1 - w0) / 1000) / n;
-  process.stderr.write(`  N=${n}: generator's longest send pause ${pumpStall.toFixed(0)} ms; recorder event-loop delay max ${((after.get('msmlrec_nodejs_eventloop_lag_max_seconds') ?? NaN) * 1000).toFixed(0)} ms, p99 ${((after.get('msmlrec_nodejs_eventloop_lag_p99_seconds') ?? NaN) * 1000).toFixed(0)} ms\n`);
-  process.stderr.write(`  N=${n}: checked ${checked} recordings, ${gaps.length} problem(s)${gaps.length ? `: ${gaps.slice(0, 3).join('; ')}` : ''}\n`);
+  const cpuPerCall = (cpu1 - cpu0) / ((w1 - w0) / 1000) / Math.max(1, admitted.length);
+  const refused = calls.length - admitted.length;
+  process.stderr.write(`  N=${n} ${mode}: ${admitted.length} admitted, ${refused} refused${refusedWhy.size ? ` (${[...refusedWhy].join('; ')})` : ''}; phones' longest send pause ${gen.longestPauseMs.toFixed(0)} ms; checked ${checked} recordings, ${gaps.length} problem(s)${gaps.length ? `: ${gaps.slice(0, 3).join('; ')}` : ''}\n`);
   return {
     n,
+    mode,
     ok: gaps.length === 0,
     gaps,
+    refused,
+    refusedWhy: [...refusedWhy],
     inviteP50: pct(inviteMs, 50),
     inviteP99: pct(inviteMs, 99),
     linkInviteP99: pct(linkMs.invite, 99),
     linkMsmlP99: pct(linkMs.info, 99),
     msmlP50: pct(msmlMs, 50),
     msmlP99: pct(msmlMs, 99),
-    relayP50: pct(relayMs, 50),
-    relayP99: pct(relayMs, 99),
+    endP50: pct(endMs, 50),
+    endP99: pct(endMs, 99),
+    relayP50: pct(gen.relayMs, 50),
+    relayP99: pct(gen.relayMs, 99),
     wireP50: pct(wireMs, 50),
     wireP99: pct(wireMs, 99),
     wireMax: wireMs.length ? Math.max(...wireMs) : NaN,
     cpuPerCall,
     rssMb: rss,
-    rssPerCall: 0,
     encodeLagMax: Math.max(0, ...lags),
     loopMainMax: Math.max(0, ...loopMain),
     loopMediaMax: Math.max(0, ...loopMedia),
     lost,
-    generatorCpu: (genCpu.user + genCpu.system) / 1e6 / ((performance.now() - t0) / 1000),
+    generatorCpu: gen.cpu,
+    generatorPauseMs: gen.longestPauseMs,
   };
 }
 
@@ -526,9 +528,22 @@ function printProfile(dir: string): void {
   }
 }
 
+/** A table row of a step. */
+const row = (r: StepResult): string =>
+  `| ${r.n} | ${r.ok ? 'whole' : `${r.gaps.length} damaged`} | ${r.refused}${r.refusedWhy.length ? ` (${r.refusedWhy.join('; ')})` : ''} | ${(r.cpuPerCall * 100).toFixed(2)} % | ${r.rssMb.toFixed(0)} MB | ${r.encodeLagMax.toFixed(2)} s | ${r.inviteP50.toFixed(1)} / ${r.inviteP99.toFixed(1)} ms | ${r.msmlP99.toFixed(1)} ms | ${r.endP50.toFixed(1)} / ${r.endP99.toFixed(1)} ms | ${r.linkInviteP99.toFixed(1)} / ${r.linkMsmlP99.toFixed(1)} ms | ${r.wireP50.toFixed(2)} / ${r.wireP99.toFixed(2)} / ${r.wireMax.toFixed(1)} ms | ${r.relayP50.toFixed(2)} / ${r.relayP99.toFixed(2)} ms | ${r.loopMainMax.toFixed(0)} / ${r.loopMediaMax.toFixed(0)} ms | ${(r.generatorCpu * 100).toFixed(0)} % |`;
+const HEADER = [
+  '| calls | recordings | refused by admission | recorder CPU per call | recorder RSS | encode lag max | INVITE→200 p50 / p99 | dialogstart/pause/resume p99 | dialogend p50 / p99 | at the recorder: INVITE / MSML p99 | relay on the wire p50 / p99 / max | relay at the phones p50 / p99 | loop delay p99, worst second: main / media | phones CPU |',
+  '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+];
+const MODE_TEXT: Record<Mode, string> = {
+  quiet: 'quiet: nothing else runs',
+  hog: 'hog: a noisy neighbour takes half a core in 100 ms bursts all through the run',
+  stall: `stall: the recorder is stopped (SIGSTOP) for ${STALL_MS} ms mid-call, as a CPU quota, a long GC or a VM pause stops it`,
+};
+
 async function main(): Promise<void> {
   const started = Date.now();
-  process.stderr.write(`msml-recorder load benchmark: steps ${STEPS.join(', ')} calls, ${SECONDS} s each, set-up ${RATE} calls/s\n`);
+  process.stderr.write(`msml-recorder load benchmark: modes ${MODES.join(', ')}; steps ${STEPS.join(', ')} calls, ${SECONDS} s each, set-up ${RATE} calls/s, ${RUNS} runs\n`);
   // the recorder runs the compiled build, laid out like the Docker image
   const image = tempDir('bench-image');
   await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(image, 'dist')], { cwd: ROOT });
@@ -547,48 +562,50 @@ async function main(): Promise<void> {
         MSMLREC_RTP_PORT_MIN: String(RTP_MIN),
         MSMLREC_RTP_PORT_MAX: String(RTP_MAX),
         MSMLREC_CLUSTER_MAX_CALLS: '5000',
-        // the benchmark looks for the load where audio suffers: admission by load (which would turn calls away first) is off
-        MSMLREC_ADMISSION_MAX_LOOP_DELAY_MS: '0',
-        MSMLREC_ADMISSION_MAX_ENCODE_LAG_MS: '0',
+        // admission as shipped (conf/default.yaml), or off to find where audio suffers
+        ...(ADMISSION
+          ? { MSMLREC_ADMISSION_MAX_LOOP_DELAY_MS: '100', MSMLREC_ADMISSION_MAX_ENCODE_LAG_MS: '1000', MSMLREC_ADMISSION_MAX_THROTTLED_PCT: '10', MSMLREC_ADMISSION_MAX_CPU_WAIT_PCT: '60' }
+          : { MSMLREC_ADMISSION_MAX_LOOP_DELAY_MS: '0', MSMLREC_ADMISSION_MAX_ENCODE_LAG_MS: '0', MSMLREC_ADMISSION_MAX_THROTTLED_PCT: '0', MSMLREC_ADMISSION_MAX_CPU_WAIT_PCT: '0' }),
         MSMLREC_RECORDING_FORMAT: 'mp3-16-stereo',
       },
       [],
       [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : []), join(image, 'dist/src/cli.js'), 'run'],
     );
   const uac = await new SipUac(`127.0.0.1:${sim.sipPort}`).start();
-  /** Runs `steps` on a recorder with `workers` media workers, each RUNS times, the worse kept; stops at a gap. */
-  const series = async (workers: string, steps: number[]): Promise<StepResult[]> => {
+  /** Runs `steps` in `mode` on a recorder with `workers` media workers, each RUNS times, the worse kept; stops at a damaged run. */
+  const series = async (mode: Mode, workers: string, steps: number[]): Promise<{ load: number[]; results: StepResult[] }> => {
+    const load = loadavg();
+    const hog = mode === 'hog' ? spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/cpu-hog.ts')], { stdio: 'ignore' }) : null;
     const app = await startRecorder(workers);
-    const out: StepResult[] = [];
+    const results: StepResult[] = [];
     try {
       for (const n of steps) {
-        process.stderr.write(`step: ${n} calls, media.workers ${workers}\n`);
+        process.stderr.write(`step: ${n} calls, ${mode}, media.workers ${workers} (load average ${load.map((x) => x.toFixed(2)).join(' ')})\n`);
         let worse: StepResult | null = null;
-        for (let run = 0; run < RUNS; run++) {
-          const r = await step(n, sim, app, uac);
-          if (!worse || (!r.ok && worse.ok) || (r.ok === worse.ok && r.relayP99 > worse.relayP99)) worse = r;
+        for (let r = 0; r < RUNS; r++) {
+          const res = await step(n, mode, sim, app, uac);
+          if (!worse || (!res.ok && worse.ok) || (res.ok === worse.ok && res.endP99 > worse.endP99)) worse = res;
           await sleep(2000);
-          if (!r.ok) break;
+          if (!res.ok) break;
         }
-        out.push(worse as StepResult);
+        results.push(worse as StepResult);
         if (!(worse as StepResult).ok) break;
       }
     } finally {
       // SIGTERM lets node write the CPU profile; no call is live any more
       await app.stop(PROFILE ? 'SIGTERM' : 'SIGKILL');
+      hog?.kill('SIGKILL');
     }
-    return out;
+    return { load, results };
   };
-  let results: StepResult[] = [];
+  const byMode: { mode: Mode; load: number[]; results: StepResult[] }[] = [];
   const compared: { workers: string; r: StepResult }[] = [];
   try {
-    results = await series(WORKERS, STEPS);
+    for (const mode of MODES) byMode.push({ mode, ...(await series(mode, WORKERS, STEPS)) });
     for (const w of COMPARE_WORKERS) {
-      const [r] = await series(w, [COMPARE_STEP]);
+      const { results: [r] } = await series('quiet', w, [COMPARE_STEP]);
       if (r) compared.push({ workers: w, r });
     }
-    const own = results.find((r) => r.n === COMPARE_STEP);
-    if (own) compared.push({ workers: WORKERS, r: own });
   } finally {
     uac.stop();
     await sim.stop();
@@ -598,39 +615,33 @@ async function main(): Promise<void> {
   const enc = await encoders();
   process.stderr.write('timing the encryption\n');
   const crypt = await encryption();
-  const best = results.filter((r) => r.ok).pop();
   const qualities = QUALITY === 3 ? [3] : [QUALITY, 3];
+  const capacity = (results: StepResult[]): string => {
+    const best = results.filter((r) => r.ok).pop();
+    const failed = results.find((r) => !r.ok);
+    return `${best ? `**${best.n}**` : '**none of the steps**'}${failed ? ` (${failed.n}: ${failed.gaps[0]})` : ` (the largest step tried)`}`;
+  };
   const lines = [
-    `machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}; recorder: compiled build, ${process.env.MSMLREC_ENCODER_ENGINE ?? 'wasm'} encoder (quality ${QUALITY}), 16 kbit/s stereo; load generator in the same machine`,
+    `machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}; recorder: compiled build, media.workers ${WORKERS}, ${process.env.MSMLREC_ENCODER_ENGINE ?? 'wasm'} encoder (quality ${QUALITY}), 16 kbit/s stereo, admission ${ADMISSION ? 'on (the defaults)' : 'off'}; the phones (${'`bench/rtp-generator.ts`'}) and SIP Server with the drachtio simulator run in their own processes on the same machine`,
     '',
-    `each step run ${RUNS} times, the worse run shown; RTP flows before each dialogstart; gaps checked in every 10 ms window from each recording's first sample`,
+    `each step run ${RUNS} times, the worse run shown; RTP flows before each dialogstart; every 10 ms window of every recording checked from its first sample to the dialogend; a mode stops at the first damaged run`,
     '',
-    `media.workers ${WORKERS} (a worker thread per core; SIP, MSML and delivery on the main thread):`,
-    '',
-    '| calls | gaps | recorder CPU per call | recorder RSS | encode lag max | RTP lost | INVITE→200 p50 / p99 | MSML INFO→200 p50 / p99 | at the recorder: INVITE / MSML p99 | relay on the wire p50 / p99 / max | relay seen by the generator p50 / p99 | generator CPU |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
-    ...results.map(
-      (r) =>
-        `| ${r.n} | ${r.ok ? 'none' : r.gaps.length} | ${(r.cpuPerCall * 100).toFixed(2)} % of a core | ${r.rssMb.toFixed(0)} MB (${((r.rssMb * 1024) / r.n).toFixed(0)} kB/call) | ${r.encodeLagMax.toFixed(2)} s | ${r.lost} | ${r.inviteP50.toFixed(1)} / ${r.inviteP99.toFixed(1)} ms | ${r.msmlP50.toFixed(1)} / ${r.msmlP99.toFixed(1)} ms | ${r.linkInviteP99.toFixed(1)} / ${r.linkMsmlP99.toFixed(1)} ms | ${r.wireP50.toFixed(2)} / ${r.wireP99.toFixed(2)} / ${r.wireMax.toFixed(1)} ms | ${r.relayP50.toFixed(2)} / ${r.relayP99.toFixed(2)} ms | ${(r.generatorCpu * 100).toFixed(0)} % of a core |`,
-    ),
-    '',
-    `largest N without a gap: **${best ? best.n : 'none'}** concurrent two-party calls (steps tried: ${results.map((r) => r.n).join(', ')})`,
-    '',
-    `media workers compared at ${COMPARE_STEP} calls (0: the media in the main thread, with SIP, MSML and delivery), the worse of ${RUNS} runs:`,
-    '',
-    '| media.workers | gaps | recorder CPU per call | INVITE→200 p99 (generator / at the recorder) | MSML INFO→200 p99 (generator / at the recorder) | relay on the wire p50 / p99 / max | event-loop delay p99, worst second: main / media | encode lag max |',
-    '|---|---|---|---|---|---|---|---|',
-    ...compared.map(
-      ({ workers, r }) =>
-        `| ${workers} | ${r.ok ? 'none' : r.gaps.length} | ${(r.cpuPerCall * 100).toFixed(2)} % | ${r.inviteP99.toFixed(1)} / ${r.linkInviteP99.toFixed(1)} ms | ${r.msmlP99.toFixed(1)} / ${r.linkMsmlP99.toFixed(1)} ms | ${r.wireP50.toFixed(2)} / ${r.wireP99.toFixed(2)} / ${r.wireMax.toFixed(1)} ms | ${r.loopMainMax.toFixed(1)} / ${r.loopMediaMax.toFixed(1)} ms | ${r.encodeLagMax.toFixed(2)} s |`,
-    ),
-    '',
+    ...byMode.flatMap(({ mode, load, results }) => [
+      `**${MODE_TEXT[mode]}** (load average at the start: ${load.map((x) => x.toFixed(2)).join(' ')}); capacity, every recording whole in ${RUNS} runs: ${capacity(results)}`,
+      '',
+      ...HEADER,
+      ...results.map(row),
+      '',
+    ]),
+    ...(compared.length
+      ? [`media workers compared at ${COMPARE_STEP} calls, quiet (0: the media in the main thread), the worse of ${RUNS} runs:`, '', ...HEADER.map((h) => h.replace('| calls |', '| calls (media.workers) |')), ...compared.map(({ workers, r }) => row(r).replace(/^\| \d+ \|/, `| ${r.n} (${workers}) |`)), '']
+      : []),
     `| encoder (stereo 16 kbit/s, true stereo, no reservoir; ${ENCODE_SECONDS} s of audio, one core) | × realtime | ratio to native LAME, same settings |`,
     '|---|---|---|',
     ...qualities.map((q) => {
       const w = enc[`wasm-${q}`];
       const nat = enc[`native-${q}`];
-      return `| WASM LAME 3.100 (ours), quality ${q}${q === QUALITY ? ' (the recorder\'s)' : ''} | ${w?.toFixed(0)}× | ${w && nat ? (w / nat).toFixed(2) : 'n/a'} |`;
+      return `| WASM LAME 3.100 (ours), quality ${q}${q === QUALITY ? " (the recorder's)" : ''} | ${w?.toFixed(0)}× | ${w && nat ? (w / nat).toFixed(2) : 'n/a'} |`;
     }),
     `| lamejs (@breezystack/lamejs 1.2.7; quality 3) | ${enc.lamejs?.toFixed(0)}× | ${enc.lamejs && enc['native-3'] ? (enc.lamejs / enc['native-3']).toFixed(2) : 'n/a'} |`,
     ...qualities.map((q) => `| native lame 3.100 (\`-m s --nores -b 16 --cbr -q ${q}\`) | ${enc[`native-${q}`] ? `${enc[`native-${q}`]?.toFixed(0)}×` : 'not installed'} | 1 |`),

@@ -24,6 +24,8 @@ export class ChannelMixer {
   private written: Uint8Array[];
   private mask: number;
   private base: number;
+  /** Writes before this position belong to nothing (before a recording's start): cut off, not counted late. */
+  private floor = Number.NEGATIVE_INFINITY;
   private pauses: { from: number; to: number }[] = [];
 
   /**
@@ -77,10 +79,27 @@ export class ChannelMixer {
     this.mask = cap - 1;
   }
 
+  /**
+   * Starts over at `at` (a recording's first sample): drops what is held before it, and from now on a write that
+   * reaches back before it (the packet playing when the recording started) keeps only its part from `at` on, with
+   * nothing counted late.
+   */
+  startAt(at: number): void {
+    this.discard(at);
+    this.floor = Math.floor(at);
+  }
+
   /** Writes samples of input `slot` starting at clock position `at` (rounded to a whole sample). */
   write(slot: number, at: number, pcm: Int16Array): void {
     let src = pcm;
-    let pos = Math.round(at) - this.base;
+    let start = Math.round(at);
+    if (start < this.floor) {
+      const cut = Math.min(this.floor - start, src.length);
+      src = src.subarray(cut);
+      start += cut;
+      if (src.length === 0) return;
+    }
+    let pos = start - this.base;
     if (pos < 0) {
       const drop = Math.min(-pos, src.length);
       this.lateSamples += drop;

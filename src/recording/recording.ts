@@ -146,7 +146,7 @@ export class Recording {
     const at = Math.floor(start.at ?? deps.clock.now());
     this.mixer = mixer ?? new ChannelMixer(2, 2, at, mixerCapacity(deps.holdSamples));
     this.startAt = Math.max(at, this.mixer.position);
-    this.mixer.discard(this.startAt);
+    this.mixer.startAt(this.startAt);
     this.lateAtStart = this.mixer.lateSamples;
     this.silentAtStart = [...this.mixer.silentSamples];
     this.startWallMs = deps.clock.wallMs(this.startAt);

@@ -225,3 +225,16 @@ t.test('mixer: the ring wraps and grows without losing or moving audio; discard 
   t.equal(m.position, 1_000_000, 'a long discard moves the base however far');
   t.equal(m.take(1_000_010).channels[0][0], 0);
 });
+
+t.test("mixer: a recording's start cuts off the packet playing across it without counting it late", async (t) => {
+  const m = new ChannelMixer(2, 2, 0, 4096);
+  m.write(0, 0, fill(1000, 3));
+  m.startAt(1000);
+  m.write(1, 900, fill(160, 4)); // arrives after the start, began before it
+  t.equal(m.lateSamples, 0, 'nothing late');
+  const f = m.take(1100);
+  t.equal(f.start, 1000);
+  t.same([f.channels[1][0], f.channels[1][59], f.channels[1][60]], [4, 4, 0], 'its part from the start on is kept');
+  m.write(0, 1050, fill(10, 5));
+  t.equal(m.lateSamples, 10, 'after the start, a write behind what was handed out is late');
+});
