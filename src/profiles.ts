@@ -272,7 +272,13 @@ export class ProfileSource {
       this.refuse((err as Error).message, null);
       return;
     }
-    if (text === this.text) return;
+    if (text === this.text) {
+      // the file in use is the one on disk again (a refused change was taken back): nothing is refused any more
+      if (this.lastError !== null) this.log.info({ file }, 'profiles file is the one in use again; the refused change is gone');
+      this.lastError = null;
+      this.rejected = null;
+      return;
+    }
     try {
       this.profiles = fromText(this.config, text);
       this.text = text;

@@ -127,6 +127,11 @@ t.test('the profiles file changes: the next call uses the new one; a broken chan
   t.equal(await call('pr2', 'Bank.Retail', 600), 200);
   await until('delivered', () => rpB.posts.some((p) => p.body.id === 'pr2UUID'), 30_000);
   t.ok(stored().some((f) => f.includes('pr2UUID') && f.includes(join('recordings', 'bank-v2'))), 'the running profiles stayed');
+  // the last good file put back: nothing is refused any more
+  writeFileSync(profilesFile, `default:\n  metadataUrl: ${rpA.url}\nBank.Retail:\n  webdavUrl: ${dav.url}/bank-v2\n  metadataUrl: ${rpB.url}\n`);
+  await app.waitForLog(/the one in use again/, 5000);
+  t.equal(JSON.parse((await app.ops('/status')).body).profiles.lastReloadError, null, '/status lastReloadError is null once the file in use is back on disk');
+  t.equal(await metric('msmlrec_config_reloads_total'), 1, 'and it is not a reload');
   writeFileSync(profilesFile, PROFILES);
 });
 

@@ -449,7 +449,7 @@ t.test('the recorder under a CPU quota it cannot work within: new conf-ids 503 w
     t.fail(`this case needs a writable cgroup v1 cpu controller (CI runs as root on cgroup v1): ${(err as Error).message}`);
     return;
   }
-  const app = await start(env(tempDir('spool-quota'), { MSMLREC_DELIVERY_ENABLED: 'false', MSMLREC_ADMISSION_MAX_THROTTLED_PCT: '10', MSMLREC_ADMISSION_WINDOW_MS: '500', MSMLREC_ADMISSION_HOLD_SEC: '2' }));
+  const app = await start(env(tempDir('spool-quota'), { MSMLREC_DELIVERY_ENABLED: 'false', MSMLREC_ADMISSION_MAX_THROTTLED_PCT: '10', MSMLREC_ADMISSION_WINDOW_MS: '500', MSMLREC_ADMISSION_HOLD_SEC: '5' }));
   t.teardown(async () => {
     await app.stop('SIGKILL');
     // the cgroup can go once nothing is in it
@@ -465,13 +465,13 @@ t.test('the recorder under a CPU quota it cannot work within: new conf-ids 503 w
   const c = await relayedCall('quota1');
   const plays = [c.rtp[0].play(c.ports[0], { law: 'PCMU', freq: 600, seconds: 8, ssrc: 700 }), c.rtp[1].play(c.ports[1], { law: 'PCMU', freq: 900, seconds: 8, ssrc: 800 })];
   await sleep(1000);
-  // 2 ms of CPU every 100 ms: far less than a recorder with a call needs
-  execFileSync('sh', ['-c', `echo 100000 > ${cg}/cpu.cfs_period_us && echo 2000 > ${cg}/cpu.cfs_quota_us && echo ${app.proc.pid} > ${cg}/cgroup.procs`]);
+  // 3 ms of CPU every 100 ms: less than a recorder with a call needs
+  execFileSync('sh', ['-c', `echo 100000 > ${cg}/cpu.cfs_period_us && echo 3000 > ${cg}/cpu.cfs_quota_us && echo ${app.proc.pid} > ${cg}/cgroup.procs`]);
   await until('overloaded by the quota', async () => (await metric(app, 'msmlrec_overloaded')) === 1, 8000, () => app.logs.slice(-3).join('\n'));
   const status = JSON.parse((await app.ops('/status')).body) as { admission: { refusing: string | null } };
   t.match(status.admission.refusing, /CPU quota throttled \d+ % of the window/, `/status says why: ${status.admission.refusing}`);
   const r = await uac.request('INVITE', `sip:msml=quota2@127.0.0.1:${sim.sipPort};dn=1;record`, { headers: { 'content-type': 'application/sdp' }, body: PCMU(40400) });
-  t.equal(r.status, 503, 'a new conf-id gets 503');
+  t.equal(r.status, 503, `a new conf-id gets 503 (${r.status} ${r.reason ?? ''} ${r.headers.warning ?? ''})`);
   // the quota lifted: calls are taken again after holdSec
   execFileSync('sh', ['-c', `echo -1 > ${cg}/cpu.cfs_quota_us`]);
   await until('taking calls again', async () => (await metric(app, 'msmlrec_overloaded')) === 0, 8000);
