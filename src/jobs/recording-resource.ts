@@ -64,12 +64,14 @@ const userOf = (aor: string | null): string | null => (aor ? (/^(?:sips?|tel):([
 
 /**
  * What a SIPREC session adds to the parameters: the caller (first participant) as `ani`, the callee as `dnis`, the
- * SIPREC session id, and the SRC's vendor extensions (Cisco callData, Avaya UCID, ...) by their dotted paths.
+ * SIPREC session id, the SRC's vendor extensions (Cisco callData, Avaya UCID, ...) by their dotted paths, and the
+ * caller's and callee's own vendor data as `caller.<path>` / `callee.<path>` (each participant's stays its own).
  */
 function siprecParams(x: SiprecInfo | undefined): Record<string, string> {
   if (!x) return {};
   const [caller, callee] = x.participants;
   const out: Record<string, string> = { ...x.extensions };
+  for (const [who, p] of [['caller', caller], ['callee', callee]] as const) for (const [k, v] of Object.entries(p?.extensions ?? {})) out[`${who}.${k}`] = v;
   if (x.sessionId) out.siprecSessionId = x.sessionId;
   const ani = userOf(caller?.aor ?? null);
   const dnis = userOf(callee?.aor ?? null);
@@ -85,7 +87,7 @@ function siprecPart(x: SiprecInfo, channels: 1 | 2): Record<string, unknown> {
     sessionId: x.sessionId,
     callId: x.callId,
     channelsBy: x.channelsBy,
-    participants: x.participants.map((q) => ({ id: q.id, aor: q.aor, name: q.name, channel: channel(q.slot) })),
+    participants: x.participants.map((q) => ({ id: q.id, aor: q.aor, name: q.name, channel: channel(q.slot), extensions: q.extensions ?? {} })),
     streams: x.streams.map((q) => ({ label: q.label, participant: q.participant, channel: channel(q.slot) })),
   };
 }

@@ -1,6 +1,6 @@
 import { CaptureStage, type AudioSink } from './capture-stage.js';
 import type { JitterStats } from './jitter-buffer.js';
-import type { Direction, NegotiatedMedia } from './negotiated-media.js';
+import { heldByAddress, type Direction, type NegotiatedMedia } from './negotiated-media.js';
 import type { G711Law } from './g711.js';
 import { RelayStage, type RelayStats } from './relay-stage.js';
 import type { RtpEndpoint } from './rtp-endpoint.js';
@@ -87,7 +87,7 @@ export class MediaStream {
   get held(): boolean {
     const m = this.media;
     if (!m) return false;
-    if (m.remoteAddress === null || !sends(m.remoteDirection)) return true;
+    if (heldByAddress(m) || !sends(m.remoteDirection)) return true;
     return m.remoteDirection === 'sendonly' && this.firstDirection === 'sendrecv';
   }
 

@@ -14,8 +14,14 @@ export interface NegotiatedMedia {
   codec: G711Law;
   /** RFC 4733 payload type if both sides do telephone-event, else null. */
   telephoneEventPt: number | null;
-  /** Where the remote side wants RTP; null when it gave 0.0.0.0 or port 0 (hold). */
+  /** Where the remote side wants RTP; null when it gave 0.0.0.0 or port 0 (hold), or no address at all (`learnAddress`). */
   remoteAddress: string | null;
+  /**
+   * The SDP named no address for this m-line (no c= line at media or session level: RFC 4566 requires one, but some
+   * SRCs omit it). Not a hold: the stream is recorded, and its address is learnt from where its packets come from
+   * (symmetric RTP).
+   */
+  learnAddress?: boolean;
   remotePort: number;
   /** The remote side's direction attribute. */
   remoteDirection: Direction;
@@ -24,4 +30,9 @@ export interface NegotiatedMedia {
   ptime: number;
   /** `a=label` if present (SIPREC-style forks). */
   label: string | null;
+}
+
+/** Whether the remote side put this m-line on hold by its address: c=0.0.0.0 or port 0 (not: no address given). */
+export function heldByAddress(m: NegotiatedMedia): boolean {
+  return m.remoteAddress === null && m.learnAddress !== true;
 }

@@ -1,5 +1,5 @@
 import { encodeG711, transcodeG711, type G711Law } from './g711.js';
-import type { NegotiatedMedia } from './negotiated-media.js';
+import { heldByAddress, type NegotiatedMedia } from './negotiated-media.js';
 import type { RtpPacket } from './rtp-packet.js';
 import type { ToneInjector } from './tone-injector.js';
 
@@ -32,7 +32,7 @@ export class RelayStage {
   constructor(private readonly send: (data: Uint8Array, address: string, port: number) => void) {}
 
   forward(p: RtpPacket, datagram: Buffer, codec: G711Law | null, m: NegotiatedMedia | null, to: { address: string; port: number } | null): void {
-    if (!m || !to || m.remoteAddress === null || !receives(m)) {
+    if (!m || !to || heldByAddress(m) || !receives(m)) {
       this.stats.dropped++;
       return;
     }

@@ -33,6 +33,8 @@ export interface SiprecParticipant {
   aor: string | null;
   name: string | null;
   slot: number | null;
+  /** Its own vendor data from the metadata (dotted paths below the participant); absent in older sidecars. */
+  extensions?: Record<string, string>;
 }
 
 /** What a SIPREC recording session (RFC 7866) said about the call, kept whole in the sidecar. */

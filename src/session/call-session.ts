@@ -197,7 +197,7 @@ export class CallSession implements MsmlControlled<LegDialog> {
 
   /**
    * Starts the recording of a SIPREC recording session (RFC 7866) as its INVITE is answered — no MSML drives it, it
-   * stops at the BYE — from `atWallMs` (the INVITE's arrival, back to what the pre-roll holds). `siprec` goes into
+   * stops at the BYE — from `atWallMs` (the INVITE's arrival, back to what the session's mixer holds). `siprec` goes into
    * the sidecar and the metadata POST. At recording.maxDurationSec it goes on in a next part (`part` 2, 3, …: the
    * id gets `_<part>`), nobody being there to start another. Throws when the session is ending or already records.
    */

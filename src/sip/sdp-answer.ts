@@ -82,13 +82,15 @@ export function negotiate(sdp: string, allowed: readonly G711Law[]): NegotiatedM
     const te = pts.find((pt) => /^TELEPHONE-EVENT\/8000$/.test(codecOf(m, pt) ?? '')) ?? null;
     const address = m.connection?.ip ?? s.connection?.ip ?? null;
     const remoteDirection = ((m.direction ?? s.direction ?? 'sendrecv') as Direction);
-    const held = address === null || address === '0.0.0.0' || m.port === 0;
+    // no c= at all is not a hold (an SRC that leaves it out still sends): the address is learnt from the packets
+    const held = address === '0.0.0.0' || m.port === 0;
     out.push({
       mline,
       payloadType: chosen.pt,
       codec: chosen.codec,
       telephoneEventPt: te,
       remoteAddress: held ? null : address,
+      ...(address === null && !held ? { learnAddress: true } : {}),
       remotePort: m.port,
       remoteDirection,
       localDirection: REVERSE[remoteDirection],

@@ -1,7 +1,7 @@
 import type Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
 import { RecorderError, SignalingError } from '../errors.js';
-import type { NegotiatedMedia } from '../media/negotiated-media.js';
+import { heldByAddress, type NegotiatedMedia } from '../media/negotiated-media.js';
 import type { SiprecInfo } from '../recording/metadata.js';
 import { CallSession } from '../session/call-session.js';
 import { Leg } from '../session/leg.js';
@@ -35,7 +35,7 @@ function asRecorder(n: NegotiatedMedia): NegotiatedMedia {
 
 /** No stream sends (inactive, recvonly, c=0.0.0.0): the recording pauses (RFC 7866 §7.1.1.2 pause by re-INVITE). */
 const noneSends = (media: (NegotiatedMedia | null)[]): boolean =>
-  media.every((m) => m === null || m.remoteAddress === null || m.remoteDirection === 'inactive' || m.remoteDirection === 'recvonly');
+  media.every((m) => m === null || heldByAddress(m) || m.remoteDirection === 'inactive' || m.remoteDirection === 'recvonly');
 
 /**
  * The IVR profile name a SIPREC session asks for by `siprec.profileRule`: null for `default`, the Request-URI's user

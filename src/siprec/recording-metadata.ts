@@ -8,6 +8,8 @@ export interface MetadataParticipant {
   name: string | null;
   send: string[];
   recv: string[];
+  /** This participant's own vendor data (Acme `callingParty`, …), as dotted paths below the participant. */
+  extensions: Record<string, string>;
 }
 
 /** What a SIPREC metadata body (RFC 7865, `application/rs-metadata+xml`) says, and everything else it carries. */
@@ -16,7 +18,10 @@ export interface RecordingMetadata {
   participants: MetadataParticipant[];
   /** Streams by id, with the SDP `a=label` they go with. */
   streams: { id: string; label: string | null }[];
-  /** Elements of other namespaces or not in RFC 7865 (Cisco `callData`, Avaya UCID, …), as dotted paths → text. */
+  /**
+   * Elements of other namespaces or not in RFC 7865 (Cisco `callData`, Avaya UCID, …) of the recording and its
+   * session, as dotted paths → text. A participant's own are with that participant.
+   */
   extensions: Record<string, string>;
 }
 
@@ -56,6 +61,13 @@ function flatten(n: unknown, path: string, out: Record<string, string>): void {
   for (const [k, v] of Object.entries(n)) flatten(v, k === '#text' ? path : k.startsWith('@') ? `${path}${k}` : `${path}.${k}`, out);
 }
 
+/** A participant's elements beyond RFC 7865's, as dotted paths below it. */
+function ownExtensions(p: Node): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(p)) if (!k.startsWith('@') && !['nameID', 'aor', 'name', 'send', 'recv'].includes(k)) flatten(v, k, out);
+  return out;
+}
+
 /**
  * Parses SIPREC recording metadata (RFC 7865, namespace `urn:ietf:params:xml:ns:recording:1` under any prefix, and
  * the older draft shape where `<participant>` holds its own `<send>`/`<recv>`). Participants' streams come from
@@ -82,6 +94,7 @@ export function parseRecordingMetadata(xml: string): RecordingMetadata {
       name: (nameID && text(nameID.name)) ?? text(p.name) ?? null,
       send: list(p.send).map((s) => text(s) ?? '').filter(Boolean),
       recv: list(p.recv).map((s) => text(s) ?? '').filter(Boolean),
+      extensions: ownExtensions(p),
     };
   });
   for (const a of list(rec.participantstreamassoc)) {
@@ -94,7 +107,6 @@ export function parseRecordingMetadata(xml: string): RecordingMetadata {
   const extensions: Record<string, string> = {};
   for (const [k, v] of Object.entries(rec)) if (!k.startsWith('@') && !KNOWN.has(k)) flatten(v, k, extensions);
   for (const s of sessions) for (const [k, v] of Object.entries(s)) if (!k.startsWith('@') && k !== 'sipSessionID') flatten(v, `session.${k}`, extensions);
-  for (const p of list(rec.participant)) for (const [k, v] of Object.entries(p)) if (!k.startsWith('@') && !['nameID', 'aor', 'name', 'send', 'recv'].includes(k)) flatten(v, `participant.${k}`, extensions);
   return { sessionId: (sessions[0] && attr(sessions[0], 'session_id', 'id')) ?? null, participants, streams, extensions };
 }
 

@@ -59,7 +59,7 @@ function recordedStreams(meta: RecordingMetadata | null, streams: SiprecStream[]
 
 /** The participants with the channel of the stream each sends (null: it sends none of the recorded ones). */
 function participantsOf(meta: RecordingMetadata | null, recorded: SiprecInfo['streams']): SiprecParticipant[] {
-  return (meta?.participants ?? []).map((p) => ({ id: p.id, aor: p.aor, name: p.name, slot: recorded.find((s) => s.participant === p.id)?.slot ?? null }));
+  return (meta?.participants ?? []).map((p) => ({ id: p.id, aor: p.aor, name: p.name, slot: recorded.find((s) => s.participant === p.id)?.slot ?? null, extensions: p.extensions }));
 }
 
 /**

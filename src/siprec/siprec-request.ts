@@ -3,6 +3,23 @@ import { parseRecordingMetadata, type RecordingMetadata } from './recording-meta
 
 /** The metadata part's media type (RFC 7866 §9.1). */
 export const METADATA_TYPE = 'application/rs-metadata+xml';
+/** The type the drafts before RFC 7866 used, which SEMS-based SRCs still send. */
+const PRE_RFC_METADATA_TYPE = 'application/rs-metadata';
+const RECORDING_NS = 'urn:ietf:params:xml:ns:recording:1';
+
+/**
+ * Whether a body part of `type` is SIPREC recording metadata: `application/rs-metadata+xml`, the pre-RFC
+ * `application/rs-metadata`, or any XML type whose root element is `recording` in the RFC 7865 namespace.
+ */
+export function isMetadata(type: string, content: string): boolean {
+  if (type === METADATA_TYPE || type === PRE_RFC_METADATA_TYPE) return true;
+  if (!/^(application|text)\/(xml|[\w.+-]+\+xml)$/.test(type)) return false;
+  // the root element (after the XML declaration and comments): recording, under any prefix, in the RFC 7865 namespace
+  const root = /^\s*(?:<\?xml[^>]*\?>\s*)?(?:<!--[\s\S]*?-->\s*)*<(?:([\w.-]+):)?recording\b([^>]*)>/.exec(content);
+  if (!root) return false;
+  const ns = root[1] ? new RegExp(`xmlns:${root[1]}\\s*=\\s*["']${RECORDING_NS}["']`) : new RegExp(`xmlns\\s*=\\s*["']${RECORDING_NS}["']`);
+  return ns.test(root[2]);
+}
 
 /** What a SIPREC request (INVITE, re-INVITE, UPDATE) carries: its SDP and its recording metadata, each if present. */
 export interface SiprecBody {
@@ -32,7 +49,7 @@ export function readSiprecBody(contentType: string, body: string | null | undefi
   if (text.trim() === '') return { sdp: null, metadata: null, metadataXml: null };
   const type = parseContentType(contentType).type;
   if (type.startsWith('multipart/')) return bodyOfParts(type, parseMultipart(contentType, text));
-  if (type === METADATA_TYPE) return { sdp: null, metadataXml: text, metadata: parseRecordingMetadata(text) };
+  if (isMetadata(type, text)) return { sdp: null, metadataXml: text, metadata: parseRecordingMetadata(text) };
   // no Content-Type on a body that looks like SDP: taken as SDP (the SDP parser says what is wrong with it)
   if (type === 'application/sdp' || type === '') return { sdp: text, metadata: null, metadataXml: null };
   throw new MultipartError(`body of type ${type} is neither SDP nor SIPREC metadata`);
@@ -41,7 +58,7 @@ export function readSiprecBody(contentType: string, body: string | null | undefi
 /** The SDP and metadata parts of a multipart body of `type`. Throws MultipartError when it has neither. */
 function bodyOfParts(type: string, parts: BodyPart[]): SiprecBody {
   const sdp = parts.find((p) => p.type === 'application/sdp')?.content ?? null;
-  const metadataXml = parts.find((p) => p.type === METADATA_TYPE)?.content ?? null;
+  const metadataXml = parts.find((p) => isMetadata(p.type, p.content))?.content ?? null;
   if (sdp === null && metadataXml === null) throw new MultipartError(`${type} body without an application/sdp or ${METADATA_TYPE} part`);
   return { sdp, metadataXml, metadata: metadataXml === null ? null : parseRecordingMetadata(metadataXml) };
 }
@@ -84,10 +101,10 @@ export function readSiprecInvite(h: InviteHeaders, body: string | null | undefin
     try {
       parts = parseMultipart(h.contentType, text);
     } catch (err) {
-      if (text.toLowerCase().includes(METADATA_TYPE)) throw err;
+      if (text.toLowerCase().includes(PRE_RFC_METADATA_TYPE)) throw err;
       return null;
     }
-    return parts.some((p) => p.type === METADATA_TYPE) ? bodyOfParts(type, parts) : null;
+    return parts.some((p) => isMetadata(p.type, p.content)) ? bodyOfParts(type, parts) : null;
   }
   if (msmlUri || (type !== 'application/sdp' && type !== '')) return null;
   const dirs = audioDirections(text);

@@ -64,3 +64,12 @@ t.test('an offer for an offer-less INVITE lists every codec, and its answer nego
   const answerInAck = body('07_ACK_legA_answer.sip');
   t.equal(negotiate(answerInAck, ['PCMU', 'PCMA'])[0].codec, 'PCMU');
 });
+
+t.test('no c= line anywhere (an OpenSIPS-based SRC sends it): not a hold; the address is learnt from the packets', async (t) => {
+  const { heldByAddress } = await import('../../src/media/negotiated-media.js');
+  const offer = 'v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=sendonly\r\na=label:1\r\nm=audio 4002 RTP/AVP 0\r\na=sendonly\r\na=label:2\r\n';
+  const n = negotiate(offer, ['PCMU']);
+  t.same(n.map((x) => [x.remoteAddress, x.learnAddress, heldByAddress(x)]), [[null, true, false], [null, true, false]], 'recorded, address unknown');
+  const hold = negotiate(offer.replace('t=0 0', 'c=IN IP4 0.0.0.0\r\nt=0 0'), ['PCMU']);
+  t.same(hold.map((x) => heldByAddress(x)), [true, true], 'c=0.0.0.0 is still a hold');
+});

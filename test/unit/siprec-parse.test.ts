@@ -110,18 +110,21 @@ t.test('Request-URI: MSML or not, its user, a SIPREC recording\'s URI', async (t
   t.match(siprecRecordingUri('sip:10.0.0.5', 'default'), { host: '10.0.0.5', tenant: null, ivrProfile: null });
 });
 
+/** The sidecar of a 10 s SIPREC recording with `info`. */
+const sidecarOf = (info: ReturnType<typeof siprecChannels>['info']): Sidecar => ({
+  schema: 1, id: info.sessionId ?? 'x', mediaId: 'm', confId: null, callUUID: null, dialogId: 'siprec:x', dn: null, tenant: null, ivrProfile: null, tenantDbid: null, uriParams: {},
+  siprec: info,
+  msml: { dest: null, format: null, maxtimeMs: null, attrs: {}, params: {} },
+  startTime: '2026-12-01T10:00:00.000Z', stopTime: '2026-12-01T10:00:10.000Z', durationMs: 10000, endReason: 'record.terminate', truncated: false, error: null,
+  audio: { type: 'audio/mp3', channels: 2, kbps: 16, sampleRate: 8000, leftChannel: 'other' },
+  files: { mp3: { name: 'm.mp3', size: 1 } }, events: [], legs: [],
+});
+
 t.test('the metadata POST of a SIPREC recording names its participants and their channels', async (t) => {
   const f = fixture('oracle-sbc.txt');
   const body = readSiprecBody(f.contentType, f.body);
   const { info } = siprecChannels(body.metadata, body.metadataXml, [{ mline: 0, label: '1' }, { mline: 1, label: '2' }], 'caller', 'call-9');
-  const s = {
-    schema: 1, id: info.sessionId ?? 'x', mediaId: 'm', confId: null, callUUID: null, dialogId: 'siprec:x', dn: null, tenant: null, ivrProfile: null, tenantDbid: null, uriParams: {},
-    siprec: info,
-    msml: { dest: null, format: null, maxtimeMs: null, attrs: {}, params: {} },
-    startTime: '2026-12-01T10:00:00.000Z', stopTime: '2026-12-01T10:00:10.000Z', durationMs: 10000, endReason: 'record.terminate', truncated: false, error: null,
-    audio: { type: 'audio/mp3', channels: 2, kbps: 16, sampleRate: 8000, leftChannel: 'other' },
-    files: { mp3: { name: 'm.mp3', size: 1 } }, events: [], legs: [],
-  } satisfies Sidecar;
+  const s = sidecarOf(info);
   const r = buildRecordingResource(s, { mp3Uri: 'http://dav/m.mp3', wavUri: null }) as { id: string; callerPhoneNumber: string; dialedPhoneNumber: string; siprec: { participants: { aor: string; channel: string }[] }; mediaFiles: { parameters: Record<string, string> }[] };
   t.equal(r.id, info.sessionId, 'id: the SIPREC session id');
   t.same([r.callerPhoneNumber, r.dialedPhoneNumber], ['+14085550101', '7001'], 'caller and dialed numbers from the participants');
@@ -150,4 +153,62 @@ t.test('broken bodies get a clear error (400), never a crash', async (t) => {
   t.match(thrown(() => parseRecordingMetadata('<recording><participant>')), { name: 'MultipartError', message: /not XML/ });
   t.match(thrown(() => parseRecordingMetadata('<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "b">]><recording/>')), { message: /DOCTYPE or ENTITY/ });
   t.match(thrown(() => parseRecordingMetadata('<other xmlns="x"/>')), { message: /no <recording> element/ });
+});
+
+/** RFC 7865 metadata of two participants, each with Acme-style vendor data of its own. */
+const acmeMetadata = (prefix = ''): string => {
+  const p = prefix ? `${prefix}:` : '';
+  const ns = prefix ? `xmlns:${prefix}` : 'xmlns';
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<${p}recording ${ns}="urn:ietf:params:xml:ns:recording:1" xmlns:apkt="http://acmepacket.com/siprec/extensiondata">
+  <${p}datamode>complete</${p}datamode>
+  <${p}session session_id="c2Vzc2lvbi1hY21l"><${p}sipSessionID>abc</${p}sipSessionID></${p}session>
+  <${p}participant participant_id="cA==">
+    <${p}nameID aor="sip:+14085550101@carrier.example.net"><${p}name>Caller</${p}name></${p}nameID>
+    <${p}extensiondata><apkt:callingParty>true</apkt:callingParty></${p}extensiondata>
+  </${p}participant>
+  <${p}participant participant_id="cB==">
+    <${p}nameID aor="sip:7001@cc.example.com"><${p}name>Agent</${p}name></${p}nameID>
+    <${p}extensiondata><apkt:callingParty>false</apkt:callingParty></${p}extensiondata>
+  </${p}participant>
+  <${p}stream stream_id="c1==" session_id="c2Vzc2lvbi1hY21l"><${p}label>1</${p}label></${p}stream>
+  <${p}stream stream_id="c2==" session_id="c2Vzc2lvbi1hY21l"><${p}label>2</${p}label></${p}stream>
+  <${p}participantstreamassoc participant_id="cA=="><${p}send>c1==</${p}send></${p}participantstreamassoc>
+  <${p}participantstreamassoc participant_id="cB=="><${p}send>c2==</${p}send></${p}participantstreamassoc>
+</${p}recording>`;
+};
+const sdp2 = 'v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=sendonly\r\na=label:1\r\nm=audio 6002 RTP/AVP 0\r\na=sendonly\r\na=label:2\r\n';
+const multipart = (type: string, xml: string): { contentType: string; body: string } => ({
+  contentType: 'multipart/mixed;boundary=unique-boundary-1',
+  body: `--unique-boundary-1\r\nContent-Type: application/sdp\r\n\r\n${sdp2}\r\n--unique-boundary-1\r\nContent-Type: ${type}\r\nContent-Disposition: recording-session\r\n\r\n${xml}\r\n--unique-boundary-1--\r\n`,
+});
+
+t.test('metadata as SEMS-based and other SRCs type it: application/rs-metadata, or any XML part whose root is an RFC 7865 recording', async (t) => {
+  for (const [type, xml] of [
+    ['application/rs-metadata', acmeMetadata()],
+    ['application/xml', acmeMetadata('rs')],
+    ['text/xml', acmeMetadata()],
+    ['application/vnd.vendor+xml', acmeMetadata('x')],
+  ] as const) {
+    const m = multipart(type, xml);
+    t.ok(isSiprecInvite({ contentType: m.contentType, require: '', contact: '' }, m.body, false), `${type}: a SIPREC INVITE by its metadata part`);
+    const body = readSiprecBody(m.contentType, m.body);
+    t.same(body.metadata?.participants.map((p) => p.aor), ['sip:+14085550101@carrier.example.net', 'sip:7001@cc.example.com'], `${type}: its participants are read`);
+  }
+  const other = multipart('application/xml', '<?xml version="1.0"?><recording xmlns="urn:example:not-siprec"><x/></recording>');
+  t.notOk(isSiprecInvite({ contentType: other.contentType, require: '', contact: '' }, other.body, false), 'an XML part of another namespace is not metadata');
+  t.equal(readSiprecBody('application/rs-metadata', acmeMetadata()).metadata?.sessionId, 'c2Vzc2lvbi1hY21l', 'a lone pre-RFC metadata body (an UPDATE)');
+});
+
+t.test("each participant's vendor data stays with that participant, in the sidecar and the POST", async (t) => {
+  const m = multipart('application/rs-metadata+xml', acmeMetadata());
+  const body = readSiprecBody(m.contentType, m.body);
+  t.same(body.metadata?.participants.map((p) => p.extensions['extensiondata.callingParty']), ['true', 'false'], 'parsed per participant');
+  t.notOk(Object.keys(body.metadata?.extensions ?? {}).some((k) => k.includes('callingParty')), 'not folded into the session-wide extensions, where one overwrote the other');
+  const { info } = siprecChannels(body.metadata, body.metadataXml, [{ mline: 0, label: '1' }, { mline: 1, label: '2' }], 'caller', 'call-acme');
+  const s = sidecarOf(info);
+  const r = buildRecordingResource(s, { mp3Uri: 'http://dav/m.mp3', wavUri: null }) as { siprec: { participants: { aor: string; extensions: Record<string, string> }[] }; mediaFiles: { parameters: Record<string, string> }[] };
+  t.same(r.siprec.participants.map((p) => p.extensions['extensiondata.callingParty']), ['true', 'false'], 'the POST: each participant with its own');
+  t.equal(r.mediaFiles[0].parameters['caller.extensiondata.callingParty'], 'true', "the caller's callingParty is the caller's");
+  t.equal(r.mediaFiles[0].parameters['callee.extensiondata.callingParty'], 'false', "and the callee's the callee's");
 });
