@@ -530,7 +530,8 @@ function printProfile(dir: string): void {
   }
 }
 
-/** The recorder's admission settings: conf/default.yaml's (the test harness turns them off), or off. */
+/** The recorder's admission settings: conf/default.yaml's as it was when the bench started (the test harness turns them off), or off. */
+const ADMISSION_ENV = admissionEnv();
 function admissionEnv(): Record<string, string> {
   const a = loadConfig({}).admission;
   const on = (v: number): string => String(ADMISSION ? v : 0);
@@ -572,7 +573,7 @@ async function main(): Promise<void> {
         MSMLREC_RTP_PORT_MAX: String(RTP_MAX),
         MSMLREC_CLUSTER_MAX_CALLS: '5000',
         // admission as shipped (conf/default.yaml), or off to find where audio suffers
-        ...admissionEnv(),
+        ...ADMISSION_ENV,
         MSMLREC_RECORDING_FORMAT: 'mp3-16-stereo',
       },
       [],

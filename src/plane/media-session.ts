@@ -12,6 +12,12 @@ import type { AlertTone, PartyRole, SessionStatus } from './plane-protocol.js';
 const SETTLE_CHECK_MS = 10;
 /** A check this long after the previous one means the thread itself stalled: that interval proves nothing. */
 const STALLED_CHECK_MS = 50;
+/**
+ * A stream that has not reached the stop instant counts as gone quiet (its party hung up) once nothing came from it
+ * for this long, ms of the thread's own running time: ten packet times, far more than a busy thread leaves a socket
+ * unread.
+ */
+const QUIET_MS = 200;
 
 /** One SIP dialog's media on the host: its streams (one per usable m-line) and who it carries. */
 interface MediaLeg {
@@ -257,8 +263,9 @@ export class MediaSession {
 
   /** Resolves once every live stream not on hold has reached `at`, has gone quiet, or the settle time ran out. */
   private settle(at: number): Promise<void> {
-    const quietMs = SETTLE_CHECK_MS * 4;
     let ran = 0;
+    /** Running time since each stream's last packet, as the checks saw it (a stall does not count). */
+    const quietFor = new Map<MediaStream, { last: number; ms: number }>();
     let last = performance.now();
     return new Promise((resolve) => {
       const check = (): void => {
@@ -274,7 +281,10 @@ export class MediaSession {
             if (s.isClosed || s.held) continue;
             s.poll();
             if (s.capture.reached >= at) continue;
-            if (trusted && now - s.lastPacketAt >= quietMs) continue;
+            const q = quietFor.get(s);
+            if (!q || q.last !== s.lastPacketAt) quietFor.set(s, { last: s.lastPacketAt, ms: 0 });
+            else if (trusted) q.ms += gap;
+            if ((quietFor.get(s)?.ms ?? 0) >= QUIET_MS) continue;
             waiting = true;
           }
         }

@@ -111,6 +111,8 @@ export class Recording {
   private readonly mixer: ChannelMixer;
   /** The mixer's counts when this recording started (a session's mixer outlives its recordings). */
   private readonly lateAtStart: number;
+  /** The mixer's late count when the last frames were taken (what comes later is after the recording). */
+  private lateAtEnd: number | null = null;
   private readonly silentAtStart: number[];
   /** The clock position the recording ends at, once it is stopping (no frame past it is taken). */
   private endAt = Number.POSITIVE_INFINITY;
@@ -181,7 +183,7 @@ export class Recording {
 
   /** Samples that reached the mixer after their position was encoded (dropped), summed over both slots. */
   get lateSamples(): number {
-    return this.mixer.lateSamples - this.lateAtStart;
+    return (this.lateAtEnd ?? this.mixer.lateSamples) - this.lateAtStart;
   }
 
   /** How far encoding is behind the clock beyond the planned wait for late packets, ms. */
@@ -361,6 +363,7 @@ export class Recording {
       const stopAt = this.limit;
       if (this.mixer.paused) this.mixer.resume(stopAt);
       this.emit(stopAt);
+      this.lateAtEnd = this.mixer.lateSamples;
       this.stopping = this.finish(reason, legs);
     }
     return this.stopping;
