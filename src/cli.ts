@@ -43,7 +43,8 @@ export async function drainCommand(args: string[], out: (line: string) => void):
   const i = args.indexOf('--timeout');
   const timeoutS = i >= 0 ? Number(args[i + 1]) : config.drain.callGraceSec;
   const base = `http://127.0.0.1:${config.ops.port}`;
-  const r = await fetch(`${base}/drain`, { method: 'POST' });
+  const token = config.ops.adminToken;
+  const r = await fetch(`${base}/drain`, { method: 'POST', headers: token ? { authorization: `Bearer ${token}` } : {} });
   out(`drain requested: ${r.status}`);
   const until = Date.now() + timeoutS * 1000;
   for (;;) {

@@ -7,8 +7,17 @@ import { ConfigError } from './errors.js';
 import { loadProfiles, speechMinerUrl } from './profiles.js';
 import { loadCertificates, type Encryption } from './recording/cms-envelope.js';
 import { usableCores } from './ops/cpu-pressure.js';
+import { TrustedSources } from './sip/trusted-sources.js';
 
 const port = z.number().int().min(1).max(65535);
+/** A list of CIDRs or addresses (`TrustedSources` says which entry is not one). */
+const sources = z.array(z.string()).superRefine((list, ctx) => {
+  try {
+    new TrustedSources(list);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+  }
+});
 
 
 const Schema = z
@@ -33,7 +42,7 @@ const Schema = z
         workers: z.union([z.literal('auto'), z.number().int().min(0).max(64), z.string().regex(/^\d+$/, 'must be auto or a number').transform(Number)]),
       })
       .strict(),
-    sip: z.object({ maxBodyBytes: z.number().int().min(1024).max(10_000_000) }).strict(),
+    sip: z.object({ maxBodyBytes: z.number().int().min(1024).max(10_000_000), allowedSources: sources }).strict(),
     siprec: z
       .object({
         enabled: z.boolean(),
@@ -103,7 +112,7 @@ const Schema = z
       .strict()
       .refine((e) => !e.enabled || e.certificates.length > 0, { message: 'encryption.enabled needs at least one certificate' }),
     encoder: z.object({ workers: z.number().int().min(0).max(256), engine: z.enum(['wasm', 'lamejs']), quality: z.number().int().min(0).max(9) }).strict(),
-    ops: z.object({ bindAddress: z.string().min(1), port: z.number().int().min(0).max(65535), redisGraceMs: z.number().int().min(0) }).strict(),
+    ops: z.object({ bindAddress: z.string().min(1), port: z.number().int().min(0).max(65535), redisGraceMs: z.number().int().min(0), adminToken: z.string() }).strict(),
     drain: z.object({ callGraceSec: z.number().min(0), deliveryGraceSec: z.number().min(0) }).strict(),
     cluster: z
       .object({
@@ -116,7 +125,7 @@ const Schema = z
       })
       .strict(),
     rmShim: z
-      .object({ confTtlSec: z.number().int().min(1), failoverTargets: z.number().int().min(1).max(10), provisionalTimeoutMs: z.number().int().min(100) })
+      .object({ confTtlSec: z.number().int().min(1), failoverTargets: z.number().int().min(1).max(10), provisionalTimeoutMs: z.number().int().min(100), allowedSources: sources })
       .strict(),
     log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']) }).strict(),
   })
@@ -262,6 +271,7 @@ export function redacted(c: Config): Config {
     drachtio: { ...c.drachtio, secret: '***' },
     delivery: { ...c.delivery, webdavPassword: '***', metadataPassword: '***', speechMinerPassword: '***', s3SecretAccessKey: '***', redisUrl: hide(c.delivery.redisUrl) },
     cluster: { ...c.cluster, redisUrl: hide(c.cluster.redisUrl) },
+    ops: { ...c.ops, adminToken: c.ops.adminToken ? '***' : '' },
   };
 }
 

@@ -24,6 +24,7 @@ import { openEncryption } from './recording/recording.js';
 import { recoverSpool } from './recording/spool-recovery.js';
 import { SessionRegistry } from './session/session-registry.js';
 import { disconnectDrachtio, guardDrachtioWire, logWireFaults } from './sip/drachtio-wire-guard.js';
+import { TrustedSources } from './sip/trusted-sources.js';
 import { attachSipApp } from './sip/sip-app.js';
 
 export interface Recorder {
@@ -136,7 +137,11 @@ export function startRecorder(config: Config): Recorder {
   // drachtio-srf's wire parser would throw out of its socket handler (process exit) on a frame it cannot read
   const unguard = guardDrachtioWire(logWireFaults(log, () => m.wireFault()));
   const srf = new Srf();
+  const trusted = new TrustedSources(config.sip.allowedSources);
+  if (trusted.open) log.warn('sip.allowedSources is empty: any host that reaches drachtio-server may INVITE the recorder and start recordings');
+  if (!config.ops.adminToken) log.info('ops.adminToken is empty: POST /drain and /media-workers/<n>/restart answer only on loopback');
   attachSipApp(srf, {
+    trusted,
     config,
     log,
     registry,
@@ -144,7 +149,7 @@ export function startRecorder(config: Config): Recorder {
     draining: () => draining,
     refuseNew: () => spool.full ?? load.refusal(),
     maxCalls: config.cluster.maxCalls,
-    observe: { invite: (status) => m.invite(status), msml: (verb, code) => m.msmlRequest(verb, code) },
+    observe: { invite: (status) => m.invite(status), msml: (verb, code) => m.msmlRequest(verb, code), refusedSource: (a) => m.refusedSource(a) },
     session: {
       recording: {
         format: mp3Format(config),
@@ -204,6 +209,7 @@ export function startRecorder(config: Config): Recorder {
       restartMediaWorker: (n) => plane.restartWorker(n),
     },
     log.child({ part: 'ops' }),
+    config.ops.adminToken,
   );
   const opsPort = ops.listen(config.ops.port, config.ops.bindAddress);
   opsPort.catch((err: Error) => log.error({ err: err.message }, 'ops server could not listen'));

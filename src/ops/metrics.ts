@@ -8,6 +8,7 @@ import type { LoadWatch } from './load-watch.js';
 import type { SpoolState, SpoolWatch } from './spool-watch.js';
 import { NO_MEDIA_AFTER_MS, type MediaTally, type StreamCounts } from './media-tally.js';
 import { SAMPLE_RATE } from '../media/sample-clock.js';
+import { SourceLabels } from './source-labels.js';
 
 /** What the metrics read at scrape time. */
 export interface MetricSources {
@@ -53,6 +54,8 @@ function derivedCounter(registers: Registry[], name: string, help: string, total
 export class RecorderMetrics {
   readonly registry = new Registry();
   private readonly invites: Counter;
+  private readonly refusedSources: Counter;
+  private readonly sourceLabels = new SourceLabels();
   private readonly msml: Counter;
   private readonly recordings: Counter;
   private readonly recordedSeconds: Counter;
@@ -66,6 +69,7 @@ export class RecorderMetrics {
   constructor(private readonly src: MetricSources) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
+    this.refusedSources = new Counter({ name: `${PREFIX}sip_refused_sources_total`, help: 'INVITEs refused with 403: their source is not in sip.allowedSources, by source address (the first 100; then "other")', labelNames: ['source'], registers });
     this.invites = new Counter({ name: `${PREFIX}invites_total`, help: 'Initial INVITEs by final status', labelNames: ['status'], registers });
     this.msml = new Counter({ name: `${PREFIX}msml_requests_total`, help: 'MSML requests by verb and result code', labelNames: ['verb', 'result'], registers });
     this.recordings = new Counter({ name: `${PREFIX}recordings_total`, help: 'Recordings finished, by end reason', labelNames: ['reason'], registers });
@@ -201,6 +205,11 @@ export class RecorderMetrics {
         if (counts) for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
       },
     });
+  }
+
+  /** An INVITE refused (403) because its source is not in sip.allowedSources. */
+  refusedSource(address: string | undefined): void {
+    this.refusedSources.inc({ source: this.sourceLabels.of(address) });
   }
 
   invite(status: number): void {

@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -22,9 +23,26 @@ function send(res: ServerResponse, status: number, body: string, type = 'text/pl
   res.end(body);
 }
 
+const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
+const isLoopback = (a: string | undefined): boolean => a !== undefined && (/^127\./.test(a) || a === '::1' || /^::ffff:127\./i.test(a));
+
+/**
+ * Whether a request may use a mutating endpoint: with `token` set, it must carry `Authorization: Bearer <token>`
+ * (compared in constant time, over digests so the length leaks nothing either); without one, only loopback may.
+ * Returns null when allowed, else the status and why.
+ */
+export function adminRefusal(token: string, authorization: string | undefined, remote: string | undefined): { status: 401 | 403; why: string } | null {
+  if (token) {
+    const given = /^Bearer\s+(.+)$/i.exec(authorization ?? '')?.[1]?.trim() ?? '';
+    return timingSafeEqual(digest(given), digest(token)) ? null : { status: 401, why: 'a valid bearer token (ops.adminToken) is required' };
+  }
+  return isLoopback(remote) ? null : { status: 403, why: 'only from loopback: set ops.adminToken to allow it from elsewhere' };
+}
+
 /**
  * The operations HTTP endpoint: GET /metrics (Prometheus), /livez (the event loop answers), /readyz (200 or 503
- * with the reasons), /status (JSON), POST /drain, POST /media-workers/<n>/restart. Anything else is 404.
+ * with the reasons), /status (JSON), and the mutating POST /drain, POST /media-workers/<n>/restart, which take a
+ * bearer token (`adminToken`) or, without one, only loopback. Anything else is 404.
  */
 export class OpsServer {
   private server: Server;
@@ -33,6 +51,7 @@ export class OpsServer {
   constructor(
     private readonly h: OpsHandlers,
     private readonly log: Logger,
+    private readonly adminToken = '',
   ) {
     this.server = createServer((req, res) => void this.handle(req, res));
     this.server.keepAliveTimeout = 5000;
@@ -63,6 +82,8 @@ export class OpsServer {
         send(res, r.ready ? 200 : 503, r.ready ? 'ready\n' : `not ready: ${r.reasons.join('; ')}\n`);
       } else if (req.method === 'GET' && path === '/status') {
         send(res, 200, `${JSON.stringify(await this.h.status())}\n`, 'application/json');
+      } else if (req.method === 'POST' && (path === '/drain' || /^\/media-workers\/\d+\/restart$/.test(path)) && this.refuseAdmin(req, res, path)) {
+        // refused (401 / 403), nothing done
       } else if (req.method === 'POST' && path === '/drain') {
         this.h.drain();
         send(res, 202, 'draining\n');
@@ -77,6 +98,16 @@ export class OpsServer {
       this.log.warn({ err: (err as Error).message, path }, 'ops request failed');
       send(res, 500, `${(err as Error).message}\n`);
     }
+  }
+
+  /** Answers a mutating request that may not run (true); false lets it through. */
+  private refuseAdmin(req: IncomingMessage, res: ServerResponse, path: string): boolean {
+    const refusal = adminRefusal(this.adminToken, req.headers.authorization, req.socket.remoteAddress);
+    if (!refusal) return false;
+    this.log.warn({ path, from: req.socket.remoteAddress, status: refusal.status }, 'ops request refused');
+    if (refusal.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="msml-recorder"');
+    send(res, refusal.status, `${refusal.why}\n`);
+    return true;
   }
 
   close(): Promise<void> {

@@ -13,6 +13,8 @@ import { isMsmlUri, parseRecordingUri } from '../sip/request-uri.js';
 import { isSiprecInvite } from '../siprec/siprec-request.js';
 import { disconnectDrachtio, guardDrachtioWire, logWireFaults } from '../sip/drachtio-wire-guard.js';
 import { inviteHeaders, warning } from '../sip/sip-request.js';
+import { TrustedSources } from '../sip/trusted-sources.js';
+import { SourceLabels } from '../ops/source-labels.js';
 import { answeredBy, freeRoom, pickRecorder, retarget, routeInvite } from './routing.js';
 
 export interface Shim {
@@ -60,6 +62,10 @@ export function startShim(config: Config): Shim {
   const usable = (list: RecorderEntry[]): RecorderEntry[] => list.filter((e) => suspect.get(e.id) !== e.at);
 
   const registry = new Registry();
+  const trusted = new TrustedSources(config.rmShim.allowedSources);
+  if (trusted.open) log.warn('rmShim.allowedSources is empty: any host that reaches drachtio-server may send the shim INVITEs');
+  const sourceLabels = new SourceLabels();
+  const refusedSources = new Counter({ name: 'msmlrec_shim_refused_sources_total', help: 'INVITEs refused with 403: their source is not in rmShim.allowedSources, by source address (the first 100; then "other")', labelNames: ['source'], registers: [registry] });
   collectDefaultMetrics({ register: registry, prefix: 'msmlrec_shim_' });
   const failovers = new Counter({ name: 'msmlrec_shim_failovers_total', help: 'Recorders that failed an INVITE (5xx or no answer), which then went to the next one', registers: [registry] });
   const invites = new Counter({ name: 'msmlrec_shim_invites_total', help: 'INVITEs by outcome (proxied final status, or refused)', labelNames: ['result'], registers: [registry] });
@@ -96,6 +102,10 @@ export function startShim(config: Config): Shim {
       invites.inc({ result: String(status) });
       res.send(status, { headers: warning(text, 'msml-recorder-rm') });
     };
+    if (!trusted.allows(req.source_address)) {
+      refusedSources.inc({ source: sourceLabels.of(req.source_address) });
+      return refuse(403, `source ${req.source_address} is not in rmShim.allowedSources`);
+    }
     if (draining) return refuse(503, 'draining');
     let key: string;
     let hasConf: boolean;
@@ -194,6 +204,7 @@ export function startShim(config: Config): Shim {
       },
     },
     log.child({ part: 'ops' }),
+    config.ops.adminToken,
   );
   const opsPort = ops.listen(config.ops.port, config.ops.bindAddress);
   opsPort.catch((err: Error) => log.error({ err: err.message }, 'ops server could not listen'));

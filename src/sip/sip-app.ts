@@ -10,6 +10,7 @@ import { Leg } from '../session/leg.js';
 import type { SessionRegistry } from '../session/session-registry.js';
 import { parseRecordingUri } from './request-uri.js';
 import { arrivalWallMs } from './arrival-time.js';
+import type { TrustedSources } from './trusted-sources.js';
 import { answerSiprecInvite, type SiprecContext } from './siprec-session.js';
 import { answerInvite, checkBodySize, contentType, cseqOf, legDialog, refuseInvite, warning } from './sip-request.js';
 import { isOfferless, negotiate, renderAnswer, renderOffer, type NegotiatedMedia, type SdpLocal } from './sdp-answer.js';
@@ -30,8 +31,10 @@ export interface SipAppDeps {
   refuseNew?: () => string | null;
   /** Sessions (conf-ids) taken at once; an INVITE for a new one beyond this gets 503. */
   maxCalls: number;
-  /** Counts initial INVITE outcomes and MSML requests. */
-  observe?: { invite(status: number): void; msml(verb: string, code: number): void };
+  /** Counts initial INVITE outcomes, MSML requests and INVITEs refused for their source. */
+  observe?: { invite(status: number): void; msml(verb: string, code: number): void; refusedSource?(address: string | undefined): void };
+  /** Who may INVITE (sip.allowedSources); default: anyone. */
+  trusted?: TrustedSources;
   /** The IVR profiles (per-tenant destinations and format); without them every call uses `session.recording`. */
   profiles?: Pick<Profiles, 'resolve'>;
 }
@@ -67,6 +70,14 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
   const siprec: SiprecContext = { deps, admitNew, nextSdpSession: () => sdpSession++ };
 
   srf.invite(async (req: SrfReq, res: SrfRes) => {
+    // an untrusted source gets nothing allocated: no session, no port, no body parsed
+    if (deps.trusted && !deps.trusted.allows(req.source_address)) {
+      log.warn({ source: req.source_address, callId: req.get('Call-ID') }, 'INVITE from a source not in sip.allowedSources: 403');
+      deps.observe?.refusedSource?.(req.source_address);
+      deps.observe?.invite(403);
+      res.send(403, { headers: warning(`source ${req.source_address} is not in sip.allowedSources`) });
+      return;
+    }
     const arrivedAt = arrivedAtOf(req);
     const callId = req.get('Call-ID');
     const clog = log.child({ callId });

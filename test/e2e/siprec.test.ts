@@ -248,6 +248,46 @@ t.test('the profile comes from the header siprec.profileRule names', async (t) =
   t.same([sidecar.tenant, sidecar.ivrProfile], ['Bank', 'Siprec'], 'tenant and IVR profile from its name');
 });
 
+t.test('SRC bodies as real SBCs send them: no c= line, application/rs-metadata, vendor data per participant — recorded, named, each its own', async (t) => {
+  const session = 'bm8tYy1saW5l';
+  const caller = await RtpSender.open();
+  const callee = await RtpSender.open();
+  t.teardown(() => [caller, callee].forEach((s) => s.close()));
+  const release = holdDelivery();
+  // an OpenSIPS-style SDP: no c= at session or media level (invalid per RFC 4566, sent all the same)
+  const sdp = siprecSdp([{ port: caller.port, label: '1' }, { port: callee.port, label: '2' }]).replace(/^c=.*\r\n/m, '');
+  t.notMatch(sdp, /^c=/m, 'the offer has no c= line');
+  // SEMS-style pre-RFC type, and Acme-style vendor data of each participant's own
+  const acme = (v: string): string => `<extensiondata xmlns:apkt="http://acmepacket.com/siprec/extensiondata"><apkt:callingParty>${v}</apkt:callingParty></extensiondata>`;
+  const meta = siprecMetadata(session, [{ id: 'a', aor: CALLER.aor, sends: ['1'] }, { id: 'b', aor: CALLEE.aor, sends: ['2'] }])
+    .replace('<participant participant_id="a">', `<participant participant_id="a">${acme('true')}`)
+    .replace('<participant participant_id="b">', `<participant participant_id="b">${acme('false')}`);
+  const offer = multipart([{ type: 'application/sdp', content: sdp }, { type: 'application/rs-metadata', content: meta, disposition: 'recording-session' }]);
+  const inv = await uac.request('INVITE', srs, { headers: { 'content-type': offer.contentType }, body: offer.body });
+  t.equal(inv.status, 200, 'INVITE 200');
+  const [p1, p2] = answerOf(inv.content).ports;
+  await Promise.all([caller.play(p1, { law: 'PCMU', freq: CALLER.freq, seconds: 3, ssrc: 0xc1 }), callee.play(p2, { law: 'PCMU', freq: CALLEE.freq, seconds: 3, ssrc: 0xc2 })]);
+  t.equal((await uac.request('BYE', '', { dialog: uac.dialogOf(inv) })).status, 200, 'BYE 200');
+  const spooled = await spooledFor(session);
+  const [left, right] = decode(spooled.mp3).channels;
+  let first = 0;
+  while (first < left.length && Math.abs(left[first]) < 300 && Math.abs(right[first]) < 300) first++;
+  const t0 = first / 8000;
+  const l = heard(left, CALLER.freq, t0 + 0.2, t0 + 2.8);
+  const r = heard(right, CALLEE.freq, t0 + 0.2, t0 + 2.8);
+  t.ok(l.ok, `no c=: the caller is recorded on the left (${l.text})`);
+  t.ok(r.ok, `no c=: the callee is recorded on the right (${r.text})`);
+  t.notOk(app.logs.some((l2) => l2.includes(session) && l2.includes('no SIPREC stream sends')), 'never taken for a hold');
+  release();
+  await until('delivered', () => postOf(session) !== undefined, 30_000, () => app.logs.slice(-5).join('\n'));
+  const post = postOf(session) as Post;
+  const withExt = post.body.siprec?.participants as unknown as { extensions: Record<string, string> }[];
+  t.equal(post.body.id, session, 'application/rs-metadata: the POST has the SIPREC session id as the recording id');
+  t.same([post.body.callerPhoneNumber, post.body.dialedPhoneNumber], [CALLER.aor.replace(/^sip:([^@]+)@.*$/, '$1'), CALLEE.aor.replace(/^sip:([^@]+)@.*$/, '$1')], 'and the participants as caller and dialed numbers');
+  t.same(withExt.map((p) => p.extensions['extensiondata.callingParty']), ['true', 'false'], "each participant's vendor data is its own");
+  t.equal(post.body.mediaFiles[0].parameters['caller.extensiondata.callingParty'], 'true', "the caller's callingParty is the caller's");
+});
+
 t.test('at recording.maxDurationSec a SIPREC recording goes on in a next part, with nothing lost between them', async (t) => {
   const sim2 = await startSim();
   const app2 = await startApp(sim2, { MSMLREC_RECORDING_MAX_DURATION_SEC: '2', MSMLREC_RECORDING_WAV_COPY: 'PCMU' });

@@ -103,3 +103,36 @@ t.test('CPU pressure: quota, throttled time and PSI from cgroup v2 and v1 files,
   files.set('/cg2/cpu.pressure', 'some avg10=0 avg60=0 avg300=0 total=200100\n');
   t.same(cpu.sample(4000), { throttledPct: 5, cpuWaitPct: 20 }, "v2: the cgroup's own counters");
 });
+
+t.test('trusted sources: CIDRs and addresses, v4 and v6, matched on the source address; a bad entry is named', async (t) => {
+  const { TrustedSources } = await import('../../src/sip/trusted-sources.js');
+  const s = new TrustedSources(['10.0.0.0/8', '192.0.2.7', '2001:db8::/32']);
+  t.ok(s.allows('10.1.2.3') && s.allows('192.0.2.7') && s.allows('2001:db8::5'), 'inside');
+  t.ok(s.allows('::ffff:10.9.9.9'), 'an IPv4-mapped IPv6 source is matched as IPv4');
+  t.notOk(s.allows('192.0.2.8') || s.allows('11.0.0.1') || s.allows('2001:db9::1'), 'outside');
+  t.notOk(s.allows(undefined) || s.allows('not-an-address'), 'no or no usable source: refused');
+  t.ok(new TrustedSources([]).allows('203.0.113.9'), 'empty: anyone');
+  for (const bad of ['10.0.0.0/33', 'example.com', '10.0.0.0/8/1', '10.0.0.0/x'])
+    t.throws(() => new TrustedSources([bad]), new RegExp(`"${bad.replace(/[./]/g, '\\$&')}" is not an IP address or CIDR`), `${bad} refused`);
+  const { SourceLabels } = await import('../../src/ops/source-labels.js');
+  const labels = new SourceLabels(2);
+  t.same(['a', 'b', 'a', 'c', undefined].map((x) => labels.of(x)), ['a', 'b', 'a', 'other', 'other'], 'metric labels bounded');
+});
+
+t.test('ops admin: a bearer token compared in constant time; without one, loopback only', async (t) => {
+  const { adminRefusal } = await import('../../src/ops/ops-server.js');
+  t.equal(adminRefusal('s3cret', 'Bearer s3cret', '10.1.1.1'), null, 'the token, from anywhere');
+  t.match(adminRefusal('s3cret', undefined, '127.0.0.1'), { status: 401 }, 'with a token set, loopback needs it too');
+  t.match(adminRefusal('s3cret', 'Bearer s3cre', '10.1.1.1'), { status: 401 }, 'a wrong token');
+  t.match(adminRefusal('s3cret', 'Basic czNjcmV0', '10.1.1.1'), { status: 401 }, 'another scheme');
+  t.equal(adminRefusal('', undefined, '127.0.0.1'), null, 'no token: loopback');
+  t.equal(adminRefusal('', undefined, '::ffff:127.0.0.1'), null, 'no token: loopback (v4-mapped)');
+  t.match(adminRefusal('', 'Bearer x', '10.1.1.1'), { status: 403 }, 'no token: nobody else');
+});
+
+t.test('config: sip.allowedSources and rmShim.allowedSources are validated at start', async (t) => {
+  const { loadConfig } = await import('../../src/config.js');
+  t.same(loadConfig({ MSMLREC_SIP_ALLOWED_SOURCES: '10.0.0.0/8,192.0.2.1' }).sip.allowedSources, ['10.0.0.0/8', '192.0.2.1']);
+  t.throws(() => loadConfig({ MSMLREC_RM_SHIM_ALLOWED_SOURCES: '10.0.0.0/40' }), /rmShim\.allowedSources.*10\.0\.0\.0\/40/s);
+  t.match(JSON.stringify((await import('../../src/config.js')).redacted(loadConfig({ MSMLREC_OPS_ADMIN_TOKEN: 'tok' })).ops), /"adminToken":"\*\*\*"/, 'the token is not logged');
+});
