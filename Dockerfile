@@ -24,7 +24,7 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
-COPY package.json ./
+COPY package.json LICENSE THIRD-PARTY.md ./
 COPY conf ./conf
 RUN mkdir -p /var/spool/msml-recorder && chown node:node /var/spool/msml-recorder
 USER node
