@@ -25,6 +25,7 @@ import { recoverSpool } from './recording/spool-recovery.js';
 import { SessionRegistry } from './session/session-registry.js';
 import { disconnectDrachtio, guardDrachtioWire, logWireFaults } from './sip/drachtio-wire-guard.js';
 import { TrustedSources } from './sip/trusted-sources.js';
+import { machineCpuWaitAvg10 } from './ops/cpu-pressure.js';
 import { attachSipApp } from './sip/sip-app.js';
 
 export interface Recorder {
@@ -203,7 +204,7 @@ export function startRecorder(config: Config): Recorder {
         pendingRecordings: spool.state.pending,
         destinations: delivery?.health.all() ?? [],
         profiles: { version: profiles.current.resolve('default')?.version, names: profiles.current.names, lastReloadError: profiles.lastError },
-        admission: { refusing: load.refusal(), lastReason: load.gate.lastReason, last: load.gate.last },
+        admission: { refusing: load.refusal(), lastReason: load.gate.lastReason, last: load.gate.last, machineCpuWaitAvg10Pct: machineCpuWaitAvg10() },
       }),
       drain: () => startDraining('POST /drain'),
       restartMediaWorker: (n) => plane.restartWorker(n),

@@ -9,7 +9,7 @@ import { availableParallelism } from 'node:os';
  * - cgroup v2 (most Kubernetes nodes): `cpu.max` (`<quota> <period>` or `max <period>`), `cpu.stat`
  *   `throttled_usec`, the cgroup's own `cpu.pressure`.
  * - cgroup v1: `cpu/cpu.cfs_quota_us` (-1: none) and `cpu.cfs_period_us`, `cpu/cpu.stat` `throttled_time` (ns).
- * - PSI: `/proc/pressure/cpu` `some … total=<µs>` (the whole machine) where the cgroup has none.
+ * - PSI: the cgroup's own `cpu.pressure` (v2) only; the machine's `/proc/pressure/cpu` is reported, not acted on.
  *
  * Every reader returns null where the file is missing or unreadable: a signal this machine lacks is not checked.
  */
@@ -69,14 +69,22 @@ export function throttledUs(read: (path: string) => string | null, p: CgroupPath
   return m1 ? Number(m1[1]) / 1000 : null;
 }
 
-/** Time runnable tasks waited for a CPU so far (PSI `some` total), µs: the cgroup's own where it has one. */
+/**
+ * Time the cgroup's runnable tasks waited for a CPU so far (its own PSI `some` total, cgroup v2 `cpu.pressure`), µs;
+ * null where the cgroup has none (cgroup v1). The machine's `/proc/pressure/cpu` is not taken in its place: it counts
+ * every process's waiting, and on a node others keep busy it read 90 % while every recording was whole.
+ */
 export function cpuWaitUs(read: (path: string) => string | null, p: CgroupPaths): number | null {
-  for (const f of [`${p.v2}/cpu.pressure`, p.psi]) {
-    const t = read(f);
-    const m = t !== null ? /^some .*\btotal=(\d+)/m.exec(t) : null;
-    if (m) return Number(m[1]);
-  }
-  return null;
+  const t = read(`${p.v2}/cpu.pressure`);
+  const m = t !== null ? /^some .*\btotal=(\d+)/m.exec(t) : null;
+  return m ? Number(m[1]) : null;
+}
+
+/** The machine's CPU pressure (PSI `some` avg10, %), for /status only: what the whole node waits, not the recorder. */
+export function machineCpuWaitAvg10(read: (path: string) => string | null = readOr, p: CgroupPaths = defaultCgroupPaths()): number | null {
+  const t = read(p.psi);
+  const m = t !== null ? /^some avg10=([\d.]+)/m.exec(t) : null;
+  return m ? Number(m[1]) : null;
 }
 
 /** One window's CPU starvation: the share of it the cgroup was throttled, and the share tasks waited for a CPU. */
