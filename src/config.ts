@@ -42,7 +42,7 @@ const Schema = z
         workers: z.union([z.literal('auto'), z.number().int().min(0).max(64), z.string().regex(/^\d+$/, 'must be auto or a number').transform(Number)]),
       })
       .strict(),
-    sip: z.object({ maxBodyBytes: z.number().int().min(1024).max(10_000_000), allowedSources: sources }).strict(),
+    sip: z.object({ maxBodyBytes: z.number().int().min(1024).max(10_000_000), allowedSources: sources, answerTimeoutSec: z.number().min(1).max(300) }).strict(),
     siprec: z
       .object({
         enabled: z.boolean(),

@@ -109,8 +109,33 @@ export class CallSession implements MsmlControlled<LegDialog> {
     this.legs.push(leg);
   }
 
-  /** Ends the call if its media stopped (the host reports how long no party not on hold has sent RTP). */
+  /** INVITEs being answered into this session (their leg is not added yet). */
+  private attempts = 0;
+
+  /**
+   * An INVITE is being answered into this session: until the returned function is called (answered and its leg
+   * added, or refused), the session is not "without legs". Call it in the turn the session was found or made.
+   */
+  beginAttempt(): () => void {
+    this.attempts++;
+    let done = false;
+    return () => {
+      if (!done) this.attempts--;
+      done = true;
+    };
+  }
+
+  /**
+   * Ends the call if its media stopped (the host reports how long no party not on hold has sent RTP), and — by
+   * construction, whatever path led there — a session with no live leg and no INVITE being answered: nothing can
+   * reach it any more, and it must not hold its ports.
+   */
   private checkMedia(silentMs: number): void {
+    if (!this.closed && this.attempts === 0 && this.legs.every((l) => l.ended)) {
+      this.log.warn({ legs: this.legs.length }, 'session without a live leg: closing it');
+      void this.close('no leg left');
+      return;
+    }
     const limit = this.deps.mediaTimeoutMs;
     if (limit > 0 && !this.closed && this.legs.length > 0 && silentMs >= limit) {
       this.log.warn({ silentMs: Math.round(silentMs), timeoutMs: limit }, 'no RTP from any party: ending the call');

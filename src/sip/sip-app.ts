@@ -83,6 +83,7 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
     const clog = log.child({ callId });
     let session: CallSession | null = null;
     let openedLeg: number | null = null;
+    let endAttempt: (() => void) | null = null;
     try {
       tooLarge(req);
       if (config.siprec.enabled && (await answerSiprecInvite(srf, siprec, req, res, arrivedAt))) return;
@@ -99,6 +100,7 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
         session = new CallSession(key, uri, callUUID, deps.session, log.child(bindings), profile, deps.plane.session(key, bindings));
         deps.registry.add(session);
       }
+      endAttempt = session.beginAttempt();
       const offerless = isOfferless(req.body);
       const negotiated: NegotiatedMedia[] | null = offerless ? null : negotiate(req.body, config.rtp.codecs);
       const count = negotiated ? negotiated.length : 1;
@@ -121,11 +123,13 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
         watchDialog(dlg, l, s, local, clog, offerless ? cseqOf(req) : null);
         openedLeg = null;
         return l;
-      });
+      }, config.sip.answerTimeoutSec * 1000);
       clog.info({ conf: key, role: leg.role, offerless, ports: local.ports, codecs: negotiated?.map((n) => n.codec), mediaWorker: session.media.worker }, 'leg answered');
       deps.observe?.invite(200);
     } catch (err) {
       refuseInvite(deps, { session, openedLeg, res, log: clog, what: 'INVITE' }, err);
+    } finally {
+      endAttempt?.();
     }
   });
 

@@ -1,7 +1,7 @@
 import type Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
 import { bounded } from '../bounded.js';
-import { BodyTooLargeError, RecorderError } from '../errors.js';
+import { BodyTooLargeError, RecorderError, SignalingError } from '../errors.js';
 import type { CallSession } from '../session/call-session.js';
 import { BYE_TIMEOUT_MS, type LegDialog } from '../session/leg.js';
 import type { InviteHeaders } from '../siprec/siprec-request.js';
@@ -75,16 +75,26 @@ export function refuseInvite(
   if (!res.finalResponseSent) res.send(status, { headers: warning(text) });
 }
 
+/** How long the 200 to an INVITE may wait for drachtio-server's confirmation (SIP's Timer H, 64 × T1). */
+export const ANSWER_TIMEOUT_MS = 32_000;
+
 /**
  * Sends the 200 with `sdp` (drachtio-srf createUAS) and hands the new dialog to `onDialog` in the same turn that
  * creates it: drachtio-srf handles a BYE or re-INVITE that arrives right behind the ACK synchronously, possibly in
  * the same read as the 200's echo, before a promise continuation would run — the callback form lets the dialog's
- * listeners be attached first. Rejects as createUAS does (487 on CANCEL).
+ * listeners be attached first. Rejects as createUAS does (487 on CANCEL), or with SignalingError when drachtio-server
+ * has not confirmed the 200 within `timeoutMs` (a dialog that comes after that is ended with a BYE).
  */
-export function answerInvite<T>(srf: Srf, req: Srf.SrfRequest, res: Srf.SrfResponse, sdp: string, onDialog: (dlg: Srf.Dialog) => T): Promise<T> {
+export function answerInvite<T>(srf: Srf, req: Srf.SrfRequest, res: Srf.SrfResponse, sdp: string, onDialog: (dlg: Srf.Dialog) => T, timeoutMs = ANSWER_TIMEOUT_MS): Promise<T> {
   return new Promise<T>((resolve, reject) => {
     let failed = false;
+    // drachtio-server never confirming the 200 (its transaction gone) must not hold the call's ports for ever
+    const timer = setTimeout(() => {
+      failed = true;
+      reject(new SignalingError(`drachtio-server did not confirm the 200 within ${timeoutMs} ms`, { sipStatus: 500 }));
+    }, timeoutMs);
     srf.createUAS(req, res, { localSdp: sdp }, (err: unknown, dlg: Srf.Dialog) => {
+      clearTimeout(timer);
       if (err) {
         failed = true;
         return reject(err);

@@ -63,6 +63,7 @@ export async function answerSiprecInvite(srf: Srf, ctx: SiprecContext, req: SrfR
   const clog = log.child({ callId, siprec: true });
   let session: CallSession | null = null;
   let openedLeg: number | null = null;
+  let endAttempt: (() => void) | null = null;
   try {
     const body = readSiprecInvite(inviteHeaders(req), req.body, isMsmlUri(req.uri));
     if (body === null) return false;
@@ -80,6 +81,7 @@ export async function answerSiprecInvite(srf: Srf, ctx: SiprecContext, req: SrfR
     const s = new CallSession(key, siprecRecordingUri(req.uri, profile?.name ?? null), null, deps.session, log.child(bindings), profile, deps.plane.session(key, bindings));
     session = s;
     deps.registry.add(s);
+    endAttempt = s.beginAttempt();
     const opened = await s.media.openLeg(callId, 'other', slots, negotiated);
     openedLeg = opened.legId;
     const local: SdpLocal = { address: config.rtp.advertisedAddress, ports: opened.ports, sessionId: ctx.nextSdpSession(), sessionVersion: 1 };
@@ -93,11 +95,13 @@ export async function answerSiprecInvite(srf: Srf, ctx: SiprecContext, req: SrfR
       const watch = new SiprecDialog(dlg, leg, s, local, info, negotiated, ctx, clog);
       s.startSiprec(leg.dialog, info, arrivedAt);
       if (noneSends(negotiated)) watch.pauseForInactive();
-    });
+    }, config.sip.answerTimeoutSec * 1000);
     clog.info({ conf: key, siprecSession: info.sessionId, ports: local.ports, codecs: negotiated.map((n) => n.codec), slots, channelsBy: info.channelsBy, participants: info.participants.map((p) => p.aor), mediaWorker: s.media.worker }, 'SIPREC session answered');
     deps.observe?.invite(200);
   } catch (err) {
     refuseInvite(deps, { session, openedLeg, res, log: clog, what: 'SIPREC INVITE' }, err);
+  } finally {
+    endAttempt?.();
   }
   return true;
 }

@@ -83,6 +83,11 @@ export class DrachtioSim {
   readonly host: string;
   /** Frames seen, for assertions: [direction, verb]. */
   readonly frames: { dir: 'in' | 'out'; text: string }[] = [];
+  /**
+   * Fault injection: an app's 2xx to an INVITE for which this says true is swallowed — neither sent nor echoed nor
+   * refused — as when the transaction is gone under drachtio-server (its TCP connection closed, a raw duplicate).
+   */
+  swallowAnswer: (callId: string) => boolean = () => false;
   /** Requests this server forwarded by their Route header (proxied dialogs), for assertions: method and Call-ID. */
   readonly routed: { method: string; callId: string }[] = [];
   private server: Server | null = null;
@@ -456,6 +461,7 @@ export class DrachtioSim {
     const status = m.status as number;
     const method = rq.method as string;
     const callId = rq.headers['call-id'] as string;
+    if (method === 'INVITE' && status >= 200 && status < 300 && this.swallowAnswer(callId)) return;
     const fromTag = rq.headers.from.params.tag as string;
     const dialogKey = `${callId};from-tag=${fromTag}`;
     let dlg = this.dialogs.get(dialogKey);
