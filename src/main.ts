@@ -105,7 +105,23 @@ export function startRecorder(config: Config): Recorder {
   spool.start();
   const load = new LoadWatch(config.admission, () => plane.maxEncodeLagMs, log.child({ part: 'admission' }), () => plane.loopDelayP99Ms);
   load.start();
-  metrics = new RecorderMetrics({ registry, ports, plane, spool, delivery, tally, load, profiles, draining: () => draining, drachtioConnected: () => drachtioConnected });
+  metrics = new RecorderMetrics({
+    registry,
+    ports,
+    plane,
+    spool,
+    delivery,
+    tally,
+    load,
+    profiles,
+    draining: () => draining,
+    drachtioConnected: () => drachtioConnected,
+    ready: () => ready().ready,
+    certificates: () => [
+      ...(encryption?.recipients ?? []).map((r) => ({ source: r.source, profile: '(encryption.*)', validTo: r.validTo })),
+      ...profiles.current.names.flatMap((name) => (profiles.current.resolve(name)?.encryption?.recipients ?? []).map((r) => ({ source: r.source, profile: name, validTo: r.validTo }))),
+    ],
+  });
   const m = metrics;
 
   const id = instanceId(config);

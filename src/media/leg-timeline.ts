@@ -16,9 +16,10 @@
  *   shifts only this leg.
  * - Clock drift: a sender's 8 kHz clock is never exactly ours (±100 ppm is 0.36 s an hour). The offset follows the
  *   least-delayed packets of the last few seconds (jitter only ever adds delay, so their arrival is the truest), in
- *   steps once it is `slewSamples` off, so two legs stay aligned to within a few ms however long the call. The same
- *   correction removes the delay of the packet that anchored the leg, within the first second. Late packets (a
- *   backlog) do not feed it.
+ *   steps of `slewSamples` (2.5 ms) at most once a second, so two legs stay aligned to within a few ms however long
+ *   the call, and a recorder that reads its sockets late for a while (a busy node) moves no leg by more than that. In
+ *   the first seconds after an anchor the correction is not bounded: it removes the delay of the packet that
+ *   anchored the leg. Late packets (a backlog) do not feed it.
  */
 export interface TimelineOptions {
   blockPackets?: number;
@@ -95,8 +96,11 @@ export class LegTimeline {
     let target = this.mins[0];
     for (const m of this.mins) if (m < target) target = m;
     target = Math.round(target);
-    if (Math.abs(target - this.offset) >= slew) {
-      this.offset = target;
+    const step = target - this.offset;
+    if (Math.abs(step) >= slew) {
+      // once the window is full, one step of `slew` a block at most (2.5 ms a second: 30x a ±100 ppm clock): a
+      // recorder slowed for seconds (a busy node) delays every packet alike, which must not move the leg by that much
+      this.offset += this.mins.length >= blocks ? Math.sign(step) * slew : step;
       this.slews++;
     }
   }

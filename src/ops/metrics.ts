@@ -25,6 +25,10 @@ export interface MetricSources {
   load?: LoadWatch | null;
   /** The profiles file and its reloads. */
   profiles?: { reloads: number; reloadFailures: number };
+  /** Whether the recorder is ready (/readyz). */
+  ready?: () => boolean;
+  /** The encryption certificates in use (global and per profile): where from, for which profile, valid until. */
+  certificates?: () => { source: string; profile: string; validTo: string }[];
 }
 
 const PREFIX = 'msmlrec_';
@@ -166,6 +170,17 @@ export class RecorderMetrics {
     derivedCounter(registers, 'overload_windows_total', 'Admission windows whose load was over an admission.* limit', () => src.load?.overloadWindows ?? 0);
     gauge('draining', '1 while draining (no new calls)', () => (src.draining() ? 1 : 0));
     gauge('drachtio_connected', '1 while connected to drachtio-server', () => (src.drachtioConnected() ? 1 : 0));
+    gauge('ready', '1 while ready (/readyz 200): taking new calls', () => (src.ready?.() ? 1 : 0));
+    new Gauge({
+      name: `${PREFIX}certificate_expiry_timestamp_seconds`,
+      help: 'When an encryption certificate in use (encryption.certificates, a profile\'s encryptionCertificates) expires, Unix time',
+      labelNames: ['profile', 'certificate'],
+      registers,
+      collect() {
+        this.reset();
+        for (const c of src.certificates?.() ?? []) this.set({ profile: c.profile, certificate: c.source }, Math.round(Date.parse(c.validTo) / 1000));
+      },
+    });
     gauge('redis_connected', '1 while the delivery queue is connected to Redis', () => (src.delivery?.redisConnected ? 1 : 0));
 
     let look: Promise<SpoolState> | null = null;

@@ -4,11 +4,12 @@
  * names are the ones the code uses. The Dockerfile has the shape the README promises. The README's deployment section
  * names every manifest.
  */
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
-import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { parseAllDocuments, parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { spawnSync } from 'node:child_process';
 import { Deployment, StatefulSet } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { ConfigMap, Namespace, Secret, Service } from 'kubernetes-models/v1';
@@ -55,7 +56,8 @@ const find = (kind: string, name: string): Doc => {
 t.test('every manifest passes the Kubernetes schema', async (t) => {
   t.ok(files.length >= 9, `${files.length} files`);
   for (const d of docs) {
-    if (d.kind === 'Kustomization') continue;
+    // the PrometheusRule (a CRD) is checked against its plain rules file and promtool below
+    if (d.kind === 'Kustomization' || d.kind === 'PrometheusRule') continue;
     const Model = MODELS[`${d.apiVersion}/${d.kind}`];
     t.ok(Model, `${d.file}: ${d.apiVersion} ${d.kind} is a kind we check`);
     if (!Model) continue;
@@ -154,6 +156,42 @@ t.test('HPA and dashboard use metrics the program exports', async (t) => {
   const used = new Set(dash.panels.flatMap((p) => p.targets.flatMap((x) => x.expr.match(/msmlrec_\w+/g) ?? [])));
   for (const name of used) t.ok(known(name), `dashboard metric ${name} is exported`);
   for (const name of ['msmlrec_calls_active', 'msmlrec_rtp_lost_total', 'msmlrec_encode_lag_seconds', 'msmlrec_upload_failures_total', 'msmlrec_spool_pending_recordings']) t.ok(used.has(name), `the dashboard shows ${name}`);
+  const rules = parseYaml(readFileSync(join(k8s, 'alert-rules.yml'), 'utf8')) as { groups: { rules: { alert: string; expr: string }[] }[] };
+  const inRules = new Set(rules.groups.flatMap((g) => g.rules.flatMap((r) => r.expr.match(/msmlrec_\w+/g) ?? [])));
+  for (const name of inRules) t.ok(known(name), `alert rule metric ${name} is exported`);
+  const alerts = rules.groups.flatMap((g) => g.rules.map((r) => r.alert));
+  t.match(JSON.stringify(dash), new RegExp(alerts.join('.*'), 's'), 'the dashboard names every alert of the rules file');
+});
+
+t.test('alert rules: the PrometheusRule carries the rules file; promtool checks them and their unit tests pass', async (t) => {
+  const plain = parseYaml(readFileSync(join(k8s, 'alert-rules.yml'), 'utf8')) as { groups: { name: string; rules: Record<string, unknown>[] }[] };
+  const crd = find('PrometheusRule', 'msml-recorder') as unknown as { apiVersion: string; spec: { groups: unknown } };
+  t.equal(crd.apiVersion, 'monitoring.coreos.com/v1');
+  t.same(crd.spec.groups, plain.groups, 'prometheus-rule.yaml has the same groups as alert-rules.yml');
+  const promtool = spawnSync('promtool', ['--version']);
+  if (promtool.error) {
+    t.fail(`promtool is needed (Debian: apt-get install prometheus; .ci/run installs it): ${promtool.error.message}`);
+    return;
+  }
+  const check = spawnSync('promtool', ['check', 'rules', join(k8s, 'alert-rules.yml')], { encoding: 'utf8' });
+  t.equal(check.status, 0, `promtool check rules: ${check.stdout.trim().split('\n').pop()} ${check.stderr}`);
+  // promtool compares annotations whole: the unit tests run on the rules without them (check rules checked their templates)
+  const dir = mkdtempSync(join(tmpdir(), 'rules-'));
+  const bare = { groups: plain.groups.map((g) => ({ ...g, rules: g.rules.map(({ annotations: _a, ...r }) => r) })) };
+  writeFileSync(join(dir, 'alert-rules.yml'), stringifyYaml(bare));
+  writeFileSync(join(dir, 'tests.yml'), readFileSync(join(ROOT, 'test/rules/alert-rules.test.yml'), 'utf8'));
+  const run = (): { status: number | null; out: string } => {
+    const r = spawnSync('promtool', ['test', 'rules', join(dir, 'tests.yml')], { encoding: 'utf8' });
+    return { status: r.status, out: `${r.stdout}${r.stderr}` };
+  };
+  const ok = run();
+  t.equal(ok.status, 0, `promtool test rules: every alert fires and stays quiet as expected ${ok.status === 0 ? '' : ok.out}`);
+  const tested = new Set([...readFileSync(join(ROOT, 'test/rules/alert-rules.test.yml'), 'utf8').matchAll(/alertname: (\w+)/g)].map((m) => m[1]));
+  for (const g of plain.groups) for (const r of g.rules) t.ok(tested.has(String(r.alert)), `${String(r.alert)} has a promtool test`);
+  // the tests can fail: without its "for" an alert fires where the tests expect quiet
+  const broken = { groups: bare.groups.map((g) => ({ ...g, rules: g.rules.map((r) => (r.alert === 'MsmlrecNoRtpOnLiveCalls' ? { ...r, for: '0m' } : r)) })) };
+  writeFileSync(join(dir, 'alert-rules.yml'), stringifyYaml(broken));
+  t.not(run().status, 0, 'a broken rule fails the promtool tests');
 });
 
 t.test('Dockerfile: multi-stage, production dependencies only, non-root, compiled JS, healthcheck', async (t) => {
@@ -172,6 +210,6 @@ t.test("the README's deployment section names every manifest", async (t) => {
   const section = readme.slice(readme.indexOf('## Deployment'), readme.indexOf('\n## ', readme.indexOf('## Deployment') + 5));
   t.ok(section.length > 500, 'README has a Deployment section');
   for (const f of [...files, 'grafana-dashboard.json']) t.match(section, f, `mentions ${f}`);
-  for (const f of section.match(/`k8s\/[\w.-]+`/g) ?? []) t.ok(files.includes(f.slice(5, -1)) || f === '`k8s/grafana-dashboard.json`', `${f} exists`);
+  for (const f of section.match(/`k8s\/[\w.-]+`/g) ?? []) t.ok(existsSync(join(ROOT, f.slice(1, -1))), `${f} exists`);
   for (const n of ['hostNetwork', 'StatefulSet', 'preStop', 'terminationGracePeriodSeconds', 'PodDisruptionBudget', 'HorizontalPodAutoscaler', 'drachtio/drachtio-server', 'Redis']) t.match(section, n, `explains ${n}`);
 });

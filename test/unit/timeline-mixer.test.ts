@@ -238,3 +238,17 @@ t.test("mixer: a recording's start cuts off the packet playing across it without
   m.write(0, 1050, fill(10, 5));
   t.equal(m.lateSamples, 10, 'after the start, a write behind what was handed out is late');
 });
+
+t.test('timeline: a recorder that reads its sockets 15 ms late for 5 s moves the leg by steps of 2.5 ms at most (no 10 ms hole)', async (t) => {
+  const tl = new LegTimeline(3200);
+  let prevEnd = -1;
+  let biggestJump = 0;
+  for (let k = 0; k < 1500; k++) {
+    // 10 s on time, 5 s every packet read 15 ms late (a busy node), then on time again
+    const late = k >= 500 && k < 750 ? 120 : 0;
+    const pos = tl.place(4, k, k * 160, 1000 + k * 160 + late);
+    if (prevEnd >= 0) biggestJump = Math.max(biggestJump, Math.abs(pos - prevEnd));
+    prevEnd = pos + 160;
+  }
+  t.ok(biggestJump <= 20, `the largest gap or overlap between packets is ${biggestJump} samples (≤ 2.5 ms)`);
+});
