@@ -261,7 +261,10 @@ export class MediaSession {
     return stopping;
   }
 
-  /** Resolves once every live stream not on hold has reached `at`, has gone quiet, or the settle time ran out. */
+  /**
+   * Resolves once every live stream not on hold that has sent anything has reached `at` or gone quiet, or the settle
+   * time ran out.
+   */
   private settle(at: number): Promise<void> {
     let ran = 0;
     /** Running time since each stream's last packet, as the checks saw it (a stall does not count). */
@@ -278,7 +281,8 @@ export class MediaSession {
         let waiting = false;
         for (const l of this.legs.values()) {
           for (const s of l.streams) {
-            if (s.isClosed || s.held) continue;
+            // a stream that never sent has nothing on its way either
+            if (s.isClosed || s.held || s.capture.jitter.stats.received === 0) continue;
             s.poll();
             if (s.capture.reached >= at) continue;
             const q = quietFor.get(s);
