@@ -85,9 +85,12 @@ export class CaptureStage {
     this.timeline.reset();
   }
 
-  /** Releases packets whose waiting time ran out. */
-  poll(now = performance.now()): void {
-    for (const a of this.jitter.poll(now)) this.play(a);
+  /**
+   * Releases packets whose waiting time ran out. `giveUpGaps` false: only what is in order (the thread itself just
+   * stalled, and the packets that fill a gap may be waiting unread in the socket: their wait is not over).
+   */
+  poll(now = performance.now(), giveUpGaps = true): void {
+    for (const a of this.jitter.poll(giveUpGaps ? now : Number.NEGATIVE_INFINITY)) this.play(a);
   }
 
   /** Hands over everything still held (before the recording stops). */

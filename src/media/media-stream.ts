@@ -125,9 +125,9 @@ export class MediaStream {
     this.relayStage.forward(p, datagram, codec, this.media, this.remote);
   }
 
-  /** Releases packets whose waiting time ran out. Call periodically. */
-  poll(): void {
-    this.capture.poll();
+  /** Releases packets whose waiting time ran out (`giveUpGaps` false: only those in order). Call periodically. */
+  poll(giveUpGaps = true): void {
+    this.capture.poll(performance.now(), giveUpGaps);
   }
 
   /** Hands over everything still held (before the recording stops). */

@@ -18,6 +18,8 @@ const TICK_MS = 100;
  * once (mixing, WAV, encode requests of hundreds of recordings) would hold up the packets behind it for milliseconds.
  */
 const TICK_GROUPS = 10;
+/** A group timer this late means the thread itself stalled (its timers fire before the sockets it left unread), ms. */
+const STALLED_MS = 50;
 
 /**
  * A media host: the RTP sockets, relay, jitter buffers, timelines, mixing and recordings of the calls placed on it,
@@ -55,9 +57,16 @@ export class MediaHost {
       t.unref();
       this.timers.push(t);
     };
+    let lastGroupAt = performance.now();
+    let holdGapsUntil = 0;
     every(TICK_MS / TICK_GROUPS, () => {
+      const now = performance.now();
+      // the thread stood still (a stop of the process, a throttled pod): for one round of the groups no gap is given
+      // up, since timers run before the socket reads that may fill it (they come in the same turn's I/O phase)
+      if (now - lastGroupAt > STALLED_MS) holdGapsUntil = now + TICK_MS;
+      lastGroupAt = now;
       this.tickGroup = (this.tickGroup + 1) % TICK_GROUPS;
-      for (const s of this.groups[this.tickGroup]) s.tick();
+      for (const s of this.groups[this.tickGroup]) s.tick(now >= holdGapsUntil);
     });
     every(config.statusMs, () => this.send({ kind: 'status', status: this.status() }));
     every(config.loadWindowMs, () => {

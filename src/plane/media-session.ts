@@ -141,9 +141,12 @@ export class MediaSession {
     b.streams[0].peer = a.streams[0];
   }
 
-  /** Periodic work: release due packets, encode what is final (nothing records: drop what is older than the hold). */
-  tick(): void {
-    for (const l of this.legs.values()) for (const s of l.streams) s.poll();
+  /**
+   * Periodic work: release due packets, encode what is final (nothing records: drop what is older than the hold).
+   * `giveUpGaps` false right after the thread stalled: a gap's packets may still be unread in the socket.
+   */
+  tick(giveUpGaps = true): void {
+    for (const l of this.legs.values()) for (const s of l.streams) s.poll(giveUpGaps);
     if (this.rec) this.rec.tick(this.reached());
     else if (!this.stopping) this.mixer.discard(this.clock.now() - this.hold);
   }
@@ -283,7 +286,7 @@ export class MediaSession {
           for (const s of l.streams) {
             // a stream that never sent has nothing on its way either
             if (s.isClosed || s.held || s.capture.jitter.stats.received === 0) continue;
-            s.poll();
+            s.poll(trusted);
             if (s.capture.reached >= at) continue;
             const q = quietFor.get(s);
             if (!q || q.last !== s.lastPacketAt) quietFor.set(s, { last: s.lastPacketAt, ms: 0 });

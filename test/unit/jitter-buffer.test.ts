@@ -76,3 +76,24 @@ t.test('allocation-free: every call returns the same array; a packet too far ahe
   t.equal(jb.accepted, false, '... and said to be refused (its pooled object goes back)');
   t.equal(jb.stats.duplicates, 1);
 });
+
+t.test('capture after a stall of the thread: a gap is not given up before the socket was read (its packet waits there)', async (t) => {
+  const { CaptureStage } = await import('../../src/media/capture-stage.js');
+  const run = (giveUpGaps: boolean): { played: number[]; lost: number } => {
+    const played: number[] = [];
+    const c = new CaptureStage(80, 400, 0, (_slot, at) => played.push(at / 160));
+    const pkt = (seq: number) => ({ version: 2, padding: false, marker: false, payloadType: 0, sequence: seq, timestamp: seq * 160, ssrc: 7, csrcCount: 0, payload: new Uint8Array(160).fill(0xff) });
+    for (let s = 0; s < 50; s++) c.accept(pkt(s) as never, 'PCMU', s * 20);
+    // 51 was read just before the stop; 50 (sent right after it, reordered) waits in the socket for 1.5 s
+    c.accept(pkt(51) as never, 'PCMU', 1020);
+    c.poll(2520, giveUpGaps); // the timer runs first after the stall
+    c.accept(pkt(50) as never, 'PCMU', 2520); // then the I/O phase reads the socket
+    c.poll(2600, true);
+    return { played, lost: c.stats.lost };
+  };
+  const held = run(false);
+  t.equal(held.lost, 0, 'held back after the stall: nothing lost');
+  t.same(held.played.slice(48), [48, 49, 50, 51], 'and 50, 51 play in order');
+  const old = run(true);
+  t.equal(old.lost, 1, 'given up on the timer after the stall (as before): the packet in the socket is lost');
+});
