@@ -50,8 +50,11 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
   const { config, log } = deps;
   let sdpSession = Math.floor(Date.now() / 1000);
 
+  // an SBC's or RM's health check: 200 while a new session would be taken, else 503 saying why
   srf.use('options', (req: SrfReq, res: SrfRes) => {
-    res.send(deps.draining() ? 503 : 200);
+    const why = deps.draining() ? 'draining' : (deps.refuseNew?.() ?? (deps.registry.size >= deps.maxCalls ? `at capacity (${deps.maxCalls} calls)` : null));
+    if (why) res.send(503, { headers: { ...warning(why), 'Retry-After': '5' } });
+    else res.send(200);
   });
 
   // An INFO or BYE that drachtio hands us outside a dialog belongs to no dialog we have.

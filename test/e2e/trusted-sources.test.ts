@@ -52,6 +52,7 @@ t.test('POST /drain needs the bearer token (ops.adminToken); the drain command s
   t.equal((await app.ops('/readyz')).status, 200, 'nothing drained: still ready');
   t.equal((await invite('ts3')).status, 200, 'and still taking calls');
   t.equal((await app.ops('/status')).status, 200, '/status stays readable');
+  t.equal((await uac.request('OPTIONS', `sip:srs@127.0.0.1:${sim.sipPort}`)).status, 200, 'OPTIONS 200 while taking calls');
   // the CLI, as the preStop hook runs it: the token from the environment
   const cli = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli.ts'), 'drain', '--timeout', '0'], {
     cwd: ROOT,
@@ -64,4 +65,5 @@ t.test('POST /drain needs the bearer token (ops.adminToken); the drain command s
   t.equal(code, 0, 'drain command exit 0');
   t.match(out, /drain requested: 202/, 'the drain command was let in');
   t.equal((await app.ops('/readyz')).status, 503, 'draining');
+  t.equal((await uac.request('OPTIONS', `sip:srs@127.0.0.1:${sim.sipPort}`)).status, 503, 'OPTIONS (an SBC health check) 503 while draining');
 });

@@ -320,6 +320,8 @@ t.test('a spool over spool.maxBytes: unready, new conf-ids 503, a live call goes
   t.match((await app.ops('/readyz')).body, /spool holds \d+ bytes/, '/readyz says why');
   const r = await uac.request('INVITE', `sip:msml=max2@127.0.0.1:${sim.sipPort};dn=1;record`, { headers: { 'content-type': 'application/sdp' }, body: PCMU(40200) });
   t.equal(r.status, 503, 'a new conf-id gets 503');
+  const o = await uac.request('OPTIONS', `sip:srs@127.0.0.1:${sim.sipPort}`);
+  t.equal(o.status, 503, 'an OPTIONS health check (an SBC, the RM) gets 503 too');
   t.equal(await metric(app, 'msmlrec_spool_full'), 1, 'msmlrec_spool_full 1');
   await uac.request('BYE', '', { dialog: c.dialog });
   c.rtp.close();
