@@ -1,43 +1,18 @@
 import type Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
-import type { Config } from '../config.js';
-import type { Profiles } from '../profiles.js';
 import { CapacityError, RecorderError, SignalingError } from '../errors.js';
-import type { MediaPlane } from '../plane/media-plane.js';
 import type { PartyRole } from '../plane/plane-protocol.js';
-import { CallSession, type SessionDeps } from '../session/call-session.js';
+import { CallSession } from '../session/call-session.js';
 import { Leg } from '../session/leg.js';
-import type { SessionRegistry } from '../session/session-registry.js';
 import { parseRecordingUri } from './request-uri.js';
 import { arrivalWallMs } from './arrival-time.js';
-import type { TrustedSources } from './trusted-sources.js';
 import { answerSiprecInvite, type SiprecContext } from './siprec-session.js';
+import type { SipAppDeps } from './sip-app-deps.js';
 import { answerInvite, checkBodySize, contentType, cseqOf, legDialog, refuseInvite, warning } from './sip-request.js';
 import { isOfferless, negotiate, renderAnswer, renderOffer, type NegotiatedMedia, type SdpLocal } from './sdp-answer.js';
 
 /** MSML content types we accept on INFO (reply with the request's own type). */
 export const MSML_CONTENT_TYPES = new Set(['application/vnd.radisys.msml+xml', 'application/msml+xml', 'application/xml', 'text/xml']);
-
-export interface SipAppDeps {
-  config: Config;
-  log: Logger;
-  registry: SessionRegistry;
-  /** Where the calls' media runs (RTP ports are taken from its pool). */
-  plane: MediaPlane;
-  session: SessionDeps;
-  /** True while draining: INVITEs for new conf-ids get 503 (a live call's next leg is still taken). */
-  draining: () => boolean;
-  /** Why new conf-ids are refused with 503 besides draining and maxCalls (a full spool), or null. */
-  refuseNew?: () => string | null;
-  /** Sessions (conf-ids) taken at once; an INVITE for a new one beyond this gets 503. */
-  maxCalls: number;
-  /** Counts initial INVITE outcomes, MSML requests and INVITEs refused for their source. */
-  observe?: { invite(status: number): void; msml(verb: string, code: number): void; refusedSource?(address: string | undefined): void };
-  /** Who may INVITE (sip.allowedSources); default: anyone. */
-  trusted?: TrustedSources;
-  /** The IVR profiles (per-tenant destinations and format); without them every call uses `session.recording`. */
-  profiles?: Pick<Profiles, 'resolve'>;
-}
 
 type SrfReq = Srf.SrfRequest;
 type SrfRes = Srf.SrfResponse;

@@ -5,7 +5,7 @@ import { BodyTooLargeError, RecorderError, SignalingError } from '../errors.js';
 import type { CallSession } from '../session/call-session.js';
 import { BYE_TIMEOUT_MS, type LegDialog } from '../session/leg.js';
 import type { InviteHeaders } from '../siprec/siprec-request.js';
-import type { SipAppDeps } from './sip-app.js';
+import type { SipAppDeps } from './sip-app-deps.js';
 
 /** A SIP Warning header (RFC 3261 20.43) carrying why a request was refused. */
 export function warning(text: string, agent = 'msml-recorder'): Record<string, string> {

@@ -11,7 +11,7 @@ import { isMsmlUri, requestUriUser, siprecRecordingUri } from './request-uri.js'
 import { arrivalWallMs } from './arrival-time.js';
 import { isOfferless, negotiate, renderAnswer, renderOffer, type SdpLocal } from './sdp-answer.js';
 import { answerInvite, checkBodySize, cseqOf, inviteHeaders, legDialog, refuseInvite, warning } from './sip-request.js';
-import type { SipAppDeps } from './sip-app.js';
+import type { SipAppDeps } from './sip-app-deps.js';
 
 type SrfReq = Srf.SrfRequest;
 type SrfRes = Srf.SrfResponse;
