@@ -208,6 +208,8 @@ function readProfilesFile(config: Config): string | null {
   }
 }
 
+/** How long a changed profiles file must stay the same before it is taken, ms. */
+const SETTLE_MS = 200;
 const fromText = (config: Config, text: string | null): Profiles => buildProfiles(config, text, `profiles file ${config.profiles.file}`);
 
 /** The profiles `profiles.file` names (read now), or the main config alone. Throws ConfigError naming the file. */
@@ -230,6 +232,8 @@ export class ProfileSource {
   reloadFailures = 0;
   /** Why the last change was refused (null: the file in use is the one on disk). */
   lastError: string | null = null;
+  /** A changed file's text seen once, waiting to be read the same again. */
+  private settling: string | null = null;
   /** Called with the profiles taken into use at start and at every reload. */
   onProfiles: (p: Profiles) => void = () => undefined;
 
@@ -279,6 +283,14 @@ export class ProfileSource {
       this.rejected = null;
       return;
     }
+    // a changed file is taken once it reads the same twice, SETTLE_MS apart: a writer that truncates and then writes
+    // (cp, an editor saving in place) must not be caught half-way (an empty file is valid: the built-in defaults)
+    if (text !== this.settling) {
+      this.settling = text;
+      setTimeout(() => this.check(), SETTLE_MS).unref();
+      return;
+    }
+    this.settling = null;
     try {
       this.profiles = fromText(this.config, text);
       this.text = text;
