@@ -1,20 +1,20 @@
 # msml-recorder: one image for the recorder (`run`, the default) and the resource-manager shim (`rm-shim`).
 # Build: docker build -t msml-recorder:0.1.0 .
 
-# 1. compile TypeScript with the dev dependencies
-FROM node:20-bookworm-slim AS build
+# 1. compile TypeScript with the dev dependencies, and the native UDP engine (node-gyp: python3, make, g++)
+FROM node:20-bookworm AS build
 WORKDIR /app
-COPY package.json package-lock.json ./
-RUN npm ci --ignore-scripts
-COPY tsconfig.json tsconfig.build.json ./
+COPY package.json package-lock.json binding.gyp ./
 COPY src ./src
+RUN npm ci && test -f build/Release/udp_engine.node
+COPY tsconfig.json tsconfig.build.json ./
 RUN npm run build
 
 # 2. production dependencies only
 FROM node:20-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 
 # 3. runtime: compiled JS, production node_modules, the default config; runs as the unprivileged "node" user
 FROM node:20-bookworm-slim
@@ -24,6 +24,7 @@ ENV NODE_ENV=production \
 WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY --from=build /app/dist ./dist
+COPY --from=build /app/build/Release/udp_engine.node ./build/Release/udp_engine.node
 COPY package.json LICENSE THIRD-PARTY.md ./
 COPY conf ./conf
 RUN mkdir -p /var/spool/msml-recorder && chown node:node /var/spool/msml-recorder

@@ -23,11 +23,13 @@
  * BENCH_MODES=quiet,hog,stall  BENCH_STALL_MS=1500  BENCH_ENCODE_SECONDS=600  BENCH_WORKERS=2
  * BENCH_COMPARE_WORKERS= (e.g. 1,0: BENCH_COMPARE_STEP calls again with those media.workers, quiet)
  * BENCH_ADMISSION=off: admission by load off (find where audio suffers rather than what the recorder admits).
- * BENCH_PROFILE=<dir>: the recorder runs with --cpu-prof into <dir>, and the top functions by self time are printed.
+ * BENCH_UDP=native|js: the recorder's media.udp (native: the UDP engine's own thread reads and relays).
+ * BENCH_PROFILE=<dir>: the recorder runs with --cpu-prof into <dir>; the top functions by self time of each thread are
+ *   printed and the report goes to bench/profile.md instead of bench/latest.md (`npm run bench:profile`).
  * BENCH_NO_SCRAPE=1: do not poll /metrics during the talk time (encode lag then reads 0).
  */
 import { execFile, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, cpSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -62,6 +64,8 @@ const PROFILE = process.env.BENCH_PROFILE ?? '';
 const WORKERS = process.env.BENCH_WORKERS ?? '2';
 const COMPARE_WORKERS = (process.env.BENCH_COMPARE_WORKERS ?? '').split(',').filter((w) => w !== '' && w !== WORKERS);
 const COMPARE_STEP = Number(process.env.BENCH_COMPARE_STEP ?? 300);
+/** media.udp of the recorder: native (the engine's thread reads and relays) or js (Node's dgram on the media threads). */
+const UDP = process.env.BENCH_UDP ?? 'native';
 const pct = (xs: number[], p: number): number => {
   if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
@@ -158,6 +162,8 @@ interface StepResult {
   wireMax: number;
   cpuPerCall: number;
   rssMb: number;
+  /** (RSS - the idle recorder's RSS) / admitted calls, MB. */
+  rssPerCallMb: number;
   encodeLagMax: number;
   lost: number;
   generatorCpu: number;
@@ -218,7 +224,7 @@ async function wireRelay(ms: number): Promise<number[]> {
   return out;
 }
 
-async function step(n: number, mode: Mode, sim: Awaited<ReturnType<typeof startSim>>, app: AppProcess, uac: SipUac): Promise<StepResult> {
+async function step(n: number, mode: Mode, sim: Awaited<ReturnType<typeof startSim>>, app: AppProcess, uac: SipUac, idleRssMb: number): Promise<StepResult> {
   const pid = app.proc.pid as number;
   const phones = Phones.start();
   const calls: Call[] = [];
@@ -421,6 +427,7 @@ async function step(n: number, mode: Mode, sim: Awaited<ReturnType<typeof startS
     wireMax: wireMs.length ? Math.max(...wireMs) : NaN,
     cpuPerCall,
     rssMb: rss,
+    rssPerCallMb: (rss - idleRssMb) / Math.max(1, admitted.length),
     encodeLagMax: Math.max(0, ...lags),
     loopMainMax: Math.max(0, ...loopMain),
     loopMediaMax: Math.max(0, ...loopMedia),
@@ -514,20 +521,34 @@ async function encryption(): Promise<{ bytes: number; seconds: number }> {
 }
 
 /** Top functions by self time over every .cpuprofile in `dir` (main thread and workers). */
-function printProfile(dir: string): void {
-  for (const f of readdirSync(dir).filter((x) => x.endsWith('.cpuprofile'))) {
-    const prof = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[] };
+/**
+ * The top functions by self time of each thread's CPU profile (`--cpu-prof`), as shares of the thread's busy time
+ * (idle excluded). The thread is named by what runs in it. V8 profiles JavaScript threads only: the native UDP
+ * engine's thread is not in them (its CPU is in the recorder's total).
+ */
+function profileTop(dir: string): string[] {
+  const out: string[] = [];
+  for (const f of readdirSync(dir).filter((x) => x.endsWith('.cpuprofile')).sort()) {
+    const prof = JSON.parse(readFileSync(join(dir, f), 'utf8')) as { nodes: { id: number; callFrame: { functionName: string; url: string; lineNumber: number } }[]; samples: number[]; startTime: number; endTime: number };
     const byId = new Map(prof.nodes.map((n) => [n.id, n]));
     const self = new Map<string, number>();
+    let busy = 0;
     for (const id of prof.samples) {
       const cf = byId.get(id)?.callFrame;
+      if (cf?.functionName === '(idle)') continue;
+      busy++;
       const key = cf ? `${cf.functionName || '(anonymous)'} ${cf.url.split('/').slice(-2).join('/')}:${cf.lineNumber + 1}` : '?';
       self.set(key, (self.get(key) ?? 0) + 1);
     }
-    const total = prof.samples.length;
-    process.stderr.write(`profile ${f} (${total} samples):\n`);
-    for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 12)) process.stderr.write(`  ${((v / total) * 100).toFixed(1).padStart(5)} %  ${k}\n`);
+    const urls = prof.nodes.map((n) => n.callFrame.url).join(' ');
+    const thread = urls.includes('encoder-worker') ? 'encoder worker' : urls.includes('media-worker') ? 'media worker' : 'main thread';
+    const seconds = (busy * (prof.endTime - prof.startTime)) / Math.max(1, prof.samples.length) / 1e6;
+    out.push(`**${thread}** (\`${f}\`): ${seconds.toFixed(1)} s busy`, '');
+    out.push('| self time | function |', '|---|---|');
+    for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 10)) out.push(`| ${((v / Math.max(1, busy)) * 100).toFixed(1)} % | \`${k}\` |`);
+    out.push('');
   }
+  return out;
 }
 
 /** The recorder's admission settings: conf/default.yaml's as it was when the bench started (the test harness turns them off), or off. */
@@ -540,9 +561,9 @@ function admissionEnv(): Record<string, string> {
 
 /** A table row of a step. */
 const row = (r: StepResult): string =>
-  `| ${r.n} | ${r.ok ? 'whole' : `${r.gaps.length} damaged`} | ${r.refused}${r.refusedWhy.length ? ` (${r.refusedWhy.join('; ')})` : ''} | ${(r.cpuPerCall * 100).toFixed(2)} % | ${r.rssMb.toFixed(0)} MB | ${r.encodeLagMax.toFixed(2)} s | ${r.inviteP50.toFixed(1)} / ${r.inviteP99.toFixed(1)} ms | ${r.msmlP99.toFixed(1)} ms | ${r.endP50.toFixed(1)} / ${r.endP99.toFixed(1)} ms | ${r.linkInviteP99.toFixed(1)} / ${r.linkMsmlP99.toFixed(1)} ms | ${r.wireP50.toFixed(2)} / ${r.wireP99.toFixed(2)} / ${r.wireMax.toFixed(1)} ms | ${r.relayP50.toFixed(2)} / ${r.relayP99.toFixed(2)} ms | ${r.loopMainMax.toFixed(0)} / ${r.loopMediaMax.toFixed(0)} ms | ${(r.generatorCpu * 100).toFixed(0)} % |`;
+  `| ${r.n} | ${r.ok ? 'whole' : `${r.gaps.length} damaged`} | ${r.refused}${r.refusedWhy.length ? ` (${r.refusedWhy.join('; ')})` : ''} | ${(r.cpuPerCall * 100).toFixed(2)} % | ${r.rssMb.toFixed(0)} MB, ${(r.rssPerCallMb * 1024).toFixed(0)} kB/call | ${r.encodeLagMax.toFixed(2)} s | ${r.inviteP50.toFixed(1)} / ${r.inviteP99.toFixed(1)} ms | ${r.msmlP99.toFixed(1)} ms | ${r.endP50.toFixed(1)} / ${r.endP99.toFixed(1)} ms | ${r.linkInviteP99.toFixed(1)} / ${r.linkMsmlP99.toFixed(1)} ms | ${r.wireP50.toFixed(2)} / ${r.wireP99.toFixed(2)} / ${r.wireMax.toFixed(1)} ms | ${r.relayP50.toFixed(2)} / ${r.relayP99.toFixed(2)} ms | ${r.loopMainMax.toFixed(0)} / ${r.loopMediaMax.toFixed(0)} ms | ${(r.generatorCpu * 100).toFixed(0)} % |`;
 const HEADER = [
-  '| calls | recordings | refused by admission | recorder CPU per call | recorder RSS | encode lag max | INVITE→200 p50 / p99 | dialogstart/pause/resume p99 | dialogend p50 / p99 | at the recorder: INVITE / MSML p99 | relay on the wire p50 / p99 / max | relay at the phones p50 / p99 | loop delay p99, worst second: main / media | phones CPU |',
+  '| calls | recordings | refused by admission | recorder CPU per call | recorder RSS; per call, above the idle recorder | encode lag max | INVITE→200 p50 / p99 | dialogstart/pause/resume p99 | dialogend p50 / p99 | at the recorder: INVITE / MSML p99 | relay on the wire p50 / p99 / max | relay at the phones p50 / p99 | loop delay p99, worst second: main / media | phones CPU |',
   '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 const MODE_TEXT: Record<Mode, string> = {
@@ -558,6 +579,8 @@ async function main(): Promise<void> {
   const image = tempDir('bench-image');
   await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(image, 'dist')], { cwd: ROOT });
   cpSync(join(ROOT, 'conf'), join(image, 'conf'), { recursive: true });
+  // the native UDP engine, where the image has it (npm ci built it)
+  if (existsSync(join(ROOT, 'build/Release/udp_engine.node'))) cpSync(join(ROOT, 'build/Release/udp_engine.node'), join(image, 'build/Release/udp_engine.node'));
   copyFileSync(join(ROOT, 'package.json'), join(image, 'package.json'));
   symlinkSync(join(ROOT, 'node_modules'), join(image, 'node_modules'));
   const sim = await startSim();
@@ -567,6 +590,7 @@ async function main(): Promise<void> {
       {
         MSMLREC_LOG_LEVEL: 'info',
         MSMLREC_MEDIA_WORKERS: workers,
+        MSMLREC_MEDIA_UDP: UDP,
         MSMLREC_ENCODER_WORKERS: '0',
         MSMLREC_ENCODER_QUALITY: String(QUALITY),
         MSMLREC_RTP_PORT_MIN: String(RTP_MIN),
@@ -585,13 +609,16 @@ async function main(): Promise<void> {
     const load = loadavg();
     const hog = mode === 'hog' ? spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'bench/cpu-hog.ts')], { stdio: 'ignore' }) : null;
     const app = await startRecorder(workers);
+    // the recorder's own RSS with no call, started afresh: the per-call figure is what calls add to it
+    await sleep(2000);
+    const idleRss = rssMb(app.proc.pid as number);
     const results: StepResult[] = [];
     try {
       for (const n of steps) {
         process.stderr.write(`step: ${n} calls, ${mode}, media.workers ${workers} (load average ${load.map((x) => x.toFixed(2)).join(' ')})\n`);
         let worse: StepResult | null = null;
         for (let r = 0; r < RUNS; r++) {
-          const res = await step(n, mode, sim, app, uac);
+          const res = await step(n, mode, sim, app, uac, idleRss);
           if (!worse || (!res.ok && worse.ok) || (res.ok === worse.ok && res.endP99 > worse.endP99)) worse = res;
           await sleep(2000);
           if (!res.ok) break;
@@ -618,7 +645,8 @@ async function main(): Promise<void> {
     uac.stop();
     await sim.stop();
   }
-  if (PROFILE) printProfile(PROFILE);
+  const profile = PROFILE ? profileTop(PROFILE) : [];
+  if (PROFILE) process.stderr.write(`${profile.join('\n')}\n`);
   process.stderr.write('timing the encoders\n');
   const enc = await encoders();
   process.stderr.write('timing the encryption\n');
@@ -632,7 +660,7 @@ async function main(): Promise<void> {
     return `${best ? `**${best.n}**` : '**none of the steps**'} (${next ? `${next.n}: ${why}` : why})`;
   };
   const lines = [
-    `machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}; recorder: compiled build, media.workers ${WORKERS}, ${process.env.MSMLREC_ENCODER_ENGINE ?? 'wasm'} encoder (quality ${QUALITY}), 16 kbit/s stereo, admission ${ADMISSION ? 'on (the defaults)' : 'off'}; the phones (${'`bench/rtp-generator.ts`'}) and SIP Server with the drachtio simulator run in their own processes on the same machine`,
+    `machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}; recorder: compiled build, media.workers ${WORKERS}, media.udp ${UDP}, ${process.env.MSMLREC_ENCODER_ENGINE ?? 'wasm'} encoder (quality ${QUALITY}), 16 kbit/s stereo, admission ${ADMISSION ? 'on (the defaults)' : 'off'}; the phones (${'`bench/rtp-generator.ts`'}) and SIP Server with the drachtio simulator run in their own processes on the same machine`,
     '',
     `each step run ${RUNS} times, the worse run shown; RTP flows before each dialogstart; every 10 ms window of every recording checked from its first sample to the dialogend; a mode stops at the first damaged run`,
     '',
@@ -660,9 +688,10 @@ async function main(): Promise<void> {
     '',
     `benchmark time: ${((Date.now() - started) / 1000).toFixed(0)} s`,
   ];
-  const text = lines.join('\n');
+  const text = [...lines, ...(profile.length ? ['', `CPU profile of the recorder's threads over the whole run (${RUNS} run(s) of ${STEPS.join(', ')} calls, ${MODES.join(', ')}):`, '', ...profile] : [])].join('\n');
   process.stdout.write(`${text}\n`);
-  writeFileSync(join(ROOT, 'bench/latest.md'), `${text}\n`);
+  // a profiled run is slower (the profiler's own cost): it does not replace the benchmark's figures
+  writeFileSync(join(ROOT, PROFILE ? 'bench/profile.md' : 'bench/latest.md'), `${text}\n`);
 }
 
 await main();

@@ -40,6 +40,7 @@ const Schema = z
     media: z
       .object({
         workers: z.union([z.literal('auto'), z.number().int().min(0).max(64), z.string().regex(/^\d+$/, 'must be auto or a number').transform(Number)]),
+        udp: z.enum(['auto', 'native', 'js']),
       })
       .strict(),
     sip: z.object({ maxBodyBytes: z.number().int().min(1024).max(10_000_000), allowedSources: sources, answerTimeoutSec: z.number().min(1).max(300) }).strict(),
@@ -111,7 +112,9 @@ const Schema = z
       })
       .strict()
       .refine((e) => !e.enabled || e.certificates.length > 0, { message: 'encryption.enabled needs at least one certificate' }),
-    encoder: z.object({ workers: z.number().int().min(0).max(256), engine: z.enum(['wasm', 'lamejs']), quality: z.number().int().min(0).max(9) }).strict(),
+    encoder: z
+      .object({ workers: z.number().int().min(0).max(256), engine: z.enum(['wasm', 'lamejs']), quality: z.number().int().min(0).max(9), batchMs: z.number().int().min(20).max(2000), nice: z.number().int().min(0).max(19) })
+      .strict(),
     ops: z.object({ bindAddress: z.string().min(1), port: z.number().int().min(0).max(65535), redisGraceMs: z.number().int().min(0), adminToken: z.string() }).strict(),
     drain: z.object({ callGraceSec: z.number().min(0), deliveryGraceSec: z.number().min(0) }).strict(),
     cluster: z

@@ -10,6 +10,7 @@ import { ProfileSource } from './profiles.js';
 import { AlertToneCache } from './media/alert-tone-file.js';
 import { DeliveryQueue, pendingSidecars } from './jobs/delivery-queue.js';
 import { RtpPortPool } from './media/rtp-port-pool.js';
+import { udpEngineBinding } from './media/udp-engine.js';
 import { closeSteps, exitOnSignals } from './ops/lifecycle.js';
 import { createLogger } from './ops/logger.js';
 import { LoadWatch } from './ops/load-watch.js';
@@ -69,6 +70,7 @@ export function startRecorder(config: Config): Recorder {
   const registry = new SessionRegistry();
   const ports = new RtpPortPool(config.rtp.portMin, config.rtp.portMax);
   const hosts = mediaWorkers(config);
+  const udp = udpMode(config, log);
   // the encoder threads are split among the media hosts, at least one each
   const encodersEach = Math.max(1, Math.ceil(encoderWorkers(config) / Math.max(1, hosts)));
   const plane = new MediaPlane({
@@ -78,16 +80,17 @@ export function startRecorder(config: Config): Recorder {
     config: {
       spoolDir,
       bindAddress: config.rtp.bindAddress,
+      udp,
       jitterMs: config.rtp.jitterMs,
       maxSkewMs: config.rtp.maxSkewMs,
       horizonMs: config.rtp.horizonMs,
-      encoder: { workers: encodersEach, engine: config.encoder.engine, quality: config.encoder.quality },
+      encoder: { workers: encodersEach, engine: config.encoder.engine, quality: config.encoder.quality, batchMs: config.encoder.batchMs, nice: config.encoder.nice },
       logLevel: config.log.level,
       statusMs: 200,
       loadWindowMs: config.admission.windowMs,
     },
   });
-  log.info({ mediaWorkers: hosts, encoderWorkersEach: encodersEach }, hosts ? 'media workers started' : 'media runs in the main thread (media.workers 0)');
+  log.info({ mediaWorkers: hosts, encoderWorkersEach: encodersEach, udp }, hosts ? 'media workers started' : 'media runs in the main thread (media.workers 0)');
   const tally = new MediaTally();
   let draining = false;
   let drachtioConnected = false;
@@ -216,6 +219,7 @@ export function startRecorder(config: Config): Recorder {
         draining,
         calls: registry.size,
         mediaWorkers: plane.hosts(),
+        udp,
         spool: await spool.refresh(),
         pendingRecordings: spool.state.pending,
         destinations: delivery?.health.all() ?? [],
@@ -334,3 +338,13 @@ export async function main(): Promise<void> {
 
 const invokedDirectly = process.argv[1] !== undefined && realpathSync(process.argv[1]) === fileURLToPath(import.meta.url);
 if (invokedDirectly) void main();
+
+/** media.udp resolved: native if asked for or, with auto, if it is built; js otherwise (warned with auto). */
+function udpMode(config: Config, log: Logger): 'native' | 'js' {
+  if (config.media.udp === 'js') return 'js';
+  const binding = udpEngineBinding();
+  if (!(binding instanceof Error)) return 'native';
+  if (config.media.udp === 'native') throw new ConfigError(`media.udp is native but the native UDP engine cannot be loaded: ${binding.message}`);
+  log.warn({ err: binding.message }, 'the native UDP engine is not built: RTP is read and relayed on the media threads (media.udp js: more CPU per call, a relay that waits behind recording work)');
+  return 'js';
+}

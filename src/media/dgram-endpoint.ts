@@ -1,24 +1,15 @@
 import { createSocket, type Socket } from 'node:dgram';
+import { RELAY_JS, type RtpEndpoint, type RtpEndpointStats } from './rtp-endpoint.js';
 import { parseRtpInto, type RtpPacket } from './rtp-packet.js';
 
-export interface RtpEndpointStats {
-  datagrams: number;
-  malformed: number;
-  lastMalformed: string | null;
-}
-
 /**
- * One UDP socket on an even port (taken from the RTP port pool by the main thread). Parses what arrives and hands
- * RTP to `onPacket` with the arrival time and the source (for symmetric RTP). Sends are best-effort. `close()` is
- * idempotent; the port goes back to the pool when the main thread hears the leg closed.
+ * An RTP endpoint on Node's dgram socket (`media.udp: js`, or where the native engine is not built): one 'message'
+ * event and one Buffer per datagram, read and relayed on the media host's own thread. The stream relays.
  */
-export class RtpEndpoint {
+export class DgramEndpoint implements RtpEndpoint {
   readonly stats: RtpEndpointStats = { datagrams: 0, malformed: 0, lastMalformed: null };
-  /**
-   * `datagram` is the packet as received (a fresh buffer per datagram; `p.payload` is a view into it). `p` and `from`
-   * are valid during the call only: the same packet object is refilled for the next datagram.
-   */
-  onPacket: (p: RtpPacket, arrivalMs: number, from: { address: string; port: number }, datagram: Buffer) => void = () => undefined;
+  onPacket: RtpEndpoint['onPacket'] = () => undefined;
+  readonly routes = false;
   private closed = false;
 
   private constructor(
@@ -35,13 +26,13 @@ export class RtpEndpoint {
         this.stats.lastMalformed = why;
         return;
       }
-      this.onPacket(p, at, rinfo, msg);
+      this.onPacket(p, at, rinfo, msg, RELAY_JS);
     });
     socket.on('error', () => undefined);
   }
 
   /** Binds a socket on `port`; rejects (EADDRINUSE: another process holds it) leaving nothing open. */
-  static async bind(port: number, bindAddress: string): Promise<RtpEndpoint> {
+  static async bind(port: number, bindAddress: string): Promise<DgramEndpoint> {
     const socket = createSocket({ type: bindAddress.includes(':') ? 'udp6' : 'udp4', recvBufferSize: 256 * 1024 });
     try {
       await new Promise<void>((resolve, reject) => {
@@ -55,7 +46,15 @@ export class RtpEndpoint {
       socket.close();
       throw err;
     }
-    return new RtpEndpoint(socket, port);
+    return new DgramEndpoint(socket, port);
+  }
+
+  route(): void {
+    // the stream relays
+  }
+
+  setRemote(): void {
+    // the stream keeps its far end
   }
 
   send(data: Uint8Array, address: string, port: number): void {

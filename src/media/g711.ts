@@ -100,7 +100,7 @@ export function encodeG711(law: G711Law, pcm: Int16Array, out: Uint8Array<ArrayB
 
 // μ-law <-> A-law byte maps (through linear, as G.711 Annex tables do): relaying between legs that differ.
 const TRANSCODE: Record<string, Uint8Array> = {};
-function transcodeTable(from: G711Law, to: G711Law): Uint8Array {
+export function transcodeTable(from: G711Law, to: G711Law): Uint8Array {
   const key = `${from}>${to}`;
   let t = TRANSCODE[key];
   if (!t) {

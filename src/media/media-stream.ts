@@ -1,9 +1,9 @@
 import { CaptureStage, type AudioSink } from './capture-stage.js';
 import type { JitterStats } from './jitter-buffer.js';
 import { heldByAddress, type Direction, type NegotiatedMedia } from './negotiated-media.js';
-import type { G711Law } from './g711.js';
+import { transcodeTable, type G711Law } from './g711.js';
 import { RelayStage, type RelayStats } from './relay-stage.js';
-import type { RtpEndpoint } from './rtp-endpoint.js';
+import { RELAY_DONE, RELAY_JS, RELAY_TRANSCODED, type RelayOutcome, type RtpEndpoint } from './rtp-endpoint.js';
 import type { RtpPacket } from './rtp-packet.js';
 import type { ToneInjector } from './tone-injector.js';
 
@@ -15,11 +15,14 @@ export interface StreamOptions {
 }
 
 const sends = (d: Direction): boolean => d === 'sendrecv' || d === 'sendonly';
+const receives = (d: Direction): boolean => d === 'sendrecv' || d === 'recvonly';
 
 /**
  * One negotiated audio m-line of a leg: what arrives on its endpoint goes through two stages, in this order —
  * - the relay stage (`relay-stage.ts`) of the peer stream (the other party's leg in 3PCC), at once, sent from the
- *   peer's socket to wherever the peer's packets come from (symmetric RTP);
+ *   peer's socket to wherever the peer's packets come from (symmetric RTP); on the native engine's endpoints the
+ *   engine's thread has relayed it already, by the route this stream keeps set (`syncRoute`), unless an alert tone
+ *   plays to the peer: that is mixed in here;
  * - its own recording-input stage (`capture-stage.ts`): reordered, placed on the clock, decoded into its slot.
  * While the leg is on hold its audio is not recorded (the recording has silence there, by clock). Packets of other
  * payload types (comfort noise, an unnegotiated codec) are counted and neither relayed nor recorded; telephone-events
@@ -31,8 +34,7 @@ export class MediaStream {
   ignoredPackets = 0;
   /** Packets that arrived while the leg was on hold (not recorded). */
   heldPackets = 0;
-  /** The other party's stream, to relay to. */
-  peer: MediaStream | null = null;
+  private peerStream: MediaStream | null = null;
   /** The far end learnt from where its packets come from (symmetric RTP); SDP address until then. */
   remote: { address: string; port: number } | null = null;
   /** The remote direction of the first negotiation: sendonly from the start is a recording fork, not a hold. */
@@ -53,7 +55,44 @@ export class MediaStream {
     this.capture = new CaptureStage(opts.jitterMs, opts.maxSkewMs, slot, sink);
     this.relayStage = new RelayStage((data, address, port) => endpoint.send(data, address, port));
     if (media) this.update(media);
-    endpoint.onPacket = (p, arrivalMs, from, datagram) => this.receive(p, arrivalMs, from, datagram);
+    endpoint.onPacket = (p, arrivalMs, from, datagram, relayed) => this.receive(p, arrivalMs, from, datagram, relayed);
+  }
+
+  /** The other party's stream, to relay to. */
+  get peer(): MediaStream | null {
+    return this.peerStream;
+  }
+
+  set peer(s: MediaStream | null) {
+    this.peerStream = s;
+    this.syncRoute();
+  }
+
+  /**
+   * Tells the native engine how to relay this stream's packets to the peer (what `receive` and the peer's relay
+   * stage would do): the audio and telephone-event payload types mapped to the peer's, through a μ-law/A-law table
+   * when the codecs differ, and nothing while this party does not send or the peer does not receive. An alert tone
+   * playing to the peer is mixed in by this thread: the engine wakes it for each packet instead.
+   */
+  private syncRoute(): void {
+    if (!this.endpoint.routes || this.closed) return;
+    const m = this.media;
+    const peer = this.peerStream;
+    const pm = peer?.media ?? null;
+    const none = { peer: null, native: true, wake: false, inAudio: -1, inEvent: -1, outAudio: -1, outEvent: -1, table: null };
+    if (!m || !peer || !pm) return this.endpoint.route(none);
+    if (peer.tone) return this.endpoint.route({ ...none, native: false, wake: true });
+    if (!sends(m.remoteDirection) || heldByAddress(pm) || !receives(pm.remoteDirection)) return this.endpoint.route(none);
+    this.endpoint.route({
+      peer: peer.endpoint,
+      native: true,
+      wake: false,
+      inAudio: m.payloadType,
+      inEvent: m.telephoneEventPt ?? -1,
+      outAudio: pm.payloadType,
+      outEvent: pm.telephoneEventPt ?? -1,
+      table: m.codec === pm.codec ? null : transcodeTable(m.codec, pm.codec),
+    });
   }
 
   get relay(): RelayStats {
@@ -63,6 +102,8 @@ export class MediaStream {
   /** The alert tone this stream's party hears in what is relayed to it (null: none). */
   set tone(t: ToneInjector | null) {
     this.relayStage.tone = t;
+    // what the other party sends to this one is relayed by this thread while the tone plays
+    this.peerStream?.syncRoute();
   }
 
   get tone(): ToneInjector | null {
@@ -75,7 +116,12 @@ export class MediaStream {
     const wasHeld = this.media !== null && this.held;
     this.media = media;
     this.firstDirection ??= media.remoteDirection;
-    if (moved) this.remote = media.remoteAddress ? { address: media.remoteAddress, port: media.remotePort } : null;
+    if (moved) {
+      this.remote = media.remoteAddress ? { address: media.remoteAddress, port: media.remotePort } : null;
+      this.endpoint.setRemote(media.remoteAddress, media.remotePort);
+    }
+    this.syncRoute();
+    this.peerStream?.syncRoute();
     // back from hold: a sender may resume with timestamps that did not advance while it was silent
     if (wasHeld && !this.held) this.capture.resync();
   }
@@ -91,7 +137,7 @@ export class MediaStream {
     return m.remoteDirection === 'sendonly' && this.firstDirection === 'sendrecv';
   }
 
-  private receive(p: RtpPacket, arrivalMs: number, from: { address: string; port: number }, datagram: Buffer): void {
+  private receive(p: RtpPacket, arrivalMs: number, from: { address: string; port: number }, datagram: Buffer, relayed: RelayOutcome): void {
     const m = this.media;
     if (this.closed || !m) return;
     this.lastPacketAt = arrivalMs;
@@ -102,8 +148,16 @@ export class MediaStream {
     }
     const r = this.remote;
     if (!r || r.port !== from.port || r.address !== from.address) this.remote = { address: from.address, port: from.port };
+    const peer = this.peerStream;
+    if (relayed !== RELAY_JS) {
+      // the engine's thread did it (or, by this stream's route, did not)
+      const st = (peer && sends(m.remoteDirection) ? peer : this).relayStage.stats;
+      if (relayed === RELAY_DONE || relayed === RELAY_TRANSCODED) st.relayed++;
+      else st.dropped++;
+      if (relayed === RELAY_TRANSCODED) st.transcoded++;
+    }
     // a party that said it will not send (a=inactive, recvonly) is not relayed either
-    if (this.peer && sends(m.remoteDirection)) this.peer.forward(p, datagram, isAudio ? m.codec : null);
+    else if (peer && sends(m.remoteDirection)) peer.forward(p, datagram, isAudio ? m.codec : null);
     else this.relayStage.stats.dropped++;
     if (!isAudio) {
       this.ignoredPackets++;
@@ -146,7 +200,7 @@ export class MediaStream {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.peer = null;
+    this.peerStream = null;
     this.endpoint.close();
     this.opts.onClose?.(this);
   }

@@ -16,6 +16,10 @@ export interface StreamCounts {
   relayed: number;
   transcoded: number;
   relayDropped: number;
+  /** Datagrams the native UDP engine dropped because its media thread left 256 MB unread (a media host's, not a stream's). */
+  engineDropped: number;
+  /** Packets the native UDP engine relayed that the kernel refused to send (a media host's). */
+  relaySendErrors: number;
 }
 
 export const zeroCounts = (): StreamCounts => ({
@@ -29,6 +33,8 @@ export const zeroCounts = (): StreamCounts => ({
   relayed: 0,
   transcoded: 0,
   relayDropped: 0,
+  engineDropped: 0,
+  relaySendErrors: 0,
 });
 
 export function countsOf(s: MediaStream): StreamCounts {
@@ -44,6 +50,8 @@ export function countsOf(s: MediaStream): StreamCounts {
     relayed: s.relay.relayed,
     transcoded: s.relay.transcoded,
     relayDropped: s.relay.dropped,
+    engineDropped: 0,
+    relaySendErrors: 0,
   };
 }
 

@@ -123,6 +123,8 @@ export class RecorderMetrics {
       ['relayed', 'rtp_relayed_total', 'RTP packets relayed to the other party'],
       ['transcoded', 'rtp_relay_transcoded_total', 'Relayed packets converted between PCMU and PCMA'],
       ['relayDropped', 'rtp_relay_dropped_total', 'RTP packets not relayed (no peer, peer on hold or without address)'],
+      ['engineDropped', 'rtp_engine_dropped_total', 'Datagrams the native UDP engine dropped because a media thread left 256 MB of them unread (audio lost); should stay 0'],
+      ['relaySendErrors', 'rtp_relay_send_errors_total', 'Relayed packets the kernel refused to send (native UDP engine)'],
     ];
     for (const [k, name, help] of rtp) derivedCounter(registers, name, help, () => media()[k]);
     // finished recordings' samples (the tally) plus those of the live ones, in channel-seconds

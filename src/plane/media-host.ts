@@ -1,7 +1,9 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { MediaStream } from '../media/media-stream.js';
-import { RtpEndpoint } from '../media/rtp-endpoint.js';
+import { DgramEndpoint } from '../media/dgram-endpoint.js';
+import type { RtpEndpoint } from '../media/rtp-endpoint.js';
+import { UdpEngine, udpEngineBinding } from '../media/udp-engine.js';
 import { systemClock } from '../media/sample-clock.js';
 import { addCounts, countsOf, MediaTally, NO_MEDIA_AFTER_MS, zeroCounts } from '../ops/media-tally.js';
 import { EncoderPool } from '../recording/encoder-pool.js';
@@ -42,6 +44,10 @@ export class MediaHost {
   private closing: Promise<void> | null = null;
   /** The recording hold: jitter wait + horizon, samples. */
   private readonly hold: number;
+  /** The recordings' encode batch, samples. */
+  private readonly batch: number;
+  /** The native UDP engine (media.udp native), or null: Node's dgram sockets. */
+  private readonly engine: UdpEngine | null;
 
   constructor(
     private readonly config: HostConfig,
@@ -49,7 +55,12 @@ export class MediaHost {
     private readonly send: (m: PlaneMessage) => void,
   ) {
     this.hold = holdSamples(config.jitterMs, config.horizonMs);
-    this.pool = new EncoderPool(config.encoder.workers, log.child({ part: 'encoder' }), config.encoder.engine, config.encoder.quality);
+    this.batch = config.encoder.batchMs * SAMPLES_PER_MS;
+    const binding = config.udp === 'native' ? udpEngineBinding() : null;
+    // the main thread loaded it before choosing native: failing here is a broken build
+    if (binding instanceof Error) throw binding;
+    this.engine = binding ? new UdpEngine(binding) : null;
+    this.pool = new EncoderPool(config.encoder.workers, log.child({ part: 'encoder' }), config.encoder.engine, config.encoder.quality, config.encoder.nice);
     this.histogram = monitorEventLoopDelay({ resolution: 10 });
     this.histogram.enable();
     const every = (ms: number, f: () => void): void => {
@@ -65,6 +76,8 @@ export class MediaHost {
       // up, since timers run before the socket reads that may fill it (they come in the same turn's I/O phase)
       if (now - lastGroupAt > STALLED_MS) holdGapsUntil = now + TICK_MS;
       lastGroupAt = now;
+      // what the engine's thread queued first (relayed already): a gap is given up only once its packets were seen
+      this.engine?.dispatch();
       this.tickGroup = (this.tickGroup + 1) % TICK_GROUPS;
       for (const s of this.groups[this.tickGroup]) s.tick(now >= holdGapsUntil);
     });
@@ -99,7 +112,7 @@ export class MediaHost {
       case 'openLeg': {
         let s = this.sessions.get(req.key);
         if (!s) {
-          s = new MediaSession(req.key, this.log.child(req.log), systemClock, this.hold, this.config.horizonMs, this.config.maxSkewMs * SAMPLES_PER_MS);
+          s = new MediaSession(req.key, this.log.child(req.log), systemClock, this.hold, this.config.horizonMs, this.config.maxSkewMs * SAMPLES_PER_MS, this.batch);
           // the main thread's session logs it and tells SIP Server
           s.onOpenFailed = (mediaId, err) => this.send({ kind: 'openFailed', key: req.key, mediaId, message: err.message });
           this.sessions.set(req.key, s);
@@ -109,7 +122,7 @@ export class MediaHost {
         }
         const endpoints: RtpEndpoint[] = [];
         try {
-          for (const port of req.ports) endpoints.push(await RtpEndpoint.bind(port, this.config.bindAddress));
+          for (const port of req.ports) endpoints.push(this.engine ? this.engine.open(port, this.config.bindAddress) : await DgramEndpoint.bind(port, this.config.bindAddress));
         } catch (err) {
           for (const e of endpoints) e.close();
           throw err;
@@ -139,7 +152,7 @@ export class MediaHost {
         const s = this.session(req.key);
         const st: RecordingSettings = req.settings;
         return await s.start(
-          { pool: this.pool, spoolDir: this.config.spoolDir, clock: systemClock, log: s.log.child({ recording: req.ctx.id }), format: st.format, wav: st.wav, holdSamples: this.hold, leftChannel: st.leftChannel, encryption: this.encryption(st.encryption) },
+          { pool: this.pool, spoolDir: this.config.spoolDir, clock: systemClock, log: s.log.child({ recording: req.ctx.id }), format: st.format, wav: st.wav, holdSamples: this.hold, batchSamples: this.batch, leftChannel: st.leftChannel, encryption: this.encryption(st.encryption) },
           req.ctx,
           req.maxSamples,
           // a start that waited (behind a busy thread, a stall) starts when it was asked for, back to what the mixer holds
@@ -197,6 +210,11 @@ export class MediaHost {
   status(): HostStatus {
     const now = performance.now();
     const counts = addCounts(zeroCounts(), this.tally.closed);
+    if (this.engine) {
+      const e = this.engine.stats;
+      counts.engineDropped = e.queueDropped;
+      counts.relaySendErrors = e.sendErrors;
+    }
     let streamsNoMedia = 0;
     const sessions = [];
     for (const s of this.sessions.values()) {
@@ -224,6 +242,7 @@ export class MediaHost {
       await Promise.all([...this.sessions.values()].map((s) => s.close()));
       this.sessions.clear();
       for (const g of this.groups) g.clear();
+      this.engine?.close();
       await this.pool.close();
       this.histogram.disable();
     })();

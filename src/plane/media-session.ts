@@ -66,8 +66,10 @@ export class MediaSession {
      * the skew limit (a drift correction), and what it writes there must not be late.
      */
     private readonly margin = 0,
+    /** The recordings' encode batch (encoder.batchMs), samples: the mixer holds it on top of the hold. */
+    batch = 0,
   ) {
-    this.mixer = new ChannelMixer(2, 2, clock.now() - hold, mixerCapacity(hold));
+    this.mixer = new ChannelMixer(2, 2, clock.now() - hold, mixerCapacity(hold, batch));
   }
 
   /** Audio from a leg's stream. */

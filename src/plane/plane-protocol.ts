@@ -18,11 +18,14 @@ export type PartyRole = 'other' | 'recordDN';
 export interface HostConfig {
   spoolDir: string;
   bindAddress: string;
+  /** RTP sockets: the native engine's, or Node's dgram (media.udp, resolved by the main thread). */
+  udp: 'native' | 'js';
   jitterMs: number;
   maxSkewMs: number;
   /** How late audio may reach a recording and still be recorded at its place (rtp.horizonMs). */
   horizonMs: number;
-  encoder: { workers: number; engine: EncoderEngine; quality: number };
+  /** batchMs: the recordings' encode and write batch; nice: the encoder threads' nice value. */
+  encoder: { workers: number; engine: EncoderEngine; quality: number; batchMs: number; nice: number };
   logLevel: string;
   /** How often the host reports its status (silence per call, lag, counts), ms. */
   statusMs: number;

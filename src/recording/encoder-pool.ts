@@ -38,13 +38,15 @@ export class EncoderPool {
     private readonly log: Logger,
     private readonly engine: EncoderEngine = 'wasm',
     private readonly quality = DEFAULT_LAME_QUALITY,
+    /** The encoder threads' nice value (0: as the process). */
+    private readonly nice = 0,
   ) {
     for (let i = 0; i < size; i++) this.slots.push(this.spawn());
   }
 
   private spawn(): Slot {
     // From source (tests, demo) the worker registers tsx itself: Node 20 workers do not inherit loader hooks.
-    const workerData: EncoderWorkerData = { engine: this.engine, quality: this.quality };
+    const workerData: EncoderWorkerData = { engine: this.engine, quality: this.quality, nice: this.nice };
     const worker = workerUrl.pathname.endsWith('.ts')
       ? new Worker(`import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(workerUrl.href)}); });`, { eval: true, workerData })
       : new Worker(fileURLToPath(workerUrl), { workerData });

@@ -5,6 +5,7 @@
  * replies of a batch go back in one message.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { lowerThreadPriority } from '../media/thread-priority.js';
 import { DEFAULT_LAME_QUALITY, encoderFactory, type EncoderEngine, type Mp3Encoder, type Mp3Format } from './mp3-encoder.js';
 
 export type WorkerItem =
@@ -19,6 +20,8 @@ export type WorkerReply = { msgId: number; bytes?: Uint8Array; error?: string };
 export interface EncoderWorkerData {
   engine: EncoderEngine;
   quality: number;
+  /** The thread's nice value (encoder.nice); 0: as the process. */
+  nice?: number;
 }
 
 const encoders = new Map<string, Mp3Encoder>();
@@ -26,6 +29,7 @@ const port = parentPort;
 if (!port) throw new Error('encoder-worker must run in a worker thread');
 const data = workerData as EncoderWorkerData | undefined;
 const factory = encoderFactory(data?.engine ?? 'wasm', data?.quality ?? DEFAULT_LAME_QUALITY);
+if (data?.nice) lowerThreadPriority(data.nice);
 
 function handle(m: WorkerItem): WorkerReply {
   try {

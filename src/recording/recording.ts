@@ -26,6 +26,11 @@ export interface RecordingDeps {
   wav: G711Law | null;
   /** How long (samples) to wait for late packets before a position is encoded. */
   holdSamples: number;
+  /**
+   * Audio is encoded and written in batches of at least this many samples (the last one, at the stop or the length
+   * limit, may be shorter); 0: whatever is final at each tick.
+   */
+  batchSamples?: number;
   /** Name of the party on the left channel, for the sidecar. */
   leftChannel: string | null;
   /** Encrypt the finished files for these certificates (CMS EnvelopedData), or null. */
@@ -67,9 +72,9 @@ export function holdSamples(jitterMs: number, horizonMs: number): number {
   return (jitterMs + horizonMs) * SAMPLES_PER_MS;
 }
 
-/** The ring size a mixer needs for a hold: the hold, a tick, and packets placed ahead of their arrival. */
-export function mixerCapacity(hold: number): number {
-  return hold + SAMPLES_PER_MS * 600;
+/** The ring size a mixer needs for a hold and a batch: both, a tick, and packets placed ahead of their arrival. */
+export function mixerCapacity(hold: number, batch = 0): number {
+  return hold + batch + SAMPLES_PER_MS * 600;
 }
 
 /** What the recovery record keeps of the encryption settings: the certificates themselves, so a restart with other
@@ -146,7 +151,7 @@ export class Recording {
     mixer?: ChannelMixer,
   ) {
     const at = Math.floor(start.at ?? deps.clock.now());
-    this.mixer = mixer ?? new ChannelMixer(2, 2, at, mixerCapacity(deps.holdSamples));
+    this.mixer = mixer ?? new ChannelMixer(2, 2, at, mixerCapacity(deps.holdSamples, deps.batchSamples));
     this.startAt = Math.max(at, this.mixer.position);
     this.mixer.startAt(this.startAt);
     this.lateAtStart = this.mixer.lateSamples;
@@ -292,12 +297,16 @@ export class Recording {
    * Encodes what is final, unless the previous batch is still being encoded: everything up to `reached` (the position
    * every live stream has delivered its audio up to: nothing more can arrive for the span before it), and in any case
    * everything older than the hold (a stream that is behind — silent, stalled, its sender holding packets back — is
-   * waited for that long). Encoding close behind the streams keeps what a crash of the process can lose small.
+   * waited for that long). Encoding close behind the streams keeps what a crash of the process can lose small; it
+   * goes in whole batches (`batchSamples`), one message to the encoder and one write per batch.
    */
   tick(reached = Number.NEGATIVE_INFINITY): void {
     if (this.stopping || this.inflight || !this.ready) return;
     const now = this.deps.clock.now();
-    this.emit(Math.min(Math.max(now - this.deps.holdSamples, Math.min(reached, now)), this.limit));
+    const until = Math.min(Math.max(now - this.deps.holdSamples, Math.min(reached, now)), this.limit);
+    // a whole batch, or the last of a recording at its length limit
+    if (until - this.mixer.position < (this.deps.batchSamples ?? 0) && until < this.limit) return;
+    this.emit(until);
   }
 
   /** Takes the mixer's frames up to `until` now, and queues their encoding and writing behind what is queued. */

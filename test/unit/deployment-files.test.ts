@@ -129,7 +129,7 @@ t.test('HPA and dashboard use metrics the program exports', async (t) => {
     workers: 0,
     ports: new RtpPortPool(20000, 20010),
     log: pino({ level: 'silent' }),
-    config: { spoolDir: mkdtempSync(join(tmpdir(), 'spool-')), bindAddress: '127.0.0.1', jitterMs: 80, maxSkewMs: 400, horizonMs: 2500, encoder: { workers: 1, engine: 'wasm', quality: 7 }, logLevel: 'silent', statusMs: 200, loadWindowMs: 1000 },
+    config: { spoolDir: mkdtempSync(join(tmpdir(), 'spool-')), bindAddress: '127.0.0.1', udp: 'js', jitterMs: 80, maxSkewMs: 400, horizonMs: 2500, encoder: { workers: 1, engine: 'wasm', quality: 7, batchMs: 500, nice: 0 }, logLevel: 'silent', statusMs: 200, loadWindowMs: 1000 },
   });
   t.teardown(() => plane.close());
   const metrics = new RecorderMetrics({

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { encodeG711, decodeG711 } from '../../src/media/g711.js';
 import { MediaStream } from '../../src/media/media-stream.js';
-import type { RtpEndpoint } from '../../src/media/rtp-endpoint.js';
+import { RELAY_JS, type RtpEndpoint } from '../../src/media/rtp-endpoint.js';
 import { parseRtp, type RtpPacket } from '../../src/media/rtp-packet.js';
 import type { NegotiatedMedia } from '../../src/sip/sdp-answer.js';
 
@@ -12,9 +12,12 @@ function fakeEndpoint(): { ep: RtpEndpoint; sent: Buffer[]; deliver: (d: Buffer)
     onPacket: (() => undefined) as RtpEndpoint['onPacket'],
     stats: { datagrams: 0, malformed: 0, lastMalformed: null },
     send: (d: Uint8Array) => sent.push(Buffer.from(d)),
+    routes: false,
+    route: () => undefined,
+    setRemote: () => undefined,
     close: () => undefined,
   } as unknown as RtpEndpoint;
-  return { ep, sent, deliver: (d) => ep.onPacket(parseRtp(d) as RtpPacket, performance.now(), { address: '127.0.0.1', port: 4000 }, d) };
+  return { ep, sent, deliver: (d) => ep.onPacket(parseRtp(d) as RtpPacket, performance.now(), { address: '127.0.0.1', port: 4000 }, d, RELAY_JS) };
 }
 
 const media = (codec: 'PCMU' | 'PCMA', payloadType: number): NegotiatedMedia => ({
