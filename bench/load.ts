@@ -424,7 +424,7 @@ async function step(n: number, mode: Mode, sim: Awaited<ReturnType<typeof startS
     relayP99: pct(gen.relayMs, 99),
     wireP50: pct(wireMs, 50),
     wireP99: pct(wireMs, 99),
-    wireMax: wireMs.length ? Math.max(...wireMs) : NaN,
+    wireMax: wireMs.length ? wireMs.reduce((a, b) => Math.max(a, b), -Infinity) : NaN,
     cpuPerCall,
     rssMb: rss,
     rssPerCallMb: (rss - idleRssMb) / Math.max(1, admitted.length),
