@@ -1,8 +1,12 @@
 # msml-recorder: one image for the recorder (`run`, the default) and the resource-manager shim (`rm-shim`).
 # Build: docker build -t msml-recorder:0.1.0 .
+# The bases are build arguments: NODE_IMAGE runs the recorder (Node 24, no compiler), BUILD_IMAGE compiles (it needs
+# python3, make and g++ for the native UDP engine). Any Debian 12 image with Node 24 in /usr/local/bin will do.
+ARG NODE_IMAGE=node:24-bookworm-slim
+ARG BUILD_IMAGE=node:24-bookworm
 
 # 1. compile TypeScript with the dev dependencies, and the native UDP engine (node-gyp: python3, make, g++)
-FROM node:20-bookworm AS build
+FROM ${BUILD_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json binding.gyp ./
 COPY src ./src
@@ -11,13 +15,13 @@ COPY tsconfig.json tsconfig.build.json ./
 RUN npm run build
 
 # 2. production dependencies only
-FROM node:20-bookworm-slim AS deps
+FROM ${NODE_IMAGE} AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts && npm cache clean --force
 
 # 3. runtime: compiled JS, production node_modules, the default config; runs as the unprivileged "node" user
-FROM node:20-bookworm-slim
+FROM ${NODE_IMAGE}
 ENV NODE_ENV=production \
     MSMLREC_SPOOL_DIR=/var/spool/msml-recorder \
     MSMLREC_OPS_PORT=8080

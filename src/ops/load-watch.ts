@@ -1,4 +1,4 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, type ELDHistogram } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { CpuPressure, type CpuStarvation } from './cpu-pressure.js';
 
@@ -68,7 +68,7 @@ export class AdmissionGate {
  */
 export class LoadWatch {
   readonly gate: AdmissionGate;
-  private readonly histogram: IntervalHistogram;
+  private readonly histogram: ELDHistogram;
   private timer: NodeJS.Timeout | null = null;
   private wasRefusing = false;
   /** Windows that went over a limit. */

@@ -1,4 +1,4 @@
-import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
+import { monitorEventLoopDelay, type ELDHistogram } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { MediaStream } from '../media/media-stream.js';
 import { DgramEndpoint } from '../media/dgram-endpoint.js';
@@ -36,7 +36,7 @@ export class MediaHost {
   private tickGroup = 0;
   private readonly tally = new MediaTally();
   private readonly pool: EncoderPool;
-  private readonly histogram: IntervalHistogram;
+  private readonly histogram: ELDHistogram;
   private readonly timers: NodeJS.Timeout[] = [];
   private loopDelayP99Ms = 0;
   /** Encryption settings loaded from their PEMs, by their JSON (profiles encrypt for the same few sets). */
