@@ -19,7 +19,7 @@
  *   timestamps, matched by SSRC and sequence number) and at the phones, encode lag, the machine's load average when the
  *   mode started. Then the encoders are timed on the same audio: WASM LAME and lamejs here, native `lame` in a child.
  *
- * Options (env): BENCH_STEPS=200,300,400  BENCH_RUNS=3  BENCH_SECONDS=20  BENCH_RATE=40 (calls/s)
+ * Options (env): BENCH_STEPS=300,450,600  BENCH_RUNS=3  BENCH_SECONDS=20  BENCH_RATE=40 (calls/s)
  * BENCH_MODES=quiet,hog,stall  BENCH_STALL_MS=1500  BENCH_ENCODE_SECONDS=600  BENCH_WORKERS=2
  * BENCH_COMPARE_WORKERS= (e.g. 1,0: BENCH_COMPARE_STEP calls again with those media.workers, quiet)
  * BENCH_ADMISSION=off: admission by load off (find where audio suffers rather than what the recorder admits).
@@ -46,7 +46,7 @@ import { sleep } from '../test/harness/until.js';
 import type { GeneratorRequest, GeneratorStats } from './rtp-generator.js';
 
 const run = promisify(execFile);
-const STEPS = (process.env.BENCH_STEPS ?? '200,300,400').split(',').map(Number);
+const STEPS = (process.env.BENCH_STEPS ?? '300,450,600').split(',').map(Number);
 const MODES = (process.env.BENCH_MODES ?? 'quiet,hog,stall').split(',').filter(Boolean) as Mode[];
 type Mode = 'quiet' | 'hog' | 'stall';
 const STALL_MS = Number(process.env.BENCH_STALL_MS ?? 1500);

@@ -30,14 +30,28 @@ export function spoolFull(s: SpoolState, l: SpoolLimits): string | null {
   return null;
 }
 
-/** Looks at the spool directory once: sizes, undelivered recordings and their age, free disk. */
-export async function lookAtSpool(dir: string, now = Date.now()): Promise<SpoolState> {
+/** Size and time of a spool file as last seen. */
+type Seen = { size: number; mtimeMs: number };
+
+/**
+ * Looks at the spool directory once: sizes, undelivered recordings and their age, free disk. With `seen` (kept from
+ * look to look), a finished file (a name without `.part`/`.tmp`/`.open.json`: renamed into place complete) is stat'ed
+ * once, so a spool holding thousands of undelivered recordings costs a readdir, not thousands of stats every look.
+ * (An encryption with `encryption.extension: mp3` replaces a file under its name: its size is then off by the
+ * envelope, under a kB, until the recording is delivered.)
+ */
+export async function lookAtSpool(dir: string, now = Date.now(), seen?: Map<string, Seen>): Promise<SpoolState> {
   const names = await readdir(dir).catch(() => [] as string[]);
   let bytes = 0;
   let pending = 0;
   let oldest = now;
+  const present = seen ? new Set(names) : null;
   for (const n of names) {
-    const st = await stat(join(dir, n)).catch(() => null);
+    let st: Seen | null | undefined = seen?.get(n);
+    if (!st) {
+      st = await stat(join(dir, n)).catch(() => null);
+      if (st && seen && !/\.(part|tmp)$|\.open\.json$/.test(n)) seen.set(n, { size: st.size, mtimeMs: st.mtimeMs });
+    }
     if (!st) continue;
     bytes += st.size;
     if (isSidecar(n)) {
@@ -45,6 +59,7 @@ export async function lookAtSpool(dir: string, now = Date.now()): Promise<SpoolS
       oldest = Math.min(oldest, st.mtimeMs);
     }
   }
+  if (seen && present) for (const n of seen.keys()) if (!present.has(n)) seen.delete(n);
   const fs = await statfs(dir).catch(() => null);
   return { bytes, files: names.length, pending, oldestPendingSec: (now - oldest) / 1000, freeBytes: fs ? fs.bavail * fs.bsize : Number.MAX_SAFE_INTEGER };
 }
@@ -58,6 +73,7 @@ export class SpoolWatch {
   state: SpoolState = { bytes: 0, files: 0, pending: 0, oldestPendingSec: 0, freeBytes: Number.MAX_SAFE_INTEGER };
   private timer: NodeJS.Timeout | null = null;
   private reported: string | null = null;
+  private readonly seen = new Map<string, Seen>();
 
   constructor(
     private readonly dir: string,
@@ -72,7 +88,7 @@ export class SpoolWatch {
   }
 
   async refresh(): Promise<SpoolState> {
-    this.state = await lookAtSpool(this.dir);
+    this.state = await lookAtSpool(this.dir, Date.now(), this.seen);
     const full = this.full;
     if (full !== this.reported) {
       if (full) this.log.error({ reason: full }, 'spool full: refusing new calls until recordings are delivered');

@@ -1,6 +1,10 @@
 import t from 'tap';
 import { AdmissionGate } from '../../src/ops/load-watch.js';
 import { readiness } from '../../src/ops/readiness.js';
+import { lookAtSpool } from '../../src/ops/spool-watch.js';
+import { appendFileSync, mkdtempSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sipUriFromHostports, type RecorderEntry } from '../../src/ops/recorder-registry.js';
 import { pickRecorder, retarget, routeInvite } from '../../src/rm-shim/routing.js';
 
@@ -137,4 +141,22 @@ t.test('config: sip.allowedSources and rmShim.allowedSources are validated at st
   t.same(loadConfig({ MSMLREC_SIP_ALLOWED_SOURCES: '10.0.0.0/8,192.0.2.1' }).sip.allowedSources, ['10.0.0.0/8', '192.0.2.1']);
   t.throws(() => loadConfig({ MSMLREC_RM_SHIM_ALLOWED_SOURCES: '10.0.0.0/40' }), /rmShim\.allowedSources.*10\.0\.0\.0\/40/s);
   t.match(JSON.stringify((await import('../../src/config.js')).redacted(loadConfig({ MSMLREC_OPS_ADMIN_TOKEN: 'tok' })).ops), /"adminToken":"\*\*\*"/, 'the token is not logged');
+});
+
+t.test('spool look: finished files are stat\'ed once, files being written every time, deleted ones forgotten', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'spool-look-'));
+  const seen = new Map<string, { size: number; mtimeMs: number }>();
+  writeFileSync(join(dir, 'a.mp3'), Buffer.alloc(100));
+  writeFileSync(join(dir, 'a.json'), '{}');
+  writeFileSync(join(dir, 'b.mp3.part'), Buffer.alloc(10));
+  let s = await lookAtSpool(dir, Date.now(), seen);
+  t.same([s.files, s.pending, s.bytes], [3, 1, 112]);
+  t.same([...seen.keys()].sort(), ['a.json', 'a.mp3'], 'the .part is not kept');
+  appendFileSync(join(dir, 'b.mp3.part'), Buffer.alloc(40));
+  s = await lookAtSpool(dir, Date.now(), seen);
+  t.equal(s.bytes, 152, 'the growing .part is read again');
+  unlinkSync(join(dir, 'a.mp3'));
+  unlinkSync(join(dir, 'a.json'));
+  s = await lookAtSpool(dir, Date.now(), seen);
+  t.same([s.files, s.pending, s.bytes, seen.size], [1, 0, 50, 0], 'delivered files are gone from the look and the cache');
 });
