@@ -76,6 +76,20 @@ const cpuSeconds = (pid: number): number => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(f[11]) + Number(f[12])) / CLK; // utime + stime, all threads
 };
+/** CPU seconds of the process's threads named `comm` (the native UDP engine's are "udp-engine"). */
+const threadCpuSeconds = (pid: number, comm: string): number => {
+  let sum = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      if (readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() !== comm) continue;
+      const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
+      sum += (Number(f[11]) + Number(f[12])) / CLK;
+    } catch {
+      // the thread ended
+    }
+  }
+  return sum;
+};
 const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
@@ -161,6 +175,8 @@ interface StepResult {
   wireP99: number;
   wireMax: number;
   cpuPerCall: number;
+  /** Of it, the native UDP engine's threads (receive, relay, queue). */
+  relayCpuPerCall: number;
   rssMb: number;
   /** (RSS - the idle recorder's RSS) / admitted calls, MB. */
   rssPerCallMb: number;
@@ -303,6 +319,7 @@ async function step(n: number, mode: Mode, sim: Awaited<ReturnType<typeof startS
   // port matched to its relayed copy leaving one (same SSRC and sequence number)
   const wireMs = await wireRelay(2000);
   const cpu0 = cpuSeconds(pid);
+  const relayCpu0 = threadCpuSeconds(pid, 'udp-engine');
   const w0 = performance.now();
   const pauseAt = SECONDS * 1000 * 0.3;
   const resumeAt = SECONDS * 1000 * 0.5;
@@ -322,6 +339,7 @@ async function step(n: number, mode: Mode, sim: Awaited<ReturnType<typeof startS
   }
   await sleep(Math.max(0, SECONDS * 1000 - (performance.now() - setupDone)));
   const cpu1 = cpuSeconds(pid);
+  const relayCpu1 = threadCpuSeconds(pid, 'udp-engine');
   const w1 = performance.now();
   const rss = rssMb(pid);
   clearInterval(lagPoll);
@@ -403,6 +421,7 @@ async function step(n: number, mode: Mode, sim: Awaited<ReturnType<typeof startS
   if (dropped > 0) gaps.push(`${dropped.toFixed(3)} channel-seconds of audio reached the mixer after their place was encoded`);
   if (lost > 0) gaps.push(`${lost} RTP packets lost at the recorder`);
   const cpuPerCall = (cpu1 - cpu0) / ((w1 - w0) / 1000) / Math.max(1, admitted.length);
+  const relayCpuPerCall = (relayCpu1 - relayCpu0) / ((w1 - w0) / 1000) / Math.max(1, admitted.length);
   const refused = calls.length - admitted.length;
   process.stderr.write(`  N=${n} ${mode}: ${admitted.length} admitted, ${refused} refused${refusedWhy.size ? ` (${[...refusedWhy].join('; ')})` : ''}; phones' longest send pause ${gen.longestPauseMs.toFixed(0)} ms; checked ${checked} recordings, ${gaps.length} problem(s)${gaps.length ? `: ${gaps.slice(0, 3).join('; ')}` : ''}\n`);
   return {
@@ -426,6 +445,7 @@ async function step(n: number, mode: Mode, sim: Awaited<ReturnType<typeof startS
     wireP99: pct(wireMs, 99),
     wireMax: wireMs.length ? wireMs.reduce((a, b) => Math.max(a, b), -Infinity) : NaN,
     cpuPerCall,
+    relayCpuPerCall,
     rssMb: rss,
     rssPerCallMb: (rss - idleRssMb) / Math.max(1, admitted.length),
     encodeLagMax: Math.max(0, ...lags),
@@ -561,9 +581,9 @@ function admissionEnv(): Record<string, string> {
 
 /** A table row of a step. */
 const row = (r: StepResult): string =>
-  `| ${r.n} | ${r.ok ? 'whole' : `${r.gaps.length} damaged`} | ${r.refused}${r.refusedWhy.length ? ` (${r.refusedWhy.join('; ')})` : ''} | ${(r.cpuPerCall * 100).toFixed(2)} % | ${r.rssMb.toFixed(0)} MB, ${(r.rssPerCallMb * 1024).toFixed(0)} kB/call | ${r.encodeLagMax.toFixed(2)} s | ${r.inviteP50.toFixed(1)} / ${r.inviteP99.toFixed(1)} ms | ${r.msmlP99.toFixed(1)} ms | ${r.endP50.toFixed(1)} / ${r.endP99.toFixed(1)} ms | ${r.linkInviteP99.toFixed(1)} / ${r.linkMsmlP99.toFixed(1)} ms | ${r.wireP50.toFixed(2)} / ${r.wireP99.toFixed(2)} / ${r.wireMax.toFixed(1)} ms | ${r.relayP50.toFixed(2)} / ${r.relayP99.toFixed(2)} ms | ${r.loopMainMax.toFixed(0)} / ${r.loopMediaMax.toFixed(0)} ms | ${(r.generatorCpu * 100).toFixed(0)} % |`;
+  `| ${r.n} | ${r.ok ? 'whole' : `${r.gaps.length} damaged`} | ${r.refused}${r.refusedWhy.length ? ` (${r.refusedWhy.join('; ')})` : ''} | ${(r.cpuPerCall * 100).toFixed(2)} % (${(r.relayCpuPerCall * 100).toFixed(2)} %) | ${r.rssMb.toFixed(0)} MB, ${(r.rssPerCallMb * 1024).toFixed(0)} kB/call | ${r.encodeLagMax.toFixed(2)} s | ${r.inviteP50.toFixed(1)} / ${r.inviteP99.toFixed(1)} ms | ${r.msmlP99.toFixed(1)} ms | ${r.endP50.toFixed(1)} / ${r.endP99.toFixed(1)} ms | ${r.linkInviteP99.toFixed(1)} / ${r.linkMsmlP99.toFixed(1)} ms | ${r.wireP50.toFixed(2)} / ${r.wireP99.toFixed(2)} / ${r.wireMax.toFixed(1)} ms | ${r.relayP50.toFixed(2)} / ${r.relayP99.toFixed(2)} ms | ${r.loopMainMax.toFixed(0)} / ${r.loopMediaMax.toFixed(0)} ms | ${(r.generatorCpu * 100).toFixed(0)} % |`;
 const HEADER = [
-  '| calls | recordings | refused by admission | recorder CPU per call | recorder RSS; per call, above the idle recorder | encode lag max | INVITE→200 p50 / p99 | dialogstart/pause/resume p99 | dialogend p50 / p99 | at the recorder: INVITE / MSML p99 | relay on the wire p50 / p99 / max | relay at the phones p50 / p99 | loop delay p99, worst second: main / media | phones CPU |',
+  '| calls | recordings | refused by admission | recorder CPU per call (of it, the UDP engine threads) | recorder RSS; per call, above the idle recorder | encode lag max | INVITE→200 p50 / p99 | dialogstart/pause/resume p99 | dialogend p50 / p99 | at the recorder: INVITE / MSML p99 | relay on the wire p50 / p99 / max | relay at the phones p50 / p99 | loop delay p99, worst second: main / media | phones CPU |',
   '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
 ];
 const MODE_TEXT: Record<Mode, string> = {

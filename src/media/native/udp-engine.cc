@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -205,6 +206,7 @@ void Engine::handle(uint32_t index, Slot& s, uint8_t* data, size_t len, bool cut
 }
 
 void Engine::run() {
+  pthread_setname_np(pthread_self(), "udp-engine");  // as `top -H` and /proc/<pid>/task/*/comm show it
   // ahead of the process's other threads where the pod may (CAP_SYS_NICE); others lower their own (niceThread)
   if (setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), -10) != 0) { /* not permitted: stays at 0 */ }
   for (int i = 0; i < kBatch; i++) {
