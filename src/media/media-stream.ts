@@ -4,6 +4,8 @@ import { heldByAddress, type Direction, type NegotiatedMedia } from './negotiate
 import { transcodeTable, type G711Law } from './g711.js';
 import { RelayStage, type RelayStats } from './relay-stage.js';
 import { RELAY_DONE, RELAY_JS, RELAY_TRANSCODED, type RelayOutcome, type RtpEndpoint } from './rtp-endpoint.js';
+import { parseRtpInto } from './rtp-packet.js';
+import { SrtpContext } from './srtp-context.js';
 import type { RtpPacket } from './rtp-packet.js';
 import type { ToneInjector } from './tone-injector.js';
 
@@ -34,6 +36,13 @@ export class MediaStream {
   ignoredPackets = 0;
   /** Packets that arrived while the leg was on hold (not recorded). */
   heldPackets = 0;
+  /** SRTP packets that failed authentication (forged, corrupted, another key): dropped, neither relayed nor recorded. */
+  srtpRejected = 0;
+  /** SRTP: what the far end sends (decrypt) and what we send it (encrypt); null on plain RTP. */
+  private srtpIn: SrtpContext | null = null;
+  private srtpOut: SrtpContext | null = null;
+  /** The decrypted packet (reused). */
+  private readonly plain: RtpPacket = { payloadType: 0, marker: false, sequence: 0, timestamp: 0, ssrc: 0, payload: new Uint8Array(0) };
   private peerStream: MediaStream | null = null;
   /** The far end learnt from where its packets come from (symmetric RTP); SDP address until then. */
   remote: { address: string; port: number } | null = null;
@@ -81,7 +90,8 @@ export class MediaStream {
     const pm = peer?.media ?? null;
     const none = { peer: null, native: true, wake: false, inAudio: -1, inEvent: -1, outAudio: -1, outEvent: -1, table: null };
     if (!m || !peer || !pm) return this.endpoint.route(none);
-    if (peer.tone) return this.endpoint.route({ ...none, native: false, wake: true });
+    // an alert tone to the peer, or SRTP on either side (decrypted and encrypted here): this thread relays
+    if (peer.tone || m.srtp || pm.srtp) return this.endpoint.route({ ...none, native: false, wake: true });
     if (!sends(m.remoteDirection) || heldByAddress(pm) || !receives(pm.remoteDirection)) return this.endpoint.route(none);
     this.endpoint.route({
       peer: peer.endpoint,
@@ -116,6 +126,15 @@ export class MediaStream {
     const wasHeld = this.media !== null && this.held;
     this.media = media;
     this.firstDirection ??= media.remoteDirection;
+    // a new key in a re-INVITE (either side's) takes effect with it
+    const k = media.srtp;
+    if (!k) this.srtpIn = this.srtpOut = null;
+    else {
+      if (this.srtpIn?.masterKey !== k.remoteKey || this.srtpIn.suite !== k.suite) this.srtpIn = new SrtpContext(k.suite, k.remoteKey);
+      if (this.srtpOut?.masterKey !== k.localKey || this.srtpOut.suite !== k.suite) this.srtpOut = new SrtpContext(k.suite, k.localKey);
+    }
+    const out = this.srtpOut;
+    this.relayStage.protect = out ? (rtp) => out.protect(rtp) : null;
     if (moved) {
       this.remote = media.remoteAddress ? { address: media.remoteAddress, port: media.remotePort } : null;
       this.endpoint.setRemote(media.remoteAddress, media.remotePort);
@@ -140,6 +159,16 @@ export class MediaStream {
   private receive(p: RtpPacket, arrivalMs: number, from: { address: string; port: number }, datagram: Buffer, relayed: RelayOutcome): void {
     const m = this.media;
     if (this.closed || !m) return;
+    if (this.srtpIn) {
+      // only what authenticates counts: a forged packet neither moves the far end nor reaches the recording
+      const plain = this.srtpIn.unprotect(datagram);
+      if (!plain || parseRtpInto(plain, this.plain) !== null) {
+        this.srtpRejected++;
+        return;
+      }
+      datagram = plain;
+      p = this.plain;
+    }
     this.lastPacketAt = arrivalMs;
     const isAudio = p.payloadType === m.payloadType;
     if (!isAudio && p.payloadType !== m.telephoneEventPt) {
@@ -189,8 +218,8 @@ export class MediaStream {
     this.capture.drain();
   }
 
-  get stats(): JitterStats & { ssrcChanges: number; reanchors: number; latePlaced: number; ignored: number; held: number; malformed: number } {
-    return { ...this.capture.stats, ignored: this.ignoredPackets, held: this.heldPackets, malformed: this.endpoint.stats.malformed };
+  get stats(): JitterStats & { ssrcChanges: number; reanchors: number; latePlaced: number; ignored: number; held: number; malformed: number; srtpRejected: number } {
+    return { ...this.capture.stats, ignored: this.ignoredPackets, held: this.heldPackets, malformed: this.endpoint.stats.malformed, srtpRejected: this.srtpRejected };
   }
 
   get isClosed(): boolean {

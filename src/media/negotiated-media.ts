@@ -1,4 +1,5 @@
 import type { G711Law } from './g711.js';
+import type { SrtpSuite } from './srtp-context.js';
 
 /** An SDP direction attribute. */
 export type Direction = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
@@ -30,6 +31,11 @@ export interface NegotiatedMedia {
   ptime: number;
   /** `a=label` if present (SIPREC-style forks). */
   label: string | null;
+  /**
+   * SRTP (RTP/SAVP with SDES, RFC 4568): the crypto line taken (its tag and suite), the far end's master key and salt
+   * (what it sends is under it) and ours (what we send it, in our answer), base64. Absent: plain RTP.
+   */
+  srtp?: { tag: number; suite: SrtpSuite; remoteKey: string; localKey: string };
 }
 
 /** Whether the remote side put this m-line on hold by its address: c=0.0.0.0 or port 0 (not: no address given). */

@@ -23,11 +23,15 @@ const receives = (m: NegotiatedMedia): boolean => m.remoteDirection === 'sendrec
  * payload converted in place (μ-law ↔ A-law is one byte per byte). Nothing goes to a party that said it will not
  * receive (a=inactive, sendonly, hold). While an alert tone plays for this party, the audio in the relayed packets is
  * the tone (the packets, their SSRC, sequence numbers and timestamps are the same: the stream stays continuous).
+ * To a party on SRTP the result is encrypted under our key for it (`protect`).
  */
 export class RelayStage {
   readonly stats: RelayStats = { relayed: 0, transcoded: 0, dropped: 0, toned: 0 };
   /** The alert tone this party hears, or null. */
   tone: ToneInjector | null = null;
+
+  /** Encrypts what goes to this party (SRTP: its context for what we send), or null: plain RTP. */
+  protect: ((rtp: Uint8Array) => Uint8Array) | null = null;
 
   constructor(private readonly send: (data: Uint8Array, address: string, port: number) => void) {}
 
@@ -60,7 +64,7 @@ export class RelayStage {
         this.stats.transcoded++;
       }
     }
-    this.send(out, to.address, to.port);
+    this.send(this.protect ? this.protect(out) : out, to.address, to.port);
     this.stats.relayed++;
   }
 }

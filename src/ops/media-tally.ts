@@ -13,6 +13,8 @@ export interface StreamCounts {
   /** Packets that arrived more than the skew limit late (a stall's backlog) and were still placed by their timestamp. */
   latePlaced: number;
   malformed: number;
+  /** SRTP packets that failed authentication (dropped). */
+  srtpRejected: number;
   relayed: number;
   transcoded: number;
   relayDropped: number;
@@ -30,6 +32,7 @@ export const zeroCounts = (): StreamCounts => ({
   ssrcChanges: 0,
   latePlaced: 0,
   malformed: 0,
+  srtpRejected: 0,
   relayed: 0,
   transcoded: 0,
   relayDropped: 0,
@@ -47,6 +50,7 @@ export function countsOf(s: MediaStream): StreamCounts {
     ssrcChanges: st.ssrcChanges,
     latePlaced: st.latePlaced,
     malformed: st.malformed,
+    srtpRejected: st.srtpRejected,
     relayed: s.relay.relayed,
     transcoded: s.relay.transcoded,
     relayDropped: s.relay.dropped,

@@ -3,6 +3,7 @@ import type { MediaDescription, SessionDescription } from 'sdp-transform';
 import { SdpError } from '../errors.js';
 import type { G711Law } from '../media/g711.js';
 import type { Direction, NegotiatedMedia } from '../media/negotiated-media.js';
+import { MASTER_BYTES, newMasterKey, SRTP_SUITES, type SrtpSuite } from '../media/srtp-context.js';
 
 export type { Direction, NegotiatedMedia };
 
@@ -38,7 +39,45 @@ function parse(sdp: string): SessionDescription {
 }
 
 function isUsableAudio(m: MediaDescription): boolean {
-  return m.type === 'audio' && /^RTP\/AVP$/i.test(m.protocol);
+  return m.type === 'audio' && /^RTP\/S?AVP$/i.test(m.protocol);
+}
+
+/**
+ * The first `a=crypto` of an RTP/SAVP m-line we can serve (RFC 4568: a suite of SRTP_SUITES, one `inline:` key of
+ * 30 bytes, a lifetime allowed, no MKI, no session parameters), or why there is none.
+ */
+function pickCrypto(m: MediaDescription): { tag: number; suite: SrtpSuite; remoteKey: string } | string {
+  const lines = (m as { crypto?: { id: number; suite: string; config: string; sessionConfig?: string }[] }).crypto ?? [];
+  if (lines.length === 0) return 'an RTP/SAVP m-line without a=crypto (SDES) is not supported (DTLS-SRTP is not)';
+  const why: string[] = [];
+  for (const c of lines) {
+    const suite = SRTP_SUITES.find((x) => x === c.suite);
+    if (!suite) {
+      why.push(`suite ${c.suite} is not supported`);
+      continue;
+    }
+    if (c.sessionConfig) {
+      why.push(`session parameters (${c.sessionConfig}) are not supported`);
+      continue;
+    }
+    const params = String(c.config).split(';');
+    const key = /^inline:([A-Za-z0-9+/=]+)((?:\|[^|]*)*)$/.exec(params[0]);
+    if (params.length !== 1 || !key) {
+      why.push(`key parameters ${c.config} are not one inline key`);
+      continue;
+    }
+    const extras = key[2].split('|').filter(Boolean);
+    if (extras.some((e) => e.includes(':'))) {
+      why.push('an MKI is not supported');
+      continue;
+    }
+    if (Buffer.from(key[1], 'base64').length !== MASTER_BYTES) {
+      why.push(`an inline key of ${MASTER_BYTES} bytes is needed`);
+      continue;
+    }
+    return { tag: Number(c.id), suite, remoteKey: key[1] };
+  }
+  return `SRTP: ${why.join('; ')} (we take ${SRTP_SUITES.join(', ')} with one inline key, no MKI)`;
 }
 
 function payloadList(m: MediaDescription): number[] {
@@ -66,8 +105,18 @@ function codecOf(m: MediaDescription, pt: number): string | null {
 export function negotiate(sdp: string, allowed: readonly G711Law[]): NegotiatedMedia[] {
   const s = parse(sdp);
   const out: NegotiatedMedia[] = [];
+  let srtpRefused: string | null = null;
   s.media.forEach((m, mline) => {
     if (!isUsableAudio(m) || (m.port === 0 && out.length > 0)) return;
+    let srtp: NegotiatedMedia['srtp'];
+    if (/SAVP/i.test(m.protocol)) {
+      const c = pickCrypto(m);
+      if (typeof c === 'string') {
+        srtpRefused = c;
+        return;
+      }
+      srtp = { ...c, localKey: newMasterKey() };
+    }
     const pts = payloadList(m);
     let chosen: { pt: number; codec: G711Law } | null = null;
     for (const pt of pts) {
@@ -96,10 +145,11 @@ export function negotiate(sdp: string, allowed: readonly G711Law[]): NegotiatedM
       localDirection: REVERSE[remoteDirection],
       ptime: m.ptime ?? 20,
       label: m.label !== undefined ? String(m.label) : null,
+      ...(srtp ? { srtp } : {}),
     });
   });
   if (out.length === 0) {
-    throw new SdpError(`SDP offers no usable audio: we accept ${allowed.join('/')} over RTP/AVP`, { sipStatus: 488 });
+    throw new SdpError(srtpRefused ?? `SDP offers no usable audio: we accept ${allowed.join('/')} over RTP/AVP or RTP/SAVP (SDES)`, { sipStatus: 488 });
   }
   return out;
 }
@@ -156,6 +206,11 @@ export function renderAnswer(offerSdp: string, chosen: NegotiatedMedia[], local:
     const c = chosen[k];
     const md = audioMedia(local.ports[k], c.payloadType, c.codec, c.telephoneEventPt, c.localDirection, c.ptime);
     if (c.label !== null) md.label = c.label;
+    if (c.srtp) {
+      // our key for what we send, under the tag and suite the offerer listed (RFC 4568 §5.1.2)
+      md.protocol = 'RTP/SAVP';
+      (md as { crypto?: unknown[] }).crypto = [{ id: c.srtp.tag, suite: c.srtp.suite, config: `inline:${c.srtp.localKey}` }];
+    }
     return md;
   });
   return session(local, media);

@@ -102,7 +102,7 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
         openedLeg = null;
         return l;
       }, config.sip.answerTimeoutSec * 1000);
-      clog.info({ conf: key, role: leg.role, offerless, ports: local.ports, codecs: negotiated?.map((n) => n.codec), mediaWorker: session.media.worker }, 'leg answered');
+      clog.info({ conf: key, role: leg.role, offerless, ports: local.ports, codecs: negotiated?.map((n) => n.codec), srtp: negotiated?.map((n) => n.srtp?.suite ?? null), mediaWorker: session.media.worker }, 'leg answered');
       deps.observe?.invite(200);
     } catch (err) {
       refuseInvite(deps, { session, openedLeg, res, log: clog, what: 'INVITE' }, err);

@@ -6,6 +6,7 @@ import { buildRtp, parseRtp, type RtpPacket } from '../../src/media/rtp-packet.j
 import { ToneInjector } from '../../src/media/tone-injector.js';
 import { UdpEngine, udpEngineBinding } from '../../src/media/udp-engine.js';
 import type { NegotiatedMedia } from '../../src/media/negotiated-media.js';
+import { freeUdpPort } from '../harness/free-port.js';
 import { until } from '../harness/until.js';
 
 const binding = udpEngineBinding();
@@ -15,14 +16,6 @@ if (binding instanceof Error) {
   process.exit(1);
 }
 
-/** A UDP port free now. */
-async function freePort(): Promise<number> {
-  const s = createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const port = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** A phone: a UDP socket that keeps what it receives. */
 async function phone(): Promise<{ sock: Socket; port: number; got: Buffer[]; at: number[] }> {
@@ -54,8 +47,8 @@ async function setup(t: Test, ma: (port: number) => NegotiatedMedia, mb: (port: 
     a.sock.close();
     b.sock.close();
   });
-  const pa = await freePort();
-  const pb = await freePort();
+  const pa = await freeUdpPort();
+  const pb = await freeUdpPort();
   const heard: { slot: number; at: number; pcm: Int16Array }[] = [];
   const sink = (slot: number, at: number, p: Int16Array): void => void heard.push({ slot, at, pcm: p.slice() });
   const opts = { jitterMs: 20, maxSkewMs: 400 };
