@@ -23,6 +23,7 @@ import { SpoolWatch } from './ops/spool-watch.js';
 import { RecorderHeartbeat, sipUriFromHostports } from './ops/recorder-registry.js';
 import { openEncryption } from './recording/recording.js';
 import { recoverSpool } from './recording/spool-recovery.js';
+import { probeDialogs } from './session/dialog-probe.js';
 import { SessionRegistry } from './session/session-registry.js';
 import { disconnectDrachtio, guardDrachtioWire, logWireFaults } from './sip/drachtio-wire-guard.js';
 import { TrustedSources } from './sip/trusted-sources.js';
@@ -94,6 +95,7 @@ export function startRecorder(config: Config): Recorder {
   const tally = new MediaTally();
   let draining = false;
   let drachtioConnected = false;
+  let everConnected = false;
   let sipUri: string | null = config.cluster.sipUri || null;
 
   let metrics: RecorderMetrics | null = null;
@@ -188,6 +190,7 @@ export function startRecorder(config: Config): Recorder {
       },
       onFinalizeFailed: () => m.recordingNotFinalized(),
       onOpenFailed: () => m.recordingNotFinalized('open-failed'),
+      onDialogLost: () => m.dialogLost(),
       tones,
     },
     profiles,
@@ -200,6 +203,9 @@ export function startRecorder(config: Config): Recorder {
     drachtioConnected = true;
     sipUri = config.cluster.sipUri || sipUriFromHostports(hostport);
     log.info({ hostport, sipUri }, 'connected to drachtio-server');
+    // back after a loss of the connection: drachtio-server may have restarted and forgotten the live dialogs
+    if (everConnected) void probeDialogs(registry.all(), log.child({ part: 'sip' }));
+    everConnected = true;
     void heartbeat?.beat();
   });
   // drachtio-srf re-emits its socket's close, though its typings list only SIP methods

@@ -13,7 +13,7 @@ export interface UdpEngineStats {
   queueDropped: number;
   /** Relayed packets the kernel refused to send. */
   sendErrors: number;
-  /** Datagrams longer than 2,048 bytes (not RTP of any codec we take; not relayed). */
+  /** Datagrams longer than 2,048 bytes (not RTP of any codec we take): dropped, neither relayed nor recorded. */
   truncated: number;
   /** Bytes waiting for the JavaScript thread now. */
   queuedBytes: number;

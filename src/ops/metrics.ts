@@ -69,6 +69,7 @@ export class RecorderMetrics {
   private readonly wireFaults: Counter;
   private readonly encryptedFiles: Counter;
   private readonly encryptSeconds: Histogram;
+  private readonly dialogsLost: Counter;
 
   constructor(private readonly src: MetricSources) {
     const registers = [this.registry];
@@ -86,6 +87,7 @@ export class RecorderMetrics {
       registers,
     });
     this.uploadFailures = new Counter({ name: `${PREFIX}upload_failures_total`, help: 'Failed delivery attempts by stage and reason', labelNames: ['stage', 'reason'], registers });
+    this.dialogsLost = new Counter({ name: `${PREFIX}sip_dialogs_lost_total`, help: 'Live SIP dialogs drachtio-server no longer knew after a reconnect (it restarted): their calls end by their media, as sip-dialog-lost', registers });
     this.encryptedFiles = new Counter({ name: `${PREFIX}encrypted_files_total`, help: 'Recording files encrypted as CMS EnvelopedData (MP3 and WAV copies)', registers });
     this.encryptSeconds = new Histogram({
       name: `${PREFIX}encrypt_duration_seconds`,
@@ -120,6 +122,7 @@ export class RecorderMetrics {
       ['ssrcChanges', 'rtp_ssrc_changes_total', 'SSRC changes within a stream'],
       ['latePlaced', 'rtp_backlog_placed_total', 'RTP packets that arrived more than rtp.maxSkewMs late (a stall of the recorder or of the sender) and were still recorded at their place'],
       ['malformed', 'rtp_malformed_total', 'Datagrams on RTP ports that were not RTP'],
+      ['srtpRejected', 'srtp_auth_failed_total', 'SRTP packets that failed authentication (forged, corrupted or under another key): dropped, neither relayed nor recorded'],
       ['relayed', 'rtp_relayed_total', 'RTP packets relayed to the other party'],
       ['transcoded', 'rtp_relay_transcoded_total', 'Relayed packets converted between PCMU and PCMA'],
       ['relayDropped', 'rtp_relay_dropped_total', 'RTP packets not relayed (no peer, peer on hold or without address)'],
@@ -225,6 +228,10 @@ export class RecorderMetrics {
   }
 
   /** An INVITE refused (403) because its source is not in sip.allowedSources. */
+  dialogLost(): void {
+    this.dialogsLost.inc();
+  }
+
   refusedSource(address: string | undefined): void {
     this.refusedSources.inc({ source: this.sourceLabels.of(address) });
   }

@@ -18,6 +18,9 @@ import type { RecordingContext, SiprecInfo } from '../recording/metadata.js';
 /** How much longer than its duration a SIPREC part may record on its host while the next part starts, ms. */
 const ROLLOVER_HEADROOM_MS = 5000;
 
+/** A call whose SIP dialog drachtio-server lost ends once no party has sent RTP for this long, ms. */
+export const LOST_DIALOG_SILENCE_MS = 5000;
+
 /** The shortest silence between two plays of the alert tone (GIR's minimum tonesilenceduration), ms. */
 const MIN_TONE_SILENCE_MS = 1500;
 
@@ -39,6 +42,8 @@ export interface SessionDeps {
   onOpenFailed?: (err: Error) => void;
   /** The alert tones, read once (a profile's `alertTone`). */
   tones?: Pick<AlertToneCache, 'get'>;
+  /** Called when one of its dialogs is found lost with drachtio-server (metrics). */
+  onDialogLost?: () => void;
 }
 
 interface ActiveRecording {
@@ -136,11 +141,27 @@ export class CallSession implements MsmlControlled<LegDialog> {
       void this.close('no leg left');
       return;
     }
-    const limit = this.deps.mediaTimeoutMs;
+    // a call whose SIP side is gone (drachtio-server restarted) can only end by its media: it does once the parties
+    // stop sending for LOST_DIALOG_SILENCE_MS (no SIP Server can end it; a hold was never signalled to it either)
+    const lost = this.legs.some((l) => l.lost);
+    const limit = lost ? Math.min(this.deps.mediaTimeoutMs || Infinity, LOST_DIALOG_SILENCE_MS) : this.deps.mediaTimeoutMs;
     if (limit > 0 && !this.closed && this.legs.length > 0 && silentMs >= limit) {
-      this.log.warn({ silentMs: Math.round(silentMs), timeoutMs: limit }, 'no RTP from any party: ending the call');
-      void this.close('media timeout', 'media-timeout');
+      this.log.warn({ silentMs: Math.round(silentMs), timeoutMs: limit, sipDialogLost: lost }, 'no RTP from any party: ending the call');
+      void this.close(lost ? 'SIP dialog lost and no RTP' : 'media timeout', lost ? 'sip-dialog-lost' : 'media-timeout');
     }
+  }
+
+  /**
+   * drachtio-server no longer knows `leg`'s dialog (it restarted with the call up; `dialog-probe.ts` found out): no
+   * BYE, INFO or re-INVITE can reach this session on it any more. The conversation goes on through the relay, so the
+   * recording does too, and the call ends once no party sends RTP for LOST_DIALOG_SILENCE_MS, recorded as
+   * `sip-dialog-lost`.
+   */
+  dialogLost(leg: Leg): void {
+    if (leg.lost || leg.ended || this.closed) return;
+    leg.lost = true;
+    this.deps.onDialogLost?.();
+    this.log.warn({ callId: leg.callId, recording: this.recording }, 'SIP dialog lost with drachtio-server: relay and recording go on while RTP flows, then the call ends as sip-dialog-lost');
   }
 
   /** Handles one MSML body from an INFO on `dialog` that arrived at `atWallMs`. Never throws: errors become MSML results. */

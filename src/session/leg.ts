@@ -20,6 +20,11 @@ export const BYE_TIMEOUT_MS = 5000;
  */
 export class Leg {
   ended = false;
+  /**
+   * drachtio-server no longer knows this dialog (it restarted: `dialog-probe.ts`): nothing can arrive on it, and no
+   * BYE can be sent. Its media go on while they flow.
+   */
+  lost = false;
   private closed = false;
 
   constructor(
@@ -36,7 +41,7 @@ export class Leg {
     if (this.closed) return;
     this.closed = true;
     const streams = this.media.closeLeg(this.legId);
-    if (opts.bye && !this.ended) {
+    if (opts.bye && !this.ended && !this.lost) {
       this.ended = true;
       await bounded(() => this.dialog.destroy(), BYE_TIMEOUT_MS);
     }

@@ -163,14 +163,18 @@ uint8_t Engine::relay(Slot& s, uint8_t* data, size_t len) {
 
 void Engine::handle(uint32_t index, Slot& s, uint8_t* data, size_t len, bool cut, const sockaddr_storage& from, socklen_t fromLen,
                     double at, bool& wake) {
+  // longer than any RTP we take (2,036 bytes of payload): neither relayed nor recorded, counted
+  if (cut) {
+    truncated++;
+    return;
+  }
   // symmetric RTP: the far end is where its packets come from
   if (!sameAddress(s.remote, s.remoteLen, from, fromLen)) {
     memcpy(&s.remote, &from, fromLen);
     s.remoteLen = fromLen;
   }
   uint8_t flag = kJs;
-  if (cut) truncated++;
-  else if (s.route.native) flag = relay(s, data, len);
+  if (s.route.native) flag = relay(s, data, len);
   if (s.route.wake) wake = true;
   size_t rec = kHeader + ((len + 3) & ~size_t(3));
   if (queue.size() - qr + rec > kMaxQueue) {
