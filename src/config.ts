@@ -4,10 +4,16 @@ import { fileURLToPath } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import { loadProfiles, speechMinerUrl } from './profiles.js';
 import { loadCertificates, type Encryption } from './recording/cms-envelope.js';
 import { usableCores } from './ops/cpu-pressure.js';
 import { TrustedSources } from './sip/trusted-sources.js';
+
+/** Where SpeechMiner's WAV goes: '' (beside the MP3), a WebDAV http(s) URL, or S3:<bucket>[/<prefix>] (also per profile). */
+export const speechMinerUrl = z.union([
+  z.literal(''),
+  z.string().url().regex(/^https?:\/\//, 'must be http(s)'),
+  z.string().regex(/^S3:[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/i, 'must be S3:<bucket>[/<prefix>] with a valid bucket name'),
+]);
 
 const port = z.number().int().min(1).max(65535);
 /** A list of CIDRs or addresses (`TrustedSources` says which entry is not one). */
@@ -232,7 +238,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, defaultsPath = 
     throw new ConfigError(`invalid configuration: ${msgs.join('; ')}`);
   }
   encryptionOf(r.data); // the certificates are read and checked once, at start: a bad one stops it here
-  loadProfiles(r.data); // and so is the profiles file
   return r.data;
 }
 

@@ -6,7 +6,7 @@ import Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
 import { encoderWorkers, instanceId, loadConfig, mediaWorkers, mp3Format, redacted, type Config } from './config.js';
 import { ConfigError } from './errors.js';
-import { ProfileSource } from './profiles.js';
+import { loadProfiles, ProfileSource } from './profiles.js';
 import { AlertToneCache } from './media/alert-tone-file.js';
 import { DeliveryQueue, pendingSidecars } from './jobs/delivery-queue.js';
 import { RtpPortPool } from './media/rtp-port-pool.js';
@@ -29,6 +29,7 @@ import { disconnectDrachtio, guardDrachtioWire, logWireFaults } from './sip/drac
 import { TrustedSources } from './sip/trusted-sources.js';
 import { machineCpuWaitAvg10 } from './ops/cpu-pressure.js';
 import { attachSipApp } from './sip/sip-app.js';
+import { answerSiprecInvite } from './siprec/siprec-session.js';
 
 export interface Recorder {
   srf: Srf;
@@ -164,6 +165,8 @@ export function startRecorder(config: Config): Recorder {
   if (!config.ops.adminToken) log.info('ops.adminToken is empty: POST /drain and /media-workers/<n>/restart answer only on loopback');
   attachSipApp(srf, {
     trusted,
+    // SIPREC recording sessions from SBCs (siprec.enabled), offered every initial INVITE first
+    ...(config.siprec.enabled ? { siprec: answerSiprecInvite } : {}),
     config,
     log,
     registry,
@@ -330,6 +333,7 @@ export async function main(): Promise<void> {
   let config: Config;
   try {
     config = loadConfig();
+    loadProfiles(config); // the profiles file is read and checked at start too: a bad one stops it here
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`msml-recorder: ${err.message}\n`);

@@ -2,18 +2,11 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import type { Config } from './config.js';
+import { speechMinerUrl, type Config } from './config.js';
 import { ConfigError } from './errors.js';
 import { loadCertificates, type Encryption } from './recording/cms-envelope.js';
 
 const url = z.string().url().regex(/^https?:\/\//, 'must be http(s)');
-
-/** Where SpeechMiner's WAV goes: '' (beside the MP3), a WebDAV http(s) URL, or S3:<bucket>[/<prefix>]. */
-export const speechMinerUrl = z.union([
-  z.literal(''),
-  url,
-  z.string().regex(/^S3:[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/i, 'must be S3:<bucket>[/<prefix>] with a valid bucket name'),
-]);
 
 /** What one IVR profile may set (each key optional: unset keys come from `default`, then from the main config). */
 const ProfileSchema = z

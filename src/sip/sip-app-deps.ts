@@ -1,3 +1,4 @@
+import type Srf from 'drachtio-srf';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Profiles } from '../profiles.js';
@@ -26,4 +27,21 @@ export interface SipAppDeps {
   trusted?: TrustedSources;
   /** The IVR profiles (per-tenant destinations and format); without them every call uses `session.recording`. */
   profiles?: Pick<Profiles, 'resolve'>;
+  /**
+   * SIPREC (`siprec/siprec-session.ts`), given when `siprec.enabled`: offered every initial INVITE first. The recorder
+   * wires it in; the plain SIP here does not import a feature.
+   */
+  siprec?: InviteFeature;
 }
+
+/** What a feature that answers INVITEs of its own (SIPREC) is given by the SIP app besides the deps. */
+export interface InviteFeatureContext {
+  deps: SipAppDeps;
+  /** Throws CapacityError when no new session may start (draining, full spool, maxCalls). */
+  admitNew(): void;
+  /** The next SDP session id (o= line). */
+  nextSdpSession(): number;
+}
+
+/** Answers an INVITE the feature takes (true), or leaves it untouched (false). */
+export type InviteFeature = (srf: Srf, ctx: InviteFeatureContext, req: Srf.SrfRequest, res: Srf.SrfResponse, arrivedAt: number) => Promise<boolean>;

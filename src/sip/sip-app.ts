@@ -6,8 +6,7 @@ import { CallSession } from '../session/call-session.js';
 import { Leg } from '../session/leg.js';
 import { parseRecordingUri } from './request-uri.js';
 import { arrivalWallMs } from './arrival-time.js';
-import { answerSiprecInvite, type SiprecContext } from './siprec-session.js';
-import type { SipAppDeps } from './sip-app-deps.js';
+import type { InviteFeatureContext, SipAppDeps } from './sip-app-deps.js';
 import { answerInvite, checkBodySize, contentType, cseqOf, legDialog, refuseInvite, warning } from './sip-request.js';
 import { isOfferless, negotiate, renderAnswer, renderOffer, type NegotiatedMedia, type SdpLocal } from './sdp-answer.js';
 
@@ -45,7 +44,7 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
     if (refusal) throw new CapacityError(refusal);
     if (deps.registry.size >= deps.maxCalls) throw new CapacityError(`at capacity (${deps.maxCalls} calls)`);
   };
-  const siprec: SiprecContext = { deps, admitNew, nextSdpSession: () => sdpSession++ };
+  const feature: InviteFeatureContext = { deps, admitNew, nextSdpSession: () => sdpSession++ };
 
   srf.invite(async (req: SrfReq, res: SrfRes) => {
     // an untrusted source gets nothing allocated: no session, no port, no body parsed
@@ -64,7 +63,7 @@ export function attachSipApp(srf: Srf, deps: SipAppDeps): void {
     let endAttempt: (() => void) | null = null;
     try {
       tooLarge(req);
-      if (config.siprec.enabled && (await answerSiprecInvite(srf, siprec, req, res, arrivedAt))) return;
+      if (deps.siprec && (await deps.siprec(srf, feature, req, res, arrivedAt))) return;
       const uri = parseRecordingUri(req.uri);
       const callUUID = req.get('X-Genesys-CallUUID') || null;
       const key = uri.confId ?? callId;

@@ -4,7 +4,6 @@ import { bounded } from '../bounded.js';
 import { BodyTooLargeError, RecorderError, SignalingError } from '../errors.js';
 import type { CallSession } from '../session/call-session.js';
 import { BYE_TIMEOUT_MS, type LegDialog } from '../session/leg.js';
-import type { InviteHeaders } from '../siprec/siprec-request.js';
 import type { SipAppDeps } from './sip-app-deps.js';
 
 /** A SIP Warning header (RFC 3261 20.43) carrying why a request was refused. */
@@ -15,11 +14,6 @@ export function warning(text: string, agent = 'msml-recorder'): Record<string, s
 /** The sequence number of a request's CSeq header (an ACK carries its INVITE's). */
 export function cseqOf(req: Srf.SrfRequest): number {
   return parseInt(req.get('CSeq') ?? '', 10);
-}
-
-/** The headers of an INVITE that say whether it is a SIPREC recording session (`siprec/siprec-request.ts`). */
-export function inviteHeaders(req: Srf.SrfRequest): InviteHeaders {
-  return { contentType: req.get('Content-Type') ?? '', require: req.get('Require') ?? '', contact: req.get('Contact') ?? '' };
 }
 
 /** A request's media type, lower-cased, without parameters. */

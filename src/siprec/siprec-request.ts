@@ -36,6 +36,11 @@ export interface InviteHeaders {
   contact: string;
 }
 
+/** The headers of an INVITE that say whether it is a SIPREC recording session, from a request (drachtio-srf's `get`). */
+export function inviteHeaders(req: { get(name: string): string | undefined }): InviteHeaders {
+  return { contentType: req.get('Content-Type') ?? '', require: req.get('Require') ?? '', contact: req.get('Contact') ?? '' };
+}
+
 const hasTag = (list: string, tag: string): boolean => list.split(',').some((t) => t.trim().toLowerCase() === tag);
 
 /**

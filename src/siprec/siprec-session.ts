@@ -5,13 +5,13 @@ import { heldByAddress, type NegotiatedMedia } from '../media/negotiated-media.j
 import type { SiprecInfo } from '../recording/metadata.js';
 import { CallSession } from '../session/call-session.js';
 import { Leg } from '../session/leg.js';
-import { metadataUpdate, siprecChannels } from '../siprec/siprec-channels.js';
-import { readSiprecBody, readSiprecInvite } from '../siprec/siprec-request.js';
-import { isMsmlUri, requestUriUser, siprecRecordingUri } from './request-uri.js';
-import { arrivalWallMs } from './arrival-time.js';
-import { isOfferless, negotiate, renderAnswer, renderOffer, type SdpLocal } from './sdp-answer.js';
-import { answerInvite, checkBodySize, cseqOf, inviteHeaders, legDialog, refuseInvite, warning } from './sip-request.js';
-import type { SipAppDeps } from './sip-app-deps.js';
+import { metadataUpdate, siprecChannels } from './siprec-channels.js';
+import { inviteHeaders, readSiprecBody, readSiprecInvite } from './siprec-request.js';
+import { isMsmlUri, requestUriUser, siprecRecordingUri } from '../sip/request-uri.js';
+import { arrivalWallMs } from '../sip/arrival-time.js';
+import { isOfferless, negotiate, renderAnswer, renderOffer, type SdpLocal } from '../sip/sdp-answer.js';
+import { answerInvite, checkBodySize, cseqOf, legDialog, refuseInvite, warning } from '../sip/sip-request.js';
+import type { InviteFeatureContext, SipAppDeps } from '../sip/sip-app-deps.js';
 
 type SrfReq = Srf.SrfRequest;
 type SrfRes = Srf.SrfResponse;
@@ -19,14 +19,8 @@ type SrfRes = Srf.SrfResponse;
 /** The most audio streams a SIPREC session records (the recording has two channels); further m-lines get port 0. */
 const MAX_STREAMS = 2;
 
-/** What answering a SIPREC INVITE needs from the SIP app besides its deps. */
-export interface SiprecContext {
-  deps: SipAppDeps;
-  /** Throws CapacityError when no new session may start (draining, full spool, maxCalls). */
-  admitNew(): void;
-  /** The next SDP session id (o= line). */
-  nextSdpSession(): number;
-}
+/** What answering a SIPREC INVITE needs from the SIP app. */
+export type SiprecContext = InviteFeatureContext;
 
 /** A SIPREC answer never sends media: recvonly, or inactive where the SRC said inactive. */
 function asRecorder(n: NegotiatedMedia): NegotiatedMedia {
