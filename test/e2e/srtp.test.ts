@@ -5,6 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import t from 'tap';
 import { ProtectionProfileAes128CmHmacSha1_80, SrtpSession } from 'werift-rtp';
 import { decodeG711 } from '../../src/media/g711.js';
@@ -67,6 +68,14 @@ function weriftReader(key: string): (srtp: Buffer) => Buffer | null {
   };
 }
 
+/** The spooled recording whose media id starts with `id` (the conf-id, or the SIPREC session id). */
+async function spooledFor(id: string): Promise<{ mp3: string }> {
+  const find = (): { mp3: string } | undefined =>
+    app.logs.map((l) => JSON.parse(l) as { msg?: string; mp3?: string }).find((o) => o.msg === 'recording spooled' && o.mp3?.includes(`/${id}_`)) as { mp3: string } | undefined;
+  await until(`${id} spooled`, () => find() !== undefined, 30_000);
+  return find() as { mp3: string };
+}
+
 const metric = async (name: string): Promise<number> => Number(new RegExp(`^${name} (\\d+)`, 'm').exec((await app.ops('/metrics')).body)?.[1] ?? 0);
 
 t.test('3PCC: an SRTP leg (ffmpeg) relayed to a plain-RTP leg and back, recorded, each party hearing the other', async (t) => {
@@ -95,7 +104,6 @@ t.test('3PCC: an SRTP leg (ffmpeg) relayed to a plain-RTP leg and back, recorded
   t.match(String(rb.content), /RTP\/AVP/, 'the plain leg stays plain');
   const portB = Number(/m=audio (\d+)/.exec(String(rb.content))?.[1]);
   const toA = await startCapture(`udp and src port ${portA} and dst port ${ffPort}`);
-  const spooled = app.waitForLog(/recording spooled/, 30_000);
   const talk = Promise.all([ffmpegSrtp(ffPort, portA, 500, 5, keyA), b.play(portB, { law: 'PCMU', freq: 1100, seconds: 5, ssrc: 0xb0b })]);
   await sleep(700);
   const info = (body: string): Promise<unknown> => uac.request('INFO', '', { dialog: uac.dialogOf(ra), headers: { 'content-type': 'application/vnd.radisys.msml+xml' }, body: `<msml version="1.1">${body}</msml>` });
@@ -110,7 +118,7 @@ t.test('3PCC: an SRTP leg (ffmpeg) relayed to a plain-RTP leg and back, recorded
   b.socket.send(forged, portA, '127.0.0.1');
   await until('the forged packet counted', async () => (await metric('msmlrec_srtp_auth_failed_total')) >= 1, 10_000);
   for (const d of [ra, rb]) await uac.request('BYE', '', { dialog: uac.dialogOf(d) });
-  const rec = (await spooled) as { mp3: string };
+  const rec = await spooledFor(conf);
   const [left, right] = decode(rec.mp3).channels;
   const secs = left.length / 8000;
   t.ok(medianToneShare(left, 500, 0.3, secs - 0.3) > 0.5, 'the SRTP party (500 Hz, decrypted) on the left');
@@ -126,7 +134,7 @@ t.test('3PCC: an SRTP leg (ffmpeg) relayed to a plain-RTP leg and back, recorded
 });
 
 t.test('SIPREC: two SRTP streams (RTP/SAVP, a key each) recorded by participant', async (t) => {
-  const session = 'c3J0cC1zaXByZWM=';
+  const session = 'c3J0cC1zaXByZWMx';
   const [p1, p2] = [await freeUdpPort(), await freeUdpPort()];
   const [k1, k2] = [newKey(), newKey()];
   const sdp = siprecSdp([{ port: p1, label: '1' }, { port: p2, label: '2' }])
@@ -141,15 +149,51 @@ t.test('SIPREC: two SRTP streams (RTP/SAVP, a key each) recorded by participant'
   t.equal((answer.match(/RTP\/SAVP/g) ?? []).length, 2, 'both streams answered RTP/SAVP');
   t.equal(cryptoOf(answer).length, 2, 'each with a key of ours');
   const ports = [...answer.matchAll(/m=audio (\d+)/g)].map((m) => Number(m[1]));
-  const spooled = app.waitForLog(new RegExp(`recording spooled`), 30_000);
   const codes = await Promise.all([ffmpegSrtp(p1, ports[0], 500, 3, k1), ffmpegSrtp(p2, ports[1], 1100, 3, k2)]);
   t.same(codes, [0, 0], 'ffmpeg sent both streams');
   t.equal((await uac.request('BYE', '', { dialog: uac.dialogOf(inv) })).status, 200);
-  const rec = (await spooled) as { mp3: string };
+  const rec = await spooledFor(session);
   const [left, right] = decode(rec.mp3).channels;
   const secs = left.length / 8000;
   t.ok(medianToneShare(left, 500, 0.3, secs - 0.3) > 0.5, 'the first participant (500 Hz, decrypted) on the left');
   t.ok(medianToneShare(right, 1100, 0.3, secs - 0.3) > 0.5, 'the second (1100 Hz) on the right');
+});
+
+t.test('SIPREC: an SRC that moves a stream to a new port with a new key mid-call keeps one file, both halves decrypted', async (t) => {
+  const session = 'cmVrZXktc2lwcmVj';
+  const [p1, p1b, p2] = [await freeUdpPort(), await freeUdpPort(), await freeUdpPort()];
+  const [k1, k1b, k2] = [newKey(), newKey(), newKey()];
+  const offer = (port1: number, key1: string, version: number): { contentType: string; body: string } => {
+    const sdp = siprecSdp([{ port: port1, label: '1' }, { port: p2, label: '2' }], version)
+      .replace(/RTP\/AVP/g, 'RTP/SAVP')
+      .replace('a=label:1\r\n', `a=label:1\r\na=crypto:1 ${SUITE} inline:${key1}\r\n`)
+      .replace('a=label:2\r\n', `a=label:2\r\na=crypto:1 ${SUITE} inline:${k2}\r\n`);
+    const meta = siprecMetadata(session, [{ id: 'a', aor: 'sip:+15550001@example.com', sends: ['1'] }, { id: 'b', aor: 'sip:+15550002@example.com', sends: ['2'] }]);
+    return multipart([{ type: 'application/sdp', content: sdp }, { type: 'application/rs-metadata+xml', content: meta, disposition: 'recording-session' }]);
+  };
+  const first = offer(p1, k1, 1);
+  const inv = await uac.request('INVITE', `sip:srs@127.0.0.1:${sim.sipPort}`, { headers: { 'content-type': first.contentType, require: 'siprec' }, body: first.body });
+  t.equal(inv.status, 200, 'INVITE 200');
+  const ports = [...String(inv.content).matchAll(/m=audio (\d+)/g)].map((m) => Number(m[1]));
+  const failedBefore = await metric('msmlrec_srtp_auth_failed_total');
+  const other = ffmpegSrtp(p2, ports[1], 1100, 5, k2);
+  t.equal(await ffmpegSrtp(p1, ports[0], 500, 2, k1), 0, 'the first half, under the first key');
+  const second = offer(p1b, k1b, 2);
+  const re = await uac.request('INVITE', '', { dialog: uac.dialogOf(inv), headers: { 'content-type': second.contentType }, body: second.body });
+  t.equal(re.status, 200, 're-INVITE with a new port and key: 200');
+  t.equal([...String(re.content).matchAll(/m=audio (\d+)/g)].map((m) => Number(m[1]))[0], ports[0], 'the stream keeps its port at the recorder');
+  t.equal(await ffmpegSrtp(p1b, ports[0], 500, 2, k1b), 0, 'the second half, from the new port under the new key');
+  await other;
+  t.equal((await uac.request('BYE', '', { dialog: uac.dialogOf(inv) })).status, 200);
+  const rec = await spooledFor(session);
+  await sleep(500);
+  t.equal(readdirSync(app.spoolDir).filter((f) => f.startsWith(`${session}_`) && f.endsWith('.mp3')).length, 1, 'one recording of the session in the spool');
+  const [left, right] = decode(rec.mp3).channels;
+  const secs = left.length / 8000;
+  t.ok(medianToneShare(left, 500, 0.3, 1.7) > 0.5, 'the first half of the moved stream (first key) on the left');
+  t.ok(medianToneShare(left, 500, 2.6, 3.8) > 0.5, 'the second half (new port, new key) on the left');
+  t.ok(medianToneShare(right, 1100, 0.3, secs - 0.3) > 0.5, 'the other stream throughout on the right');
+  t.ok((await metric('msmlrec_srtp_auth_failed_total')) - failedBefore < 5, 'no packet refused for the change of key');
 });
 
 t.test('an SRTP offer we cannot serve (an MKI): 488 with a Warning naming why', async (t) => {
