@@ -29,11 +29,8 @@ export function parseRtpInto(buf: Uint8Array, p: RtpPacket): string | null {
   const b1 = buf[1];
   const payloadType = b1 & 0x7f;
   if (payloadType >= 72 && payloadType <= 76) return 'RTCP packet on the RTP port';
-  let offset = 12 + (b0 & 0x0f) * 4;
-  if ((b0 & 0x10) !== 0) {
-    if (buf.length < offset + 4) return 'truncated header extension';
-    offset += 4 + ((buf[offset + 2] << 8) | buf[offset + 3]) * 4;
-  }
+  const offset = rtpHeaderLength(buf);
+  if (offset < 0) return 'truncated header extension';
   let end = buf.length;
   if ((b0 & 0x20) !== 0) {
     const pad = buf[buf.length - 1];
@@ -48,6 +45,19 @@ export function parseRtpInto(buf: Uint8Array, p: RtpPacket): string | null {
   p.ssrc = ((buf[8] << 24) | (buf[9] << 16) | (buf[10] << 8) | buf[11]) >>> 0;
   p.payload = buf.subarray(offset, end);
   return null;
+}
+
+/**
+ * Where the payload of an RTP datagram of at least 12 bytes starts: after the fixed header, the CSRCs and the header
+ * extension. -1 when the extension's own header is cut off; it may exceed the datagram's length (the caller checks).
+ */
+export function rtpHeaderLength(buf: Uint8Array): number {
+  let offset = 12 + (buf[0] & 0x0f) * 4;
+  if ((buf[0] & 0x10) !== 0) {
+    if (buf.length < offset + 4) return -1;
+    offset += 4 + ((buf[offset + 2] << 8) | buf[offset + 3]) * 4;
+  }
+  return offset;
 }
 
 /** Builds an RTP packet (no CSRC, no extension). Used by the test equipment and the benchmark (the relay forwards datagrams). */

@@ -1,4 +1,5 @@
 import { createCipheriv, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { rtpHeaderLength } from './rtp-packet.js';
 
 /** The SDES (RFC 4568) crypto suites we take: AES counter mode with a 128-bit key, HMAC-SHA1 tags of 80 or 32 bits. */
 export type SrtpSuite = 'AES_CM_128_HMAC_SHA1_80' | 'AES_CM_128_HMAC_SHA1_32';
@@ -29,11 +30,7 @@ export function sessionKeys(masterKey: Buffer, masterSalt: Buffer): { key: Buffe
 /** Header length of an RTP datagram (fixed part, CSRCs, extension), or -1 if it is not RTP. */
 function headerLength(d: Uint8Array): number {
   if (d.length < 12 || d[0] >> 6 !== 2) return -1;
-  let n = 12 + (d[0] & 0x0f) * 4;
-  if (d[0] & 0x10) {
-    if (d.length < n + 4) return -1;
-    n += 4 + ((d[n + 2] << 8) | d[n + 3]) * 4;
-  }
+  const n = rtpHeaderLength(d);
   return n <= d.length ? n : -1;
 }
 
