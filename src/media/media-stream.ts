@@ -4,9 +4,8 @@ import { heldByAddress, type Direction, type NegotiatedMedia } from './negotiate
 import { transcodeTable, type G711Law } from './g711.js';
 import { RelayStage, type RelayStats } from './relay-stage.js';
 import { RELAY_DONE, RELAY_JS, RELAY_TRANSCODED, type RelayOutcome, type RtpEndpoint } from './rtp-endpoint.js';
-import { parseRtpInto } from './rtp-packet.js';
+import { parseRtpInto, type RtpPacket } from './rtp-packet.js';
 import { SrtpContext } from './srtp-context.js';
-import type { RtpPacket } from './rtp-packet.js';
 import type { ToneInjector } from './tone-injector.js';
 
 export interface StreamOptions {
@@ -177,16 +176,15 @@ export class MediaStream {
     }
     const r = this.remote;
     if (!r || r.port !== from.port || r.address !== from.address) this.remote = { address: from.address, port: from.port };
-    const peer = this.peerStream;
+    // a party that said it will not send (a=inactive, recvonly) is not relayed either
+    const to = this.peerStream && sends(m.remoteDirection) ? this.peerStream : null;
     if (relayed !== RELAY_JS) {
       // the engine's thread did it (or, by this stream's route, did not)
-      const st = (peer && sends(m.remoteDirection) ? peer : this).relayStage.stats;
+      const st = (to ?? this).relayStage.stats;
       if (relayed === RELAY_DONE || relayed === RELAY_TRANSCODED) st.relayed++;
       else st.dropped++;
       if (relayed === RELAY_TRANSCODED) st.transcoded++;
-    }
-    // a party that said it will not send (a=inactive, recvonly) is not relayed either
-    else if (peer && sends(m.remoteDirection)) peer.forward(p, datagram, isAudio ? m.codec : null);
+    } else if (to) to.forward(p, datagram, isAudio ? m.codec : null);
     else this.relayStage.stats.dropped++;
     if (!isAudio) {
       this.ignoredPackets++;
