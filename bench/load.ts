@@ -72,18 +72,19 @@ const pct = (xs: number[], p: number): number => {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
 const CLK = Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim() || 100);
-const cpuSeconds = (pid: number): number => {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK; // utime + stime, all threads
+/** utime + stime of a /proc stat file (a process's: all its threads; a task's: that thread), seconds. */
+const statCpuSeconds = (path: string): number => {
+  const f = readFileSync(path, 'utf8').split(') ')[1].split(' ');
+  return (Number(f[11]) + Number(f[12])) / CLK;
 };
+const cpuSeconds = (pid: number): number => statCpuSeconds(`/proc/${pid}/stat`);
 /** CPU seconds of the process's threads named `comm` (the native UDP engine's are "udp-engine"). */
 const threadCpuSeconds = (pid: number, comm: string): number => {
   let sum = 0;
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
       if (readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() !== comm) continue;
-      const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1].split(' ');
-      sum += (Number(f[11]) + Number(f[12])) / CLK;
+      sum += statCpuSeconds(`/proc/${pid}/task/${tid}/stat`);
     } catch {
       // the thread ended
     }
