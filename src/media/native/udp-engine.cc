@@ -292,6 +292,18 @@ void Engine::stop() {
     }                                                                \
   } while (0)
 
+// The call's first N arguments in argv (those not given are undefined).
+#define ARGS(N)           \
+  size_t argc = N;        \
+  napi_value argv[N];     \
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr))
+
+// A string argument of up to 63 bytes (an IP address) into `out`.
+#define TEXT_ARG(v, out)  \
+  char out[64];           \
+  size_t out##Length;     \
+  CHECK(napi_get_value_string_utf8(env, v, out, sizeof out, &out##Length))
+
 napi_value throwErrno(napi_env env, const char* what, int err) {
   char msg[256];
   snprintf(msg, sizeof msg, "%s: %s", what, strerror(err));
@@ -353,9 +365,7 @@ void finalize(napi_env env, void* data, void*) {
 
 // create(onReady) -> engine
 napi_value Create(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  ARGS(1);
   auto* e = new Engine();
   e->env = env;
   e->epoll = epoll_create1(EPOLL_CLOEXEC);
@@ -390,16 +400,12 @@ napi_value Create(napi_env env, napi_callback_info info) {
 
 // open(engine, port, bindAddress) -> slot (a socket bound to the port; throws with the errno's code)
 napi_value Open(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  ARGS(3);
   Engine* e = engineOf(env, argv[0]);
   if (!e) return throwErrno(env, "udp-engine", EBADF);
   int32_t port;
   CHECK(napi_get_value_int32(env, argv[1], &port));
-  char addr[64];
-  size_t n;
-  CHECK(napi_get_value_string_utf8(env, argv[2], addr, sizeof addr, &n));
+  TEXT_ARG(argv[2], addr);
   int family = strchr(addr, ':') ? AF_INET6 : AF_INET;
   sockaddr_storage sa;
   socklen_t salen;
@@ -448,9 +454,7 @@ napi_value Open(napi_env env, napi_callback_info info) {
 }
 
 napi_value Gen(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  ARGS(2);
   Engine* e = engineOf(env, argv[0]);
   uint32_t index;
   CHECK(napi_get_value_uint32(env, argv[1], &index));
@@ -466,9 +470,7 @@ napi_value Gen(napi_env env, napi_callback_info info) {
 
 // close(engine, slot): idempotent
 napi_value Close(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  ARGS(2);
   Engine* e = engineOf(env, argv[0]);
   if (!e) return nullptr;
   uint32_t index;
@@ -491,9 +493,7 @@ napi_value Close(napi_env env, napi_callback_info info) {
 
 // setRemote(engine, slot, address | null, port): where this socket's far end is (SDP), until its packets say otherwise
 napi_value SetRemote(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  ARGS(4);
   Engine* e = engineOf(env, argv[0]);
   if (!e) return nullptr;
   uint32_t index;
@@ -508,9 +508,7 @@ napi_value SetRemote(napi_env env, napi_callback_info info) {
   if (index >= e->slots.size() || e->slots[index].fd < 0) return nullptr;
   Slot& s = e->slots[index];
   if (t == napi_string) {
-    char addr[64];
-    size_t n;
-    CHECK(napi_get_value_string_utf8(env, argv[2], addr, sizeof addr, &n));
+    TEXT_ARG(argv[2], addr);
     if (!parseAddress(addr, port, s.family, sa, salen)) salen = 0;
   }
   if (salen) memcpy(&s.remote, &sa, salen);
@@ -520,9 +518,7 @@ napi_value SetRemote(napi_env env, napi_callback_info info) {
 
 // setRoute(engine, slot, peer, native, wake, inAudio, inEvent, outAudio, outEvent, table | null)
 napi_value SetRoute(napi_env env, napi_callback_info info) {
-  size_t argc = 10;
-  napi_value argv[10];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  ARGS(10);
   Engine* e = engineOf(env, argv[0]);
   if (!e) return nullptr;
   uint32_t index;
@@ -560,9 +556,7 @@ napi_value SetRoute(napi_env env, napi_callback_info info) {
 
 // send(engine, slot, data, address, port) -> bytes sent, or -errno
 napi_value Send(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
-  napi_value argv[5];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  ARGS(5);
   Engine* e = engineOf(env, argv[0]);
   napi_value out;
   if (!e) {
@@ -577,9 +571,7 @@ napi_value Send(napi_env env, napi_callback_info info) {
   napi_value ab;
   size_t offset;
   CHECK(napi_get_typedarray_info(env, argv[2], &type, &length, &data, &ab, &offset));
-  char addr[64];
-  size_t n;
-  CHECK(napi_get_value_string_utf8(env, argv[3], addr, sizeof addr, &n));
+  TEXT_ARG(argv[3], addr);
   int32_t port;
   CHECK(napi_get_value_int32(env, argv[4], &port));
   // the JavaScript thread alone opens and closes sockets: the fd stays valid through this call
@@ -607,9 +599,7 @@ napi_value Send(napi_env env, napi_callback_info info) {
 
 // read(engine, Uint8Array) -> bytes of whole records copied into it (0: none waiting)
 napi_value Read(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  ARGS(2);
   Engine* e = engineOf(env, argv[0]);
   napi_value out;
   if (!e) {
@@ -650,9 +640,7 @@ napi_value Read(napi_env env, napi_callback_info info) {
 }
 
 napi_value Stats(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  ARGS(1);
   Engine* e = engineOf(env, argv[0]);
   napi_value out;
   CHECK(napi_create_object(env, &out));
@@ -666,24 +654,20 @@ napi_value Stats(napi_env env, napi_callback_info info) {
     truncated = static_cast<double>(e->truncated);
     queued = static_cast<double>(e->queue.size() - e->qr);
   }
-  napi_value v;
-  napi_create_double(env, relayed, &v);
-  napi_set_named_property(env, out, "relayed", v);
-  napi_create_double(env, dropped, &v);
-  napi_set_named_property(env, out, "queueDropped", v);
-  napi_create_double(env, sendErrors, &v);
-  napi_set_named_property(env, out, "sendErrors", v);
-  napi_create_double(env, truncated, &v);
-  napi_set_named_property(env, out, "truncated", v);
-  napi_create_double(env, queued, &v);
-  napi_set_named_property(env, out, "queuedBytes", v);
+  const struct {
+    const char* name;
+    double value;
+  } fields[] = {{"relayed", relayed}, {"queueDropped", dropped}, {"sendErrors", sendErrors}, {"truncated", truncated}, {"queuedBytes", queued}};
+  for (const auto& f : fields) {
+    napi_value v;
+    napi_create_double(env, f.value, &v);
+    napi_set_named_property(env, out, f.name, v);
+  }
   return out;
 }
 
 napi_value Destroy(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  ARGS(1);
   void* p = nullptr;
   if (napi_get_value_external(env, argv[0], &p) == napi_ok && p) static_cast<Engine*>(p)->stop();
   return nullptr;
@@ -691,9 +675,7 @@ napi_value Destroy(napi_env env, napi_callback_info info) {
 
 // niceThread(n) -> whether the calling thread's nice value is now n (raising it needs no privilege)
 napi_value NiceThread(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1];
-  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  ARGS(1);
   int32_t n;
   CHECK(napi_get_value_int32(env, argv[0], &n));
   napi_value out;
