@@ -152,8 +152,8 @@ export class CallSession implements MsmlControlled<LegDialog> {
   }
 
   /**
-   * drachtio-server no longer knows `leg`'s dialog (it restarted with the call up; `dialog-probe.ts` found out): no
-   * BYE, INFO or re-INVITE can reach this session on it any more. The conversation goes on through the relay, so the
+   * `leg`'s dialog is lost with drachtio-server (the connection it was made on is gone, or drachtio-server restarted
+   * with the call up; `dialog-probe.ts` found out): no BYE, INFO or re-INVITE can reach this session on it any more. The conversation goes on through the relay, so the
    * recording does too, and the call ends once no party sends RTP for LOST_DIALOG_SILENCE_MS, recorded as
    * `sip-dialog-lost`.
    */

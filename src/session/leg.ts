@@ -21,8 +21,8 @@ export const BYE_TIMEOUT_MS = 5000;
 export class Leg {
   ended = false;
   /**
-   * drachtio-server no longer knows this dialog (it restarted: `dialog-probe.ts`): nothing can arrive on it, and no
-   * BYE can be sent. Its media go on while they flow.
+   * The dialog is lost with drachtio-server (the connection it was made on is gone, or drachtio-server restarted:
+   * `dialog-probe.ts`): nothing can arrive on it, and no BYE can be sent. Its media go on while they flow.
    */
   lost = false;
   private closed = false;
