@@ -28,8 +28,8 @@
  *   printed and the report goes to bench/profile.md instead of bench/latest.md (`npm run bench:profile`).
  * BENCH_NO_SCRAPE=1: do not poll /metrics during the talk time (encode lag then reads 0).
  */
-import { execFile, fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, cpSync, existsSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -43,7 +43,10 @@ import { ROOT, startApp, startSim, tempDir, type AppProcess } from '../test/harn
 import { SipUac, type UacDialog } from '../test/harness/sip-uac.js';
 import { startCapture, type CapturedUdp } from '../test/harness/capture.js';
 import { sleep } from '../test/harness/until.js';
-import type { GeneratorRequest, GeneratorStats } from './rtp-generator.js';
+import { silentWindows } from './audible-windows.js';
+import { compiledRecorderArgs, layOutCompiledRecorder } from './compiled-recorder.js';
+import { Phones } from './phones.js';
+import { cpuSeconds, rssMb, threadCpuSeconds } from './proc-stats.js';
 
 const run = promisify(execFile);
 const STEPS = (process.env.BENCH_STEPS ?? '300,450,600').split(',').map(Number);
@@ -71,71 +74,6 @@ const pct = (xs: number[], p: number): number => {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
 };
-const CLK = Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim() || 100);
-/** utime + stime of a /proc stat file (a process's: all its threads; a task's: that thread), seconds. */
-const statCpuSeconds = (path: string): number => {
-  const f = readFileSync(path, 'utf8').split(') ')[1].split(' ');
-  return (Number(f[11]) + Number(f[12])) / CLK;
-};
-const cpuSeconds = (pid: number): number => statCpuSeconds(`/proc/${pid}/stat`);
-/** CPU seconds of the process's threads named `comm` (the native UDP engine's are "udp-engine"). */
-const threadCpuSeconds = (pid: number, comm: string): number => {
-  let sum = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      if (readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim() !== comm) continue;
-      sum += statCpuSeconds(`/proc/${pid}/task/${tid}/stat`);
-    } catch {
-      // the thread ended
-    }
-  }
-  return sum;
-};
-const rssMb = (pid: number): number => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
-
-type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
-
-/** The phones' process: parties by SSRC, each with its own socket there. */
-class Phones {
-  private next = 1;
-  private readonly waiting = new Map<number, (m: { port?: number; stats?: GeneratorStats }) => void>();
-  private constructor(readonly proc: ChildProcess) {
-    proc.on('message', (m: { id: number; port?: number; stats?: GeneratorStats }) => {
-      this.waiting.get(m.id)?.(m);
-      this.waiting.delete(m.id);
-    });
-  }
-
-  static start(): Phones {
-    return new Phones(fork(join(ROOT, 'bench/rtp-generator.ts'), [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-  }
-
-  private ask(m: WithoutId<GeneratorRequest>): Promise<{ port?: number; stats?: GeneratorStats }> {
-    const id = this.next++;
-    return new Promise((resolve) => {
-      this.waiting.set(id, resolve);
-      this.proc.send({ ...m, id });
-    });
-  }
-
-  /** A new party sending `freq`; its local RTP port. */
-  async add(ssrc: number, freq: number): Promise<number> {
-    return (await this.ask({ op: 'add', ssrc, freq })).port as number;
-  }
-
-  async start(ssrc: number, remotePort: number): Promise<void> {
-    await this.ask({ op: 'start', ssrc, remotePort });
-  }
-
-  async stop(): Promise<GeneratorStats> {
-    return (await this.ask({ op: 'stop' })).stats as GeneratorStats;
-  }
-
-  async close(): Promise<void> {
-    await this.ask({ op: 'close' });
-  }
-}
-
 interface Call {
   conf: string;
   ports: { a: number; b: number };
@@ -385,17 +323,7 @@ async function step(n: number, mode: Mode, sim: Awaited<ReturnType<typeof startS
     // the dialogend (the file ends there)
     const from = 0;
     const to = Math.min(d.seconds, (sendingStopped - Date.parse(s.startTime)) / 1000) - 0.1;
-    // a gap is audio missing: a 10 ms window far below the tone's level (a 20 ms hole always covers one whole
-    // window). A phase step from a clock correction is not a gap and does not lower the level.
-    const silent: string[] = [];
-    const rms = (x: Int16Array): number => Math.sqrt(x.reduce((a, v) => a + v * v, 0) / Math.max(1, x.length));
-    for (let w = from; w + 0.01 <= to; w += 0.01) {
-      if (inPause(w) || inPause(w + 0.01)) continue;
-      const i0 = Math.round(w * 8000);
-      const l = rms(d.channels[0].subarray(i0, i0 + 80));
-      const r = rms(d.channels[1].subarray(i0, i0 + 80));
-      if (l < 1000 || r < 1000) silent.push(`${w.toFixed(2)} s (L ${l.toFixed(0)}, R ${r.toFixed(0)})`);
-    }
+    const silent = silentWindows(d, from, to, (_ch, t) => inPause(t));
     // and each party on its own channel (fixed by leg): the tone of party A dominates the left, B the right
     const share = (c: Int16Array, f: number): number => {
       const xs: number[] = [];
@@ -597,13 +525,7 @@ async function main(): Promise<void> {
   const started = Date.now();
   process.stderr.write(`msml-recorder load benchmark: modes ${MODES.join(', ')}; steps ${STEPS.join(', ')} calls, ${SECONDS} s each, set-up ${RATE} calls/s, ${RUNS} runs\n`);
   // the recorder runs the compiled build, laid out like the Docker image
-  const image = tempDir('bench-image');
-  await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.build.json'), '--outDir', join(image, 'dist')], { cwd: ROOT });
-  cpSync(join(ROOT, 'conf'), join(image, 'conf'), { recursive: true });
-  // the native UDP engine, where the image has it (npm ci built it)
-  if (existsSync(join(ROOT, 'build/Release/udp_engine.node'))) cpSync(join(ROOT, 'build/Release/udp_engine.node'), join(image, 'build/Release/udp_engine.node'));
-  copyFileSync(join(ROOT, 'package.json'), join(image, 'package.json'));
-  symlinkSync(join(ROOT, 'node_modules'), join(image, 'node_modules'));
+  const image = await layOutCompiledRecorder();
   const sim = await startSim();
   const startRecorder = (workers: string): Promise<AppProcess> =>
     startApp(
@@ -622,7 +544,7 @@ async function main(): Promise<void> {
         MSMLREC_RECORDING_FORMAT: 'mp3-16-stereo',
       },
       [],
-      [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : []), join(image, 'dist/src/cli.js'), 'run'],
+      [...(PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : []), ...compiledRecorderArgs(image)],
     );
   const uac = await new SipUac(`127.0.0.1:${sim.sipPort}`).start();
   /** Runs `steps` in `mode` on a recorder with `workers` media workers, each RUNS times, the worse kept; stops at a damaged run. */

@@ -5,7 +5,10 @@
  * SSRC and sequence number to when they were sent).
  *
  * Messages from the parent (process.send): `add` (opens a party's socket; replies its port), `start` (sends to the
- * recorder's port from now on), `stop` (stops every party; replies the counts), `close` (exits).
+ * recorder's port from now on), `hold` / `unhold` (the party stops sending, then goes on with the next sequence number
+ * on a fresh 20 ms schedule), `end` (the party stops and closes its socket), `stop` (stops every party; replies the
+ * counts), `close` (exits). With `--no-relay-samples` (the soak) no relay latency is kept (an hour of it is ~10^7
+ * samples).
  */
 import { createSocket, type Socket } from 'node:dgram';
 import { encodeG711 } from '../src/media/g711.js';
@@ -15,6 +18,7 @@ import { tonePcm } from '../test/harness/pcap.js';
 export type GeneratorRequest =
   | { op: 'add'; id: number; ssrc: number; freq: number }
   | { op: 'start'; id: number; ssrc: number; remotePort: number }
+  | { op: 'hold' | 'unhold' | 'end'; id: number; ssrc: number }
   | { op: 'stop'; id: number }
   | { op: 'close'; id: number };
 
@@ -56,6 +60,7 @@ const born = performance.now();
 const cpu0 = process.cpuUsage();
 let sending = true;
 let lastPump = performance.now();
+const relaySamples = !process.argv.includes('--no-relay-samples');
 
 const send = (p: Party, seq: number): void => {
   const off = (seq % 50) * 160;
@@ -104,7 +109,7 @@ process.on('message', (m: GeneratorRequest) => {
         parties.set(m.ssrc, p);
         s.on('message', (d) => {
           stats.received++;
-          if ((stats.received & 3) !== 0 || d.length < 12) return;
+          if (!relaySamples || (stats.received & 3) !== 0 || d.length < 12) return;
           const from = parties.get(d.readUInt32BE(8));
           const at = from?.sentAt[d.readUInt16BE(2)] ?? 0;
           if (at > 0) stats.relayMs.push(performance.now() - at);
@@ -119,6 +124,24 @@ process.on('message', (m: GeneratorRequest) => {
         p.remotePort = m.remotePort;
         p.startedAt = performance.now();
         live.push(p);
+      }
+      reply({ id: m.id });
+      return;
+    }
+    case 'hold':
+    case 'unhold':
+    case 'end': {
+      const p = parties.get(m.ssrc);
+      const at = p ? live.indexOf(p) : -1;
+      if (at >= 0) live.splice(at, 1);
+      if (p && m.op === 'unhold') {
+        // the next packet now, then every 20 ms (the sequence number goes on)
+        p.startedAt = performance.now() - p.phase - p.seq * 20;
+        live.push(p);
+      }
+      if (p && m.op === 'end') {
+        parties.delete(m.ssrc);
+        p.socket.close();
       }
       reply({ id: m.id });
       return;
