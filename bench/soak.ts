@@ -1,0 +1,360 @@
+/**
+ * Soak (`npm run soak`): does the recorder give back everything it took? SOAK_CALLS (100) relayed two-party calls are
+ * kept up for SOAK_MINUTES (60), each lasting SOAK_MIN_S..SOAK_MAX_S (30-300 s) and replaced when it ends; every 4th
+ * call pauses and resumes its recording, every 4th (another) puts its second party on hold with a re-INVITE (a=inactive;
+ * that phone stops sending) and takes it back. The phones are the load bench's independent generator
+ * (`rtp-generator.ts`), SIP Server and drachtio-server are this process and the simulator, the recorder is the compiled
+ * build delivering to Redis + Apache mod_dav + a Recording Processor stand-in.
+ *
+ * Every SOAK_SAMPLE_S (10) the recorder's RSS, heap used, external memory, open file descriptors, RTP ports in use,
+ * live sessions and the spool's size are sampled. After the last call and its delivery, SOAK_SETTLE_S (60) of quiet,
+ * then the verdict:
+ * - every recording whole (its length, both parties audible in every 10 ms window outside a pause and, for the held
+ *   party, the hold; each party on its own channel) and delivered once (one PUT, one metadata POST);
+ * - RSS, heap, external memory and FDs back to the idle recorder's before the first call (at most 5 % above), ports
+ *   and sessions back to 0;
+ * - RSS growth between minute 10 and the last minute of calls under 5 % (for shorter runs: a sixth of the run).
+ * The report goes to stdout and bench/soak.md; the exit code is 1 if a check failed.
+ */
+import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { loadConfig } from '../src/config.js';
+import { decode, toneShare } from '../test/harness/audio.js';
+import { davServer, metadataReceiver, redisServer } from '../test/harness/delivery-servers.js';
+import { parsePromText } from '../test/harness/prom-text.js';
+import { ROOT, startApp, startSim } from '../test/harness/recorder-harness.js';
+import { SipUac, type UacDialog } from '../test/harness/sip-uac.js';
+import { sleep } from '../test/harness/until.js';
+import { silentWindows } from './audible-windows.js';
+import { compiledRecorderArgs, layOutCompiledRecorder } from './compiled-recorder.js';
+import { Phones } from './phones.js';
+import { openFds, rssMb } from './proc-stats.js';
+
+const CALLS = Number(process.env.SOAK_CALLS ?? 100);
+const MINUTES = Number(process.env.SOAK_MINUTES ?? 60);
+const MIN_S = Number(process.env.SOAK_MIN_S ?? 30);
+const MAX_S = Number(process.env.SOAK_MAX_S ?? 300);
+const SAMPLE_S = Number(process.env.SOAK_SAMPLE_S ?? 10);
+const SETTLE_S = Number(process.env.SOAK_SETTLE_S ?? 60);
+/** Set-up rate of the first calls, calls/s. */
+const RAMP_RATE = 5;
+const HOLD_S = 5;
+const FREQ = { a: 500, b: 1100 };
+const RTP_MIN = 24000;
+const RTP_MAX = 25999;
+const TOLERANCE = 0.05;
+
+interface Sample {
+  /** Seconds since the first call began. */
+  t: number;
+  rssMb: number;
+  heapMb: number;
+  externalMb: number;
+  fds: number;
+  ports: number;
+  sessions: number;
+  spoolMb: number;
+  /** Our calls up at the time. */
+  calls: number;
+}
+
+interface CallRecord {
+  conf: string;
+  seconds: number;
+  pauses: boolean;
+  holds: boolean;
+  /** Wall clock (ms) of the hold and unhold re-INVITEs' answers, and when both phones stopped. */
+  holdAt?: number;
+  unholdAt?: number;
+  endedAt?: number;
+  error?: string;
+}
+
+/** A seeded PRNG (mulberry32): the same calls in every run. */
+function prng(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const sdp = (port: number, version: number, direction: string): string =>
+  `v=0\r\no=- 1 ${version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio ${port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=${direction}\r\n`;
+const MSML = { 'content-type': 'application/vnd.radisys.msml+xml' };
+
+const dirBytes = (dir: string): number => {
+  let n = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    try {
+      n += e.isDirectory() ? dirBytes(join(dir, e.name)) : statSync(join(dir, e.name)).size;
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return n;
+};
+
+/** conf/default.yaml's admission settings, as env overrides. */
+function admission(): Record<string, string> {
+  const a = loadConfig({}).admission;
+  return { MSMLREC_ADMISSION_MAX_LOOP_DELAY_MS: String(a.maxLoopDelayMs), MSMLREC_ADMISSION_MAX_ENCODE_LAG_MS: String(a.maxEncodeLagMs), MSMLREC_ADMISSION_MAX_THROTTLED_PCT: String(a.maxThrottledPct), MSMLREC_ADMISSION_MAX_CPU_WAIT_PCT: String(a.maxCpuWaitPct) };
+}
+
+async function main(): Promise<void> {
+  const started = Date.now();
+  const load = loadavg();
+  process.stderr.write(`msml-recorder soak: ${CALLS} calls of ${MIN_S}-${MAX_S} s for ${MINUTES} min, a sample every ${SAMPLE_S} s (load average ${load.map((x) => x.toFixed(2)).join(' ')})\n`);
+  const image = await layOutCompiledRecorder();
+  const sim = await startSim();
+  const redis = await redisServer();
+  const dav = await davServer();
+  const meta = await metadataReceiver();
+  const app = await startApp(
+    sim,
+    {
+      MSMLREC_LOG_LEVEL: 'info',
+      MSMLREC_MEDIA_UDP: 'native',
+      MSMLREC_ENCODER_WORKERS: '0',
+      MSMLREC_RTP_PORT_MIN: String(RTP_MIN),
+      MSMLREC_RTP_PORT_MAX: String(RTP_MAX),
+      MSMLREC_RECORDING_FORMAT: 'mp3-16-stereo',
+      MSMLREC_DELIVERY_ENABLED: 'true',
+      MSMLREC_DELIVERY_REDIS_URL: redis.url,
+      MSMLREC_DELIVERY_QUEUE: 'soak',
+      MSMLREC_DELIVERY_WEBDAV_URL: dav.url,
+      MSMLREC_DELIVERY_WEBDAV_USER: dav.user,
+      MSMLREC_DELIVERY_WEBDAV_PASSWORD: dav.password,
+      MSMLREC_DELIVERY_METADATA_URL: meta.url,
+      // admission by load as shipped (the test harness turns it off)
+      ...admission(),
+    },
+    [],
+    compiledRecorderArgs(image),
+  );
+  const pid = app.proc.pid as number;
+  const uac = await new SipUac(`127.0.0.1:${sim.sipPort}`).start();
+  const phones = Phones.start({ relaySamples: false });
+  const calls: CallRecord[] = [];
+  let up = 0;
+
+  const samples: Sample[] = [];
+  let t0 = performance.now();
+  const sample = async (): Promise<Sample> => {
+    const m = parsePromText((await app.ops('/metrics')).body);
+    const s: Sample = {
+      t: (performance.now() - t0) / 1000,
+      rssMb: rssMb(pid),
+      heapMb: (m.get('msmlrec_nodejs_heap_size_used_bytes') ?? NaN) / 2 ** 20,
+      externalMb: (m.get('msmlrec_nodejs_external_memory_bytes') ?? NaN) / 2 ** 20,
+      fds: openFds(pid),
+      ports: m.get('msmlrec_rtp_ports_in_use') ?? NaN,
+      sessions: m.get('msmlrec_calls_active') ?? NaN,
+      spoolMb: dirBytes(app.spoolDir) / 2 ** 20,
+      calls: up,
+    };
+    return s;
+  };
+  // the idle recorder, settled
+  await sleep(10_000);
+  const baseline = await sample();
+  t0 = performance.now();
+  const sampler = setInterval(() => {
+    void sample().then((s) => {
+      samples.push(s);
+      if (samples.length % 6 === 0) process.stderr.write(`  ${(s.t / 60).toFixed(1)} min: ${s.calls} calls, RSS ${s.rssMb.toFixed(1)} MB, heap ${s.heapMb.toFixed(1)} MB, FDs ${s.fds}, ports ${s.ports}, spool ${s.spoolMb.toFixed(1)} MB\n`);
+    }, () => undefined);
+  }, SAMPLE_S * 1000);
+
+  const random = prng(20261202);
+  const endAt = performance.now() + MINUTES * 60_000;
+  let nextSsrc = 2;
+  const ruri = (conf: string, dn: string): string => `sip:msml=${conf}@127.0.0.1:${sim.sipPort};dn=${dn};record;tenant-dbid=1;media-service=record;gvp-tenant-id=Soak.Record`;
+  const info = async (dialog: UacDialog, body: string): Promise<void> => {
+    const r = await uac.request('INFO', '', { dialog, headers: MSML, body });
+    if (!/response="200"/.test(String(r.content))) throw new Error(`MSML ${r.status}: ${String(r.content).slice(0, 200)}`);
+  };
+
+  /** One call: both parties up, the recording started, a pause or a hold maybe, then dialogend and the hang-up. */
+  const oneCall = async (c: CallRecord): Promise<void> => {
+    const ssrcA = nextSsrc++;
+    const ssrcB = nextSsrc++;
+    const portA = await phones.add(ssrcA, FREQ.a);
+    const portB = await phones.add(ssrcB, FREQ.b);
+    const dialogs: UacDialog[] = [];
+    up++;
+    try {
+      const invite = async (port: number, ssrc: number, dn: string): Promise<UacDialog> => {
+        const r = await uac.request('INVITE', ruri(c.conf, dn), { headers: { 'content-type': 'application/sdp', 'X-Genesys-CallUUID': `${c.conf}UUID` }, body: sdp(port, 1, 'sendrecv') });
+        if (r.status !== 200) throw new Error(`INVITE ${r.status}`);
+        await phones.start(ssrc, Number(/m=audio (\d+)/.exec(String(r.content))?.[1]));
+        const d = uac.dialogOf(r);
+        dialogs.push(d);
+        return d;
+      };
+      const a = await invite(portA, ssrcA, '8001');
+      const b = await invite(portB, ssrcB, '8002');
+      const began = performance.now();
+      await sleep(150 + random() * 300);
+      await info(a, `<msml version="1.1"><dialogstart target="conf:${c.conf}" name="rec"><record format="audio/mp3"/></dialogstart></msml>`);
+      const at = (share: number): Promise<void> => sleep(Math.max(0, began + c.seconds * 1000 * share - performance.now()));
+      if (c.pauses) {
+        await at(0.3);
+        await info(a, `<msml version="1.1"><send target="conf:${c.conf}/dialog:rec" event="pause"/></msml>`);
+        await at(0.4);
+        await info(a, `<msml version="1.1"><send target="conf:${c.conf}/dialog:rec" event="resume"/></msml>`);
+      }
+      if (c.holds) {
+        await at(0.5);
+        const hold = await uac.request('INVITE', '', { dialog: b, headers: { 'content-type': 'application/sdp' }, body: sdp(portB, 2, 'inactive') });
+        if (hold.status !== 200) throw new Error(`hold re-INVITE ${hold.status}`);
+        await phones.hold(ssrcB, true);
+        c.holdAt = Date.now();
+        await sleep(HOLD_S * 1000);
+        const back = await uac.request('INVITE', '', { dialog: b, headers: { 'content-type': 'application/sdp' }, body: sdp(portB, 3, 'sendrecv') });
+        c.unholdAt = Date.now();
+        if (back.status !== 200) throw new Error(`unhold re-INVITE ${back.status}`);
+        await phones.hold(ssrcB, false);
+      }
+      await at(1);
+      await info(a, `<msml version="1.1"><dialogend id="conf:${c.conf}/dialog:rec"/></msml>`);
+    } catch (err) {
+      c.error = (err as Error).message;
+    } finally {
+      await phones.end(ssrcA);
+      await phones.end(ssrcB);
+      c.endedAt = Date.now();
+      for (const d of dialogs) await uac.request('BYE', '', { dialog: d });
+      up--;
+    }
+  };
+
+  let k = 0;
+  const slot = async (i: number): Promise<void> => {
+    await sleep((i * 1000) / RAMP_RATE);
+    for (;;) {
+      const left = (endAt - performance.now()) / 1000;
+      if (left < MIN_S) return;
+      const n = k++;
+      const c: CallRecord = { conf: `soak${String(n).padStart(5, '0')}`, seconds: Math.min(left, MIN_S + random() * (MAX_S - MIN_S)), pauses: n % 4 === 1, holds: n % 4 === 2 };
+      calls.push(c);
+      await oneCall(c);
+    }
+  };
+  await Promise.all(Array.from({ length: CALLS }, (_, i) => slot(i)));
+  const churnEnded = (performance.now() - t0) / 1000;
+  process.stderr.write(`calls done: ${calls.length} calls; waiting for their delivery\n`);
+  const postsOf = (conf: string) => meta.posts.filter((p) => p.body.id === `${conf}UUID`);
+  const deliveryDeadline = Date.now() + 300_000;
+  while (calls.some((c) => !c.error && postsOf(c.conf).length === 0) && Date.now() < deliveryDeadline) await sleep(1000);
+  const deliveredAfter = (performance.now() - t0) / 1000 - churnEnded;
+  await sleep(SETTLE_S * 1000);
+  clearInterval(sampler);
+  const final = await sample();
+  await phones.close();
+  uac.stop();
+
+  // every recording: delivered once, whole
+  process.stderr.write('checking the recordings\n');
+  const problems: string[] = [];
+  let whole = 0;
+  let audioSeconds = 0;
+  for (const c of calls) {
+    if (c.error) {
+      problems.push(`${c.conf}: ${c.error}`);
+      continue;
+    }
+    const posts = postsOf(c.conf);
+    if (posts.length !== 1) {
+      problems.push(`${c.conf}: ${posts.length} metadata POSTs`);
+      if (posts.length === 0) continue;
+    }
+    const body = posts[0].body as { startTime: string; eventHistory: { type: string; offsetMs: number }[]; mediaFiles: { mediaUri: string; mediaId: string; duration: string }[] };
+    const file = body.mediaFiles[0];
+    const puts = dav.log.filter((l) => l.startsWith('PUT') && l.includes(file.mediaId) && / 20[14]$/.test(l)).length;
+    if (puts !== 1) problems.push(`${c.conf}: ${puts} successful PUTs of ${file.mediaId}`);
+    const path = join(dav.root, 'recordings', file.mediaUri.slice(dav.url.length));
+    const d = decode(path);
+    audioSeconds += d.seconds;
+    const start = Date.parse(body.startTime);
+    const bad: string[] = [];
+    if (Math.abs(d.seconds - Number(file.duration) / 1000) > 0.05) bad.push(`decodes to ${d.seconds} s, duration ${file.duration} ms`);
+    const offs = (type: string): number[] => body.eventHistory.filter((e) => e.type === type).map((e) => e.offsetMs / 1000);
+    const [pausedAt] = offs('pause');
+    const [resumedAt] = offs('resume');
+    const inPause = (t: number): boolean => pausedAt !== undefined && resumedAt !== undefined && t > pausedAt - 0.15 && t < resumedAt + 0.15;
+    const inHold = (t: number): boolean => c.holdAt !== undefined && c.unholdAt !== undefined && t > (c.holdAt - start) / 1000 - 0.3 && t < (c.unholdAt - start) / 1000 + 0.3;
+    const to = Math.min(d.seconds, ((c.endedAt ?? 0) - start) / 1000) - 0.1;
+    const silent = silentWindows(d, 0, to, (ch, t) => inPause(t) || (ch === 1 && inHold(t)));
+    if (silent.length) bad.push(`${silent.length} window(s) of 10 ms without its party, first at ${silent[0]}`);
+    const share = (ch: number, f: number): number => {
+      const xs: number[] = [];
+      for (let i = 0; i + 800 <= d.channels[ch].length; i += 800) if (!inPause(i / 8000) && !inPause((i + 800) / 8000) && !inHold(i / 8000) && !inHold((i + 800) / 8000)) xs.push(toneShare(d.channels[ch].subarray(i, i + 800), f));
+      xs.sort((x, y) => x - y);
+      return xs[Math.floor(xs.length / 2)] ?? 0;
+    };
+    if (share(0, FREQ.a) < 0.8 || share(1, FREQ.b) < 0.8) bad.push('parties not on their channels');
+    if (bad.length) problems.push(`${c.conf}: ${bad.join('; ')}`);
+    else whole++;
+    rmSync(path, { force: true });
+  }
+
+  // memory, FDs, ports and sessions back where they were; RSS flat between minute 10 and the end of the calls
+  const checks: { what: string; ok: boolean; text: string }[] = [];
+  const back = (what: string, key: keyof Sample, unit: string, exact = false): void => {
+    const b = baseline[key];
+    const f = final[key];
+    // back means not above the baseline by more than the tolerance (less than the idle recorder held is no leak)
+    const ok = exact ? f === b : f - b <= TOLERANCE * b;
+    checks.push({ what, ok, text: `${b.toFixed(exact ? 0 : 1)} → ${f.toFixed(exact ? 0 : 1)}${unit}${exact ? '' : ` (${(((f - b) / b) * 100).toFixed(1)} %)`}` });
+  };
+  back('RSS', 'rssMb', ' MB');
+  back('heap used', 'heapMb', ' MB');
+  back('external memory', 'externalMb', ' MB');
+  back('open file descriptors', 'fds', '');
+  back('RTP ports in use', 'ports', '', true);
+  back('live sessions', 'sessions', '', true);
+  const from = Math.min(600, churnEnded / 6);
+  const near = (t: number): Sample | undefined => samples.reduce<Sample | undefined>((best, s) => (!best || Math.abs(s.t - t) < Math.abs(best.t - t) ? s : best), undefined);
+  const s10 = near(from);
+  const s60 = near(churnEnded - SAMPLE_S);
+  const growth = s10 && s60 ? (s60.rssMb - s10.rssMb) / s10.rssMb : NaN;
+  checks.push({ what: `RSS growth, minute ${(from / 60).toFixed(0)} → ${((s60?.t ?? 0) / 60).toFixed(0)}`, ok: growth < TOLERANCE, text: `${s10?.rssMb.toFixed(1)} → ${s60?.rssMb.toFixed(1)} MB (${(growth * 100).toFixed(1)} %)` });
+  checks.unshift({ what: 'recordings whole and delivered once', ok: problems.length === 0, text: `${whole} of ${calls.length} (${(audioSeconds / 3600).toFixed(1)} h of audio), all delivered ${deliveredAfter.toFixed(0)} s after the last call` });
+
+  const peak = samples.reduce((m, s) => Math.max(m, s.rssMb), 0);
+  const byMinute = samples.filter((s, i) => i === 0 || Math.floor(s.t / 600) !== Math.floor(samples[i - 1].t / 600));
+  const lines = [
+    `machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, load average at the start ${load.map((x) => x.toFixed(2)).join(' ')}; recorder: compiled build, media.udp native, 16 kbit/s stereo, delivery to Redis + Apache mod_dav + a Recording Processor stand-in`,
+    '',
+    `${CALLS} calls up at a time for ${MINUTES} min, each ${MIN_S}-${MAX_S} s, replaced as it ends (${calls.length} calls; every 4th paused and resumed, every 4th held ${HOLD_S} s by re-INVITE); a sample every ${SAMPLE_S} s; after the last call and its delivery, ${SETTLE_S} s of quiet`,
+    '',
+    '| check | result | |',
+    '|---|---|---|',
+    ...checks.map((c) => `| ${c.what} | ${c.text} | ${c.ok ? 'pass' : '**fail**'} |`),
+    '',
+    `peak RSS ${peak.toFixed(1)} MB; spool peak ${samples.reduce((m, s) => Math.max(m, s.spoolMb), 0).toFixed(1)} MB, at the end ${final.spoolMb.toFixed(1)} MB`,
+    '',
+    '| minute | calls | RSS | heap used | external | FDs | ports | sessions | spool |',
+    '|---|---|---|---|---|---|---|---|---|',
+    `| idle | 0 | ${baseline.rssMb.toFixed(1)} MB | ${baseline.heapMb.toFixed(1)} MB | ${baseline.externalMb.toFixed(1)} MB | ${baseline.fds} | ${baseline.ports} | ${baseline.sessions} | ${baseline.spoolMb.toFixed(1)} MB |`,
+    ...[...byMinute, final].map((s) => `| ${(s.t / 60).toFixed(0)} | ${s.calls} | ${s.rssMb.toFixed(1)} MB | ${s.heapMb.toFixed(1)} MB | ${s.externalMb.toFixed(1)} MB | ${s.fds} | ${s.ports} | ${s.sessions} | ${s.spoolMb.toFixed(1)} MB |`),
+    '',
+    ...(problems.length ? ['problems:', '', ...problems.slice(0, 20).map((p) => `- ${p}`), ''] : []),
+    `soak time: ${((Date.now() - started) / 1000).toFixed(0)} s`,
+  ];
+  const text = lines.join('\n');
+  process.stdout.write(`${text}\n`);
+  writeFileSync(join(ROOT, 'bench/soak.md'), `${text}\n`);
+  await app.stop('SIGTERM');
+  await sim.stop();
+  await dav.stop();
+  await meta.stop();
+  await redis.stop();
+  process.exit(checks.every((c) => c.ok) ? 0 : 1);
+}
+
+await main();
