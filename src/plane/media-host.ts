@@ -130,7 +130,7 @@ export class MediaHost {
         const session = s;
         const streams = endpoints.map(
           (ep, i) =>
-            new MediaStream(ep, req.media[i] ?? null, req.slots[i], session.sink, {
+            new MediaStream(ep, req.media[i] ?? null, req.slots[i], session.sinkFor(req.slots[i]), {
               jitterMs: this.config.jitterMs,
               maxSkewMs: this.config.maxSkewMs,
               onClose: (x) => this.tally.streamClosed(x),

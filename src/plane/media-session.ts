@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { MediaStream } from '../media/media-stream.js';
+import type { AudioSink } from '../media/capture-stage.js';
 import type { LegSummary } from '../recording/metadata.js';
 import { mixerCapacity, Recording, type FinalizedRecording, type RecordingDeps } from '../recording/recording.js';
 import { ChannelMixer } from '../recording/channel-mixer.js';
@@ -72,10 +73,20 @@ export class MediaSession {
     this.mixer = new ChannelMixer(2, 2, clock.now() - hold, mixerCapacity(hold, batch));
   }
 
-  /** Audio from a leg's stream. */
-  readonly sink = (slot: number, at: number, pcm: Int16Array): void => {
-    this.mixer.write(slot, at, pcm);
-  };
+  /** Slots whose own mixer input a stream already writes. */
+  private readonly slotsTaken = new Set<number>();
+
+  /**
+   * Where a new stream of `slot` writes its audio: the slot's own mixer input for its first stream, a further input
+   * for each one after it (a third party of a conference, a SIPREC fork of more than two streams, a transferred
+   * party's successor): the mixer sums a slot's inputs, so a side with several streams is heard mixed.
+   */
+  sinkFor(slot: number): AudioSink {
+    let input = slot;
+    if (this.slotsTaken.has(slot)) input = this.mixer.addInput(slot);
+    this.slotsTaken.add(slot);
+    return (_slot, at, pcm) => this.mixer.write(input, at, pcm);
+  }
 
   addLeg(legId: number, callId: string, role: PartyRole, streams: MediaStream[]): void {
     const leg = { legId, callId, role, ended: false, streams };

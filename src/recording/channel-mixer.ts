@@ -3,7 +3,11 @@ import { SAMPLE_RATE } from '../media/sample-clock.js';
 /**
  * Collects PCM written by the legs at absolute sample-clock positions and hands out contiguous frames: whatever
  * no leg wrote is silence, paused spans are silence, writes behind what was already handed out are dropped and
- * counted. Channels are fixed slots (0 = left, 1 = right), never derived from packet order. Pure.
+ * counted. Channels are fixed slots (0 = left, 1 = right), never derived from packet order. Each slot starts with one
+ * input (its index is the slot's); `addInput` gives a slot another (a third party in a conference, a SIPREC fork of
+ * more than two streams): a slot's inputs are summed (saturated) as they are handed out, so each stream keeps its
+ * own samples (a stream that rewrites a span, after a drift correction, replaces its own audio, never adds to it).
+ * Pure.
  *
  * The held span lives in a ring (a power of two samples per input, grown by doubling when a write lands beyond it),
  * so handing out or discarding n samples costs O(n), never a shift of the whole buffer.
@@ -18,8 +22,10 @@ export interface PlanarFrames {
 export class ChannelMixer {
   /** Samples dropped because they arrived after their position was handed out. */
   lateSamples = 0;
-  /** Positions handed out that no leg wrote (gaps, hold, no media), per input slot. */
+  /** Positions handed out that no leg wrote (gaps, hold, no media), per slot. */
   readonly silentSamples: number[];
+  /** The slot of each input (inputs 0..slots-1 are the slots' own). */
+  private readonly slotOf: number[];
   private buffers: Int16Array[];
   private written: Uint8Array[];
   private mask: number;
@@ -29,8 +35,8 @@ export class ChannelMixer {
   private pauses: { from: number; to: number }[] = [];
 
   /**
-   * @param inputs number of input slots (legs/m-lines), 1 or 2
-   * @param outputChannels 1 (mono mix of all inputs) or 2 (input 0 left, input 1 right)
+   * @param inputs number of slots (parties/sides), 1 or 2; each starts with one input
+   * @param outputChannels 1 (mono mix of all slots) or 2 (slot 0 left, slot 1 right)
    * @param start clock position of the first output sample (rounded down to a whole sample)
    * @param capacity samples held per input before the ring grows (rounded up to a power of two): it must cover the
    *   hold before encoding (`jitterMs + horizonMs`) and a tick; a recording whose files are slow to open grows it
@@ -48,6 +54,17 @@ export class ChannelMixer {
     this.buffers = Array.from({ length: inputs }, () => new Int16Array(cap));
     this.written = Array.from({ length: inputs }, () => new Uint8Array(cap));
     this.silentSamples = Array.from({ length: inputs }, () => 0);
+    this.slotOf = Array.from({ length: inputs }, (_, i) => i);
+  }
+
+  /** A further input summed into `slot`; its index for `write`. */
+  addInput(slot: number): number {
+    if (slot < 0 || slot >= this.inputs) throw new RangeError(`no slot ${slot} (the mixer has ${this.inputs})`);
+    const cap = this.mask + 1;
+    this.buffers.push(new Int16Array(cap));
+    this.written.push(new Uint8Array(cap));
+    this.slotOf.push(slot);
+    return this.slotOf.length - 1;
   }
 
   /** Clock position up to which frames were handed out (or discarded). */
@@ -89,8 +106,8 @@ export class ChannelMixer {
     this.floor = Math.floor(at);
   }
 
-  /** Writes samples of input `slot` starting at clock position `at` (rounded to a whole sample). */
-  write(slot: number, at: number, pcm: Int16Array): void {
+  /** Writes samples of `input` (a slot's own, or one `addInput` gave) starting at clock position `at` (rounded to a whole sample). */
+  write(input: number, at: number, pcm: Int16Array): void {
     let src = pcm;
     let start = Math.round(at);
     if (start < this.floor) {
@@ -108,8 +125,8 @@ export class ChannelMixer {
       if (src.length === 0) return;
     }
     this.grow(pos + src.length);
-    const buf = this.buffers[slot];
-    const w = this.written[slot];
+    const buf = this.buffers[input];
+    const w = this.written[input];
     const cap = this.mask + 1;
     const i = (this.base + pos) & this.mask;
     const first = Math.min(src.length, cap - i);
@@ -146,12 +163,27 @@ export class ChannelMixer {
     const inputs: Int16Array[] = [];
     for (let s = 0; s < this.inputs; s++) {
       const out = new Int16Array(n);
-      const w = this.written[s];
-      const buf = this.buffers[s];
+      const mine = this.inputsOf(s);
       let missing = 0;
-      for (let k = 0, i = start & this.mask; k < n; k++, i = (i + 1) & this.mask) {
-        if (w[i] === 0) missing++;
-        else out[k] = buf[i];
+      if (mine.length === 1) {
+        const w = this.written[s];
+        const buf = this.buffers[s];
+        for (let k = 0, i = start & this.mask; k < n; k++, i = (i + 1) & this.mask) {
+          if (w[i] === 0) missing++;
+          else out[k] = buf[i];
+        }
+      } else {
+        for (let k = 0, i = start & this.mask; k < n; k++, i = (i + 1) & this.mask) {
+          let v = 0;
+          let any = false;
+          for (const x of mine) {
+            if (this.written[x][i] === 0) continue;
+            any = true;
+            v += this.buffers[x][i];
+          }
+          if (!any) missing++;
+          else out[k] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+        }
       }
       this.silentSamples[s] += missing;
       inputs.push(out);
@@ -182,11 +214,21 @@ export class ChannelMixer {
     this.pauses = this.pauses.filter((p) => p.to > this.base);
   }
 
+  /** The inputs summed into `slot`. */
+  private inputsOf(slot: number): number[] {
+    if (this.slotOf.length === this.inputs) return [slot];
+    const out: number[] = [];
+    this.slotOf.forEach((s, x) => {
+      if (s === slot) out.push(x);
+    });
+    return out;
+  }
+
   /** Empties the first n held positions (their written marks: a sample is read only where marked) and moves past them. */
   private clear(n: number): void {
     const i = this.base & this.mask;
     const first = Math.min(n, this.mask + 1 - i);
-    for (let s = 0; s < this.inputs; s++) {
+    for (let s = 0; s < this.written.length; s++) {
       this.written[s].fill(0, i, i + first);
       if (first < n) this.written[s].fill(0, 0, n - first);
     }

@@ -13,9 +13,10 @@ export interface SiprecStream {
 /**
  * The channel of each recorded m-line of a SIPREC session and what the sidecar keeps of it. By metadata when it says
  * who sends each labelled stream (the caller — the first participant listed: RFC 7865 has no caller flag and the SRCs
- * we know list the caller first — on the left unless `left` is 'callee'); otherwise by m-line order. Never by which
- * RTP arrives first. Two streams never share a channel: if the metadata would put them together, m-line order
- * decides. Pure.
+ * we know list the caller first — on the left unless `left` is 'callee'; every other participant on the other
+ * channel, mixed there when there are several: a conference fork); otherwise by m-line order (the first m-line one
+ * side, all the others the other). Never by which RTP arrives first. The sides are never empty: if the metadata would
+ * put every stream on one channel, m-line order decides. Pure.
  */
 export function siprecChannels(meta: RecordingMetadata | null, metadataXml: string | null, streams: SiprecStream[], left: SiprecLeft, callId: string): { slots: number[]; info: SiprecInfo } {
   const labels = streams.map((s) => s.label);

@@ -16,8 +16,12 @@ import type { InviteFeatureContext, SipAppDeps } from '../sip/sip-app-deps.js';
 type SrfReq = Srf.SrfRequest;
 type SrfRes = Srf.SrfResponse;
 
-/** The most audio streams a SIPREC session records (the recording has two channels); further m-lines get port 0. */
-const MAX_STREAMS = 2;
+/**
+ * The most audio streams a SIPREC session records. Each is recorded: the caller's streams on one channel, every other
+ * participant's mixed on the other (a conference fork). An offer with more is refused (488 with a Warning), never
+ * answered with streams we do not record.
+ */
+export const MAX_SIPREC_STREAMS = 8;
 
 /** What answering a SIPREC INVITE needs from the SIP app. */
 export type SiprecContext = InviteFeatureContext;
@@ -64,8 +68,8 @@ export async function answerSiprecInvite(srf: Srf, ctx: SiprecContext, req: SrfR
     if (body.sdp === null) throw new SignalingError('SIPREC INVITE without an SDP offer (offer-less recording sessions are not supported)', { sipStatus: 488 });
     if (deps.registry.get(key)) throw new SignalingError(`a SIPREC session with Call-ID ${callId} is already recording`, { sipStatus: 482 });
     const all = negotiate(body.sdp, config.rtp.codecs);
-    if (all.length > MAX_STREAMS) clog.warn({ streams: all.length }, `SIPREC offer with more than ${MAX_STREAMS} audio streams: the first ${MAX_STREAMS} are recorded, the others refused`);
-    const negotiated = all.slice(0, MAX_STREAMS).map(asRecorder);
+    if (all.length > MAX_SIPREC_STREAMS) throw new SignalingError(`SIPREC offer with ${all.length} audio streams: at most ${MAX_SIPREC_STREAMS} are recorded`, { sipStatus: 488 });
+    const negotiated = all.map(asRecorder);
     ctx.admitNew();
     const profileName = profileNameOf(config.siprec.profileRule, req);
     const profile = deps.profiles ? deps.profiles.resolve(profileName ?? 'default') : null;

@@ -9,7 +9,9 @@ import { join } from 'node:path';
 import { decode, probe, rmsDb, span, toneShare } from '../harness/audio.js';
 import { writeRtpPcap } from '../harness/pcap.js';
 import { runSipp, startApp, startSim, tempDir } from '../harness/recorder-harness.js';
-import { PCMU_OFFER, SipUac } from '../harness/sip-uac.js';
+import { RtpSender } from '../harness/rtp-sender.js';
+import { PCMU_OFFER, SipUac, type UacDialog } from '../harness/sip-uac.js';
+import { until } from '../harness/until.js';
 import type { Sidecar } from '../../src/recording/metadata.js';
 
 const sim = await startSim();
@@ -91,4 +93,39 @@ t.test('a 20 s call paused from 8 s to 12 s records exactly that', async (t) => 
   t.ok(Math.abs(sidecar.events[1].offsetMs - 12000) < 300, `resume at ${sidecar.events[1].offsetMs} ms`);
   t.equal(sidecar.legs[0].packets > 900, true, `RTP packets counted (${sidecar.legs[0].packets})`);
   t.equal(sidecar.legs[0].lost, 0, 'no loss on loopback');
+});
+
+t.test('a conference: a third dialog of the conf-id is mixed into the recorded-DN side, not written over it', async (t) => {
+  const uac = await new SipUac(server).start();
+  const senders = await Promise.all([RtpSender.open(), RtpSender.open(), RtpSender.open()]);
+  t.teardown(() => {
+    senders.forEach((s) => s.close());
+    uac.stop();
+  });
+  const ct = { 'content-type': 'application/sdp' };
+  const freqs = [1000, 450, 1700];
+  const dialogs: UacDialog[] = [];
+  const ports: number[] = [];
+  for (const s of senders) {
+    const r = await uac.request('INVITE', ruri('conf3'), { headers: ct, body: PCMU_OFFER.replace('m=audio 40000', `m=audio ${s.port}`) });
+    t.equal(r.status, 200, 'INVITE 200');
+    dialogs.push(uac.dialogOf(r));
+    ports.push(Number(/m=audio (\d+)/.exec(String(r.content))?.[1]));
+  }
+  const msml = { 'content-type': 'application/vnd.radisys.msml+xml' };
+  const playing = senders.map((s, i) => s.play(ports[i], { law: 'PCMU', freq: freqs[i], seconds: 3, ssrc: 0x300 + i }));
+  await new Promise((r) => setTimeout(r, 300));
+  const start = await uac.request('INFO', '', { dialog: dialogs[0], headers: msml, body: '<msml version="1.1"><dialogstart target="conf:conf3" name="rec"><record format="audio/mp3"/></dialogstart></msml>' });
+  t.match(String(start.content), /response="200"/, 'dialogstart 200');
+  await Promise.all(playing);
+  await uac.request('INFO', '', { dialog: dialogs[0], headers: msml, body: '<msml version="1.1"><dialogend id="conf:conf3/dialog:rec"/></msml>' });
+  for (const d of dialogs) await uac.request('BYE', '', { dialog: d });
+  const spooledLine = (): string | undefined => app.logs.find((l) => l.includes('recording spooled') && l.includes('conf3'));
+  await until('conf3 spooled', () => spooledLine() !== undefined, 30_000);
+  const line = JSON.parse(spooledLine() as string) as { mp3: string };
+  const [left, right] = decode(line.mp3).channels;
+  const mid = (ch: Int16Array, f: number): number => toneShare(span(ch, 0.5, 2.3), f);
+  t.ok(mid(left, 1000) > 0.9, `left: the first party alone (1000 Hz share ${mid(left, 1000).toFixed(3)})`);
+  t.ok(mid(right, 450) > 0.35 && mid(right, 1700) > 0.35, `right: the second and third parties mixed (${mid(right, 450).toFixed(3)} / ${mid(right, 1700).toFixed(3)} of the energy)`);
+  t.ok(rmsDb(span(right, 0.5, 2.3)) > -15, 'at the level of the two tones summed');
 });

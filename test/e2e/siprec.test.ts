@@ -63,6 +63,15 @@ const spooledFor = (id: string): Promise<{ mp3: string; sidecar: string }> =>
     return JSON.parse(line) as { mp3: string; sidecar: string };
   });
 
+/** A spooled recording's channels, and where its audio begins (the first sample either party is heard), s. */
+async function spooledAudio(id: string): Promise<{ spooled: { mp3: string; sidecar: string }; left: Int16Array; right: Int16Array; t0: number }> {
+  const spooled = await spooledFor(id);
+  const [left, right] = decode(spooled.mp3).channels;
+  let first = 0;
+  while (first < left.length && Math.abs(left[first]) < 300 && Math.abs(right[first]) < 300) first++;
+  return { spooled, left, right, t0: first / 8000 };
+}
+
 /**
  * Whether a channel carries a party's tone over [from, to) s: the median share of its 100 ms windows (a clock
  * correction's phase step lowers one window's share, not the audio) and its quietest 100 ms window (a gap would show).
@@ -268,11 +277,7 @@ t.test('SRC bodies as real SBCs send them: no c= line, application/rs-metadata, 
   const [p1, p2] = answerOf(inv.content).ports;
   await Promise.all([caller.play(p1, { law: 'PCMU', freq: CALLER.freq, seconds: 3, ssrc: 0xc1 }), callee.play(p2, { law: 'PCMU', freq: CALLEE.freq, seconds: 3, ssrc: 0xc2 })]);
   t.equal((await uac.request('BYE', '', { dialog: uac.dialogOf(inv) })).status, 200, 'BYE 200');
-  const spooled = await spooledFor(session);
-  const [left, right] = decode(spooled.mp3).channels;
-  let first = 0;
-  while (first < left.length && Math.abs(left[first]) < 300 && Math.abs(right[first]) < 300) first++;
-  const t0 = first / 8000;
+  const { left, right, t0 } = await spooledAudio(session);
   const l = heard(left, CALLER.freq, t0 + 0.2, t0 + 2.8);
   const r = heard(right, CALLEE.freq, t0 + 0.2, t0 + 2.8);
   t.ok(l.ok, `no c=: the caller is recorded on the left (${l.text})`);
@@ -286,6 +291,53 @@ t.test('SRC bodies as real SBCs send them: no c= line, application/rs-metadata, 
   t.same([post.body.callerPhoneNumber, post.body.dialedPhoneNumber], [CALLER.aor.replace(/^sip:([^@]+)@.*$/, '$1'), CALLEE.aor.replace(/^sip:([^@]+)@.*$/, '$1')], 'and the participants as caller and dialed numbers');
   t.same(withExt.map((p) => p.extensions['extensiondata.callingParty']), ['true', 'false'], "each participant's vendor data is its own");
   t.equal(post.body.mediaFiles[0].parameters['caller.extensiondata.callingParty'], 'true', "the caller's callingParty is the caller's");
+});
+
+t.test('a conference fork of 3 streams: every stream recorded, the caller left, the two others mixed on the right; 9 streams get 488', async (t) => {
+  const session = 'Y29uZi1mb3JrLTM';
+  const SUPERVISOR = { freq: 1700, aor: 'sip:7100@cc.example.com', name: 'Supervisor 7100' };
+  const senders = await Promise.all([RtpSender.open(), RtpSender.open(), RtpSender.open()]);
+  t.teardown(() => senders.forEach((s) => s.close()));
+  const release = holdDelivery();
+  const offer = siprecOffer(senders.map((s, i) => ({ port: s.port, label: String(i + 1) })), session, [
+    { id: 'p-caller', aor: CALLER.aor, name: CALLER.name, sends: ['1'] },
+    { id: 'p-callee', aor: CALLEE.aor, name: CALLEE.name, sends: ['2'] },
+    { id: 'p-sup', aor: SUPERVISOR.aor, name: SUPERVISOR.name, sends: ['3'] },
+  ]);
+  const inv = await uac.request('INVITE', srs, { headers: { 'content-type': offer.contentType }, body: offer.body });
+  t.equal(inv.status, 200, 'INVITE 200');
+  const answer = answerOf(inv.content);
+  t.equal(answer.ports.filter((p) => p > 0).length, 3, `all 3 m-lines answered with a port (${answer.ports.join(', ')})`);
+  t.same(answer.dirs, ['recvonly', 'recvonly', 'recvonly'], 'each recvonly');
+  // the supervisor barges in 1 s after the others: the right channel is the callee alone, then both mixed
+  const freqs = [CALLER.freq, CALLEE.freq, SUPERVISOR.freq];
+  await Promise.all(senders.map((s, i) => (async () => {
+    if (i === 2) await new Promise((r) => setTimeout(r, 1000));
+    await s.play(answer.ports[i], { law: 'PCMU', freq: freqs[i], seconds: i === 2 ? 2 : 3, ssrc: 0xf1 + i });
+  })()));
+  t.equal((await uac.request('BYE', '', { dialog: uac.dialogOf(inv) })).status, 200, 'BYE 200');
+  const { spooled, left, right, t0 } = await spooledAudio(session);
+  const l = heard(left, CALLER.freq, t0 + 0.2, t0 + 2.8);
+  t.ok(l.ok, `left: the caller alone (${l.text})`);
+  t.ok(medianToneShare(left, CALLEE.freq, t0 + 0.2, t0 + 2.8) < 0.05 && medianToneShare(left, SUPERVISOR.freq, t0 + 0.2, t0 + 2.8) < 0.05, 'neither other party on the left');
+  const alone = heard(right, CALLEE.freq, t0 + 0.2, t0 + 0.8);
+  t.ok(alone.ok, `right before the barge-in: the callee alone (${alone.text})`);
+  const [callee, sup] = [CALLEE.freq, SUPERVISOR.freq].map((f) => medianToneShare(right, f, t0 + 1.3, t0 + 2.8));
+  t.ok(callee > 0.35 && sup > 0.35 && callee + sup > 0.9, `right after it: the callee and the supervisor mixed, each about half (${callee.toFixed(3)} / ${sup.toFixed(3)} of the energy)`);
+  let quietest = Infinity;
+  for (let s = t0 + 1.3; s + 0.1 <= t0 + 2.8; s += 0.1) quietest = Math.min(quietest, rmsDb(span(right, s, s + 0.1)));
+  t.ok(quietest > -22, `no gap in the mix (quietest 100 ms ${quietest.toFixed(1)} dBFS)`);
+  const sidecar = JSON.parse(readFileSync(spooled.sidecar, 'utf8')) as Sidecar;
+  t.same(sidecar.siprec?.streams.map((s) => [s.label, s.slot, s.participant]), [['1', 0, 'p-caller'], ['2', 1, 'p-callee'], ['3', 1, 'p-sup']], 'the sidecar: each stream, its channel and its sender');
+  t.same(sidecar.legs.map((g) => g.packets > 0), [true, true, true], 'packets counted on all three streams');
+  release();
+  await until('delivered', () => postOf(session) !== undefined, 30_000, () => app.logs.slice(-5).join('\n'));
+  t.same(postOf(session)?.body.siprec?.participants.map((p) => [p.aor, p.channel]), [[CALLER.aor, 'left'], [CALLEE.aor, 'right'], [SUPERVISOR.aor, 'right']], 'the POST names all three with their channels');
+
+  const nine = siprecOffer(Array.from({ length: 9 }, (_, i) => ({ port: 41000 + 2 * i, label: String(i + 1) })), 'bmluZQ==', [{ id: 'a', aor: CALLER.aor, sends: ['1'] }]);
+  const refused = await uac.request('INVITE', srs, { headers: { 'content-type': nine.contentType }, body: nine.body });
+  t.equal(refused.status, 488, '9 streams: 488');
+  t.match(String(refused.headers.warning ?? ''), /9 audio streams: at most 8/, 'with a Warning saying why');
 });
 
 t.test('at recording.maxDurationSec a SIPREC recording goes on in a next part, with nothing lost between them', async (t) => {

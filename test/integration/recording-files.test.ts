@@ -176,13 +176,14 @@ t.test('capture starts at dialogstart: the audio that arrives while the files ar
     finish: (id: string) => pool.finish(id),
   } as unknown as EncoderPool;
   const { clock, session, start } = slowSession(slow);
+  const sink = session.sinkFor(0);
   void start();
   t.equal(opened, false, 'started while the encoder was still opening');
   const head = tonePcm({ freq: 700, amplitude: 8000 }, 0.5);
   const rest = tonePcm({ freq: 1100, amplitude: 8000 }, 1);
   const play = async (pcm: Int16Array): Promise<void> => {
     for (let k = 0; k < pcm.length / 160; k++) {
-      session.sink(0, clock.t, pcm.subarray(k * 160, (k + 1) * 160));
+      sink(0, clock.t, pcm.subarray(k * 160, (k + 1) * 160));
       clock.t += 160;
       session.tick();
       await new Promise((r) => setImmediate(r));
@@ -205,18 +206,19 @@ t.test('a recording that starts between two packets has audio from its first sam
   const pool = new EncoderPool(1, log);
   t.teardown(() => pool.close());
   const { clock, session, start } = slowSession(pool);
+  const sink = session.sinkFor(0);
   const tone = tonePcm({ freq: 700, amplitude: 8000 }, 2);
   // RTP flows before the dialogstart, as on a live call; the dialogstart arrives 12 ms into a packet's 20 ms, and
   // the leg's clock runs a packet ahead of arrival (its first packet came late): the newest packet already released
   // starts 8 ms after the start, the one before covers the start
-  session.sink(0, clock.t - 160 - 12 * 8, tone.subarray(0, 160));
-  session.sink(0, clock.t - 12 * 8, tone.subarray(160, 320));
-  session.sink(0, clock.t + 8 * 8, tone.subarray(320, 480));
+  sink(0, clock.t - 160 - 12 * 8, tone.subarray(0, 160));
+  sink(0, clock.t - 12 * 8, tone.subarray(160, 320));
+  sink(0, clock.t + 8 * 8, tone.subarray(320, 480));
   await start();
   let at = clock.t + 8 * 8 + 160;
   for (let k = 3; k < 100; k++) {
     clock.t = at;
-    session.sink(0, at, tone.subarray(k * 160, (k + 1) * 160));
+    sink(0, at, tone.subarray(k * 160, (k + 1) * 160));
     at += 160;
     session.tick();
     await new Promise((r) => setImmediate(r));

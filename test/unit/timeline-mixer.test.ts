@@ -56,6 +56,33 @@ t.test('mixer: mono is the saturated sum of both parties', async (t) => {
   t.equal(f.channels[0][0], 32767);
 });
 
+t.test('mixer: further inputs of a slot are summed (saturated); each input rewrites only its own audio', async (t) => {
+  const m = new ChannelMixer(2, 2, 0);
+  const third = m.addInput(1);
+  t.equal(third, 2, 'a further input after the slots own');
+  m.write(0, 0, fill(400, 100));
+  m.write(1, 0, fill(200, 1000));
+  m.write(third, 100, fill(300, 2000));
+  m.write(third, 100, fill(100, 3000)); // the third party's stream rewrites its first 100 samples (a drift correction)
+  m.write(1, 300, fill(100, 30000));
+  m.write(third, 300, fill(100, 30000));
+  const f = m.take(400);
+  t.same([f.channels[1][0], f.channels[1][99], f.channels[1][100], f.channels[1][199], f.channels[1][200], f.channels[1][299], f.channels[1][300]], [1000, 1000, 4000, 4000, 2000, 2000, 32767], 'one side: its parties summed where both talk, each alone elsewhere, clipped');
+  t.equal(f.channels[0][0], 100, 'the other side untouched');
+  t.equal(m.silentSamples[1], 0, 'no silence counted where any input of the slot wrote');
+  m.write(third, 400, fill(100, 5));
+  const g = m.take(600);
+  t.same([g.channels[1][0], g.channels[1][100]], [5, 0]);
+  t.equal(m.silentSamples[1], 100, 'silence only where no input of the slot wrote');
+  t.throws(() => m.addInput(2), RangeError, 'no input for a slot the mixer does not have');
+  const mono = new ChannelMixer(2, 1, 0);
+  const x = mono.addInput(0);
+  mono.write(0, 0, fill(10, 100));
+  mono.write(1, 0, fill(10, 10));
+  mono.write(x, 0, fill(10, 1));
+  t.equal(mono.take(10).channels[0][0], 111, 'mono: every input of every slot');
+});
+
 t.test('mixer: grows for long spans without losing data', async (t) => {
   const m = new ChannelMixer(1, 2, 0, 16);
   m.write(0, 100, fill(50, 4));
