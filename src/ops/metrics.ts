@@ -9,6 +9,7 @@ import type { SpoolState, SpoolWatch } from './spool-watch.js';
 import { NO_MEDIA_AFTER_MS, type MediaTally, type StreamCounts } from './media-tally.js';
 import { SAMPLE_RATE } from '../media/sample-clock.js';
 import { SourceLabels } from './source-labels.js';
+import { ownMemory, type ThreadMemory } from './thread-memory.js';
 
 /** What the metrics read at scrape time. */
 export interface MetricSources {
@@ -169,6 +170,27 @@ export class RecorderMetrics {
         for (const h of src.plane.hosts()) this.set({ thread: `media-${h.index}` }, h.loopDelayP99Ms / 1000);
       },
     });
+    // each JavaScript thread is a V8 isolate of its own: the default nodejs_heap_* gauges see the main thread's only
+    const threadMemory = (field: keyof ThreadMemory, name: string, help: string): void => {
+      new Gauge({
+        name: `${PREFIX}${name}`,
+        help,
+        labelNames: ['thread'],
+        registers,
+        collect() {
+          this.reset();
+          this.set({ thread: 'main' }, ownMemory()[field]);
+          for (const h of src.plane.hosts()) {
+            if (!h.memory) continue;
+            this.set({ thread: `media-${h.index}` }, h.memory.host[field]);
+            h.memory.encoders.forEach((m, k) => m && this.set({ thread: `encoder-${h.index}.${k}` }, m[field]));
+          }
+        },
+      });
+    };
+    threadMemory('heapUsed', 'thread_heap_used_bytes', 'V8 heap in use, per JavaScript thread: main, each media worker, each of its encoder threads');
+    threadMemory('heapTotal', 'thread_heap_total_bytes', 'V8 heap reserved, per JavaScript thread');
+    threadMemory('external', 'thread_external_bytes', "Memory outside the V8 heap held by a thread's objects (ArrayBuffers, the encoders' WebAssembly memory), per thread");
     gauge('overloaded', '1 while new calls get 503 because the recorder is behind (admission.*)', () => (src.load?.refusal() ? 1 : 0));
     derivedCounter(registers, 'config_reloads_total', 'Changes of the profiles file taken into use', () => src.profiles?.reloads ?? 0);
     derivedCounter(registers, 'config_reload_failures_total', 'Changes of the profiles file refused (invalid; the running profiles stay)', () => src.profiles?.reloadFailures ?? 0);

@@ -7,6 +7,7 @@ import { UdpEngine, udpEngineBinding } from '../media/udp-engine.js';
 import { systemClock } from '../media/sample-clock.js';
 import { addCounts, countsOf, MediaTally, NO_MEDIA_AFTER_MS, zeroCounts } from '../ops/media-tally.js';
 import { EncoderPool } from '../recording/encoder-pool.js';
+import { ownMemory } from '../ops/thread-memory.js';
 import { encryptionFromOpen, holdSamples } from '../recording/recording.js';
 import { SAMPLES_PER_MS } from '../media/sample-clock.js';
 import type { Encryption } from '../recording/cms-envelope.js';
@@ -81,7 +82,10 @@ export class MediaHost {
       this.tickGroup = (this.tickGroup + 1) % TICK_GROUPS;
       for (const s of this.groups[this.tickGroup]) s.tick(now >= holdGapsUntil);
     });
-    every(config.statusMs, () => this.send({ kind: 'status', status: this.status() }));
+    every(config.statusMs, () => {
+      this.send({ kind: 'status', status: this.status() });
+      void this.pool.askMemory();
+    });
     every(config.loadWindowMs, () => {
       this.loopDelayP99Ms = this.histogram.percentile(99) / 1e6;
       this.histogram.reset();
@@ -232,6 +236,7 @@ export class MediaHost {
       encodeQueueDepth: this.pool.queueDepth,
       encodeOldestPendingMs: this.pool.oldestPendingMs,
       loopDelayP99Ms: this.loopDelayP99Ms,
+      memory: { host: ownMemory(), encoders: this.pool.memory },
     };
   }
 

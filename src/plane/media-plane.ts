@@ -265,9 +265,9 @@ export class MediaPlane {
   }
 
   /** Live media workers and the calls on each (none with the media in the main thread). */
-  hosts(): { index: number; calls: number; loopDelayP99Ms: number }[] {
+  hosts(): { index: number; calls: number; loopDelayP99Ms: number; memory: HostStatus['memory'] | null }[] {
     if (this.opts.workers === 0) return [];
-    return this.slots.filter((s) => !s.dead).map((s) => ({ index: s.index, calls: s.sessions.size, loopDelayP99Ms: s.status?.loopDelayP99Ms ?? 0 }));
+    return this.slots.filter((s) => !s.dead).map((s) => ({ index: s.index, calls: s.sessions.size, loopDelayP99Ms: s.status?.loopDelayP99Ms ?? 0, memory: s.status?.memory ?? null }));
   }
 
   /** Finalizes what still records on every host and ends the hosts. Bounded by the caller. Idempotent. */

@@ -6,6 +6,7 @@
 import type { NegotiatedMedia } from '../media/negotiated-media.js';
 import type { G711Law } from '../media/g711.js';
 import type { StreamCounts } from '../ops/media-tally.js';
+import type { ThreadMemory } from '../ops/thread-memory.js';
 import type { FinalizedRecording, OpenRecord } from '../recording/recording.js';
 import type { RecordingContext } from '../recording/metadata.js';
 import type { Mp3Format } from '../recording/mp3-encoder.js';
@@ -111,6 +112,8 @@ export interface HostStatus {
   encodeOldestPendingMs: number;
   /** p99 event-loop delay of the host's last full window, ms. */
   loopDelayP99Ms: number;
+  /** The host thread's memory, and its encoder threads' (as last asked; null: not known). */
+  memory: { host: ThreadMemory; encoders: (ThreadMemory | null)[] };
 }
 
 export type PlaneMessage =

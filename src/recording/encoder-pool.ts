@@ -1,6 +1,7 @@
 import { Worker } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { workerMemory, type ThreadMemory } from '../ops/thread-memory.js';
 import { EncoderCrashError, RecorderError } from '../errors.js';
 import { DEFAULT_LAME_QUALITY, type EncoderEngine, type Mp3Format } from './mp3-encoder.js';
 import type { EncoderWorkerData, WorkerItem, WorkerReply, WorkerRequest } from './encoder-worker.js';
@@ -32,6 +33,8 @@ export class EncoderPool {
   private byRecording = new Map<string, Slot>();
   private nextMsg = 1;
   private closed = false;
+  /** Each encoder thread's memory as last asked (`askMemory`); null: not known. */
+  memory: (ThreadMemory | null)[] = [];
 
   constructor(
     private readonly size: number,
@@ -42,6 +45,11 @@ export class EncoderPool {
     private readonly nice = 0,
   ) {
     for (let i = 0; i < size; i++) this.slots.push(this.spawn());
+  }
+
+  /** Asks every encoder thread for its memory; `memory` has the answers when they come. */
+  async askMemory(): Promise<void> {
+    this.memory = await Promise.all(this.slots.map((s) => (s.dead ? null : workerMemory(s.worker))));
   }
 
   private spawn(): Slot {

@@ -72,6 +72,11 @@ t.test('metrics during and after a SIPp call moved by what the call did', async 
   const midPackets = delta(before, during, 'msmlrec_rtp_packets_total');
   t.ok(midPackets > 50 && midPackets < 240, `during: packets counted as they arrive (${midPackets})`);
   t.ok((during.get('msmlrec_encode_lag_seconds') ?? 99) < 1, 'during: encoding keeps up');
+  const heaps = [...during].filter(([k]) => k.startsWith('msmlrec_thread_heap_used_bytes{'));
+  const threads = heaps.map(([k]) => /thread="([^"]+)"/.exec(k)?.[1]).sort();
+  t.ok(threads.includes('main') && threads.includes('media-0') && threads.some((x) => x?.startsWith('encoder-0.')), `heap used per JavaScript thread: ${threads.join(', ')}`);
+  t.ok(heaps.every(([, v]) => v > 1e6 && v < 1e9), `each a plausible heap (${heaps.map(([, v]) => (v / 2 ** 20).toFixed(1)).join(', ')} MB)`);
+  t.ok((during.get('msmlrec_thread_external_bytes{thread="encoder-0.0"}') ?? 0) > 0, "an encoder thread's external memory (its WebAssembly memory) is exported");
 
   const r = await sipp;
   t.equal(r.code, 0, `SIPp scenario passed ${r.errors}`);
