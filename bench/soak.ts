@@ -55,6 +55,8 @@ interface Sample {
   ports: number;
   sessions: number;
   spoolMb: number;
+  /** Heap used per JavaScript thread, MB. */
+  byThread: Record<string, number>;
   /** Our calls up at the time. */
   calls: number;
 }
@@ -136,20 +138,31 @@ async function main(): Promise<void> {
     compiledRecorderArgs(image),
   );
   const pid = app.proc.pid as number;
-  const uac = await new SipUac(`127.0.0.1:${sim.sipPort}`).start();
   const phones = Phones.start({ relaySamples: false });
+  // stopped early (Ctrl-C): nothing of the run is left behind
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      app.proc.kill('SIGKILL');
+      phones.proc.kill('SIGKILL');
+      void Promise.allSettled([sim.stop(), dav.stop(), meta.stop(), redis.stop()]).then(() => process.exit(130));
+    });
+  }
+  const uac = await new SipUac(`127.0.0.1:${sim.sipPort}`).start();
   const calls: CallRecord[] = [];
   let up = 0;
 
   const samples: Sample[] = [];
   let t0 = performance.now();
+  /** A per-thread gauge summed over the recorder's JavaScript threads (main, media workers, encoder threads), MB. */
+  const threads = (m: Map<string, number>, name: string): number => [...m].filter(([k]) => k.startsWith(`${name}{`)).reduce((a, [, v]) => a + v, 0) / 2 ** 20;
   const sample = async (): Promise<Sample> => {
     const m = parsePromText((await app.ops('/metrics')).body);
     const s: Sample = {
       t: (performance.now() - t0) / 1000,
       rssMb: rssMb(pid),
-      heapMb: (m.get('msmlrec_nodejs_heap_size_used_bytes') ?? NaN) / 2 ** 20,
-      externalMb: (m.get('msmlrec_nodejs_external_memory_bytes') ?? NaN) / 2 ** 20,
+      heapMb: threads(m, 'msmlrec_thread_heap_used_bytes'),
+      externalMb: threads(m, 'msmlrec_thread_external_bytes'),
+      byThread: Object.fromEntries([...m].filter(([k]) => k.startsWith('msmlrec_thread_heap_used_bytes{')).map(([k, v]) => [/thread="([^"]+)"/.exec(k)?.[1] ?? k, v / 2 ** 20])),
       fds: openFds(pid),
       ports: m.get('msmlrec_rtp_ports_in_use') ?? NaN,
       sessions: m.get('msmlrec_calls_active') ?? NaN,
@@ -165,7 +178,7 @@ async function main(): Promise<void> {
   const sampler = setInterval(() => {
     void sample().then((s) => {
       samples.push(s);
-      if (samples.length % 6 === 0) process.stderr.write(`  ${(s.t / 60).toFixed(1)} min: ${s.calls} calls, RSS ${s.rssMb.toFixed(1)} MB, heap ${s.heapMb.toFixed(1)} MB, FDs ${s.fds}, ports ${s.ports}, spool ${s.spoolMb.toFixed(1)} MB\n`);
+      if (samples.length % 6 === 0) process.stderr.write(`  ${(s.t / 60).toFixed(1)} min: ${s.calls} calls, RSS ${s.rssMb.toFixed(1)} MB, heap ${s.heapMb.toFixed(1)} MB (${Object.entries(s.byThread).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}), external ${s.externalMb.toFixed(1)} MB, FDs ${s.fds}, ports ${s.ports}, spool ${s.spoolMb.toFixed(1)} MB\n`);
     }, () => undefined);
   }, SAMPLE_S * 1000);
 
@@ -304,7 +317,7 @@ async function main(): Promise<void> {
 
   // memory, FDs, ports and sessions back where they were; RSS flat between minute 10 and the end of the calls
   const checks: { what: string; ok: boolean; text: string }[] = [];
-  const back = (what: string, key: keyof Sample, unit: string, exact = false): void => {
+  const back = (what: string, key: Exclude<keyof Sample, 'byThread'>, unit: string, exact = false): void => {
     const b = baseline[key];
     const f = final[key];
     // back means not above the baseline by more than the tolerance (less than the idle recorder held is no leak)
@@ -337,6 +350,8 @@ async function main(): Promise<void> {
     ...checks.map((c) => `| ${c.what} | ${c.text} | ${c.ok ? 'pass' : '**fail**'} |`),
     '',
     `peak RSS ${peak.toFixed(1)} MB; spool peak ${samples.reduce((m, s) => Math.max(m, s.spoolMb), 0).toFixed(1)} MB, at the end ${final.spoolMb.toFixed(1)} MB`,
+    '',
+    'heap used and external memory are summed over the recorder\'s JavaScript threads (main, media workers, encoder threads); the idle row is before the first call, the last after the last call and its delivery',
     '',
     '| minute | calls | RSS | heap used | external | FDs | ports | sessions | spool |',
     '|---|---|---|---|---|---|---|---|---|',
