@@ -24,6 +24,8 @@ export type EncoderEngine = 'wasm' | 'lamejs';
 export interface EncoderFactory {
   ready: Promise<void>;
   create(format: Mp3Format): Mp3Encoder;
+  /** Bytes of encoder memory held outside the JS heap now (the WASM instance's memory; 0 without one). */
+  memoryBytes(): number;
 }
 
 /** LAME in pure JS (`@breezystack/lamejs`): CBR, true stereo (not joint), no bit reservoir. */
@@ -44,6 +46,7 @@ export function lameJsFactory(): EncoderFactory {
         free() {},
       };
     },
+    memoryBytes: () => 0,
   };
 }
 
@@ -75,24 +78,34 @@ const wasiStubs = {
  * LAME 3.100 compiled to WebAssembly by `lame-wasm/build.sh` (our own build: the npm builds hard-wire quality 3,
  * joint stereo and the bit reservoir). CBR at 8 kHz, true stereo, no reservoir, the configured quality (0 best ..
  * 9; 7 keeps LAME's psychoacoustic model for block switching but skips noise shaping: ~3x faster than 3 and, on
- * speech at 16 kbit/s, no loss in waveform SNR — see the README's benchmark). One instance per thread serves every
- * recording of that thread, each its own LAME context in the instance's memory. Memory can grow during any call
- * into the module, so views of it are taken after each call, never before.
+ * speech at 16 kbit/s, no loss in waveform SNR — see the README's benchmark). The module compiles once per thread;
+ * one instance serves every recording of that thread, each its own LAME context in the instance's memory. Memory can
+ * grow during any call into the module, so views of it are taken after each call, never before. A WebAssembly memory
+ * never shrinks: when the thread's last encoder is freed the instance is dropped (its memory, grown to the most
+ * recordings the thread had at once, goes with it) and the next recording starts a fresh one.
  */
 export function wasmLameFactory(quality = DEFAULT_LAME_QUALITY): EncoderFactory {
+  let module: WebAssembly.Module | null = null;
   let lame: LameExports | null = null;
-  const ready = WebAssembly.instantiate(Buffer.from(LAME_WASM_BASE64, 'base64'), { wasi_snapshot_preview1: wasiStubs }).then(({ instance }) => {
-    const x = instance.exports as unknown as LameExports;
+  let open = 0;
+  const ready = WebAssembly.compile(Buffer.from(LAME_WASM_BASE64, 'base64')).then((m) => {
+    module = m;
+  });
+  const instance = (): LameExports => {
+    if (lame) return lame;
+    if (!module) throw new Error('WASM LAME is not loaded yet');
+    const x = new WebAssembly.Instance(module, { wasi_snapshot_preview1: wasiStubs }).exports as unknown as LameExports;
     x._initialize();
     lame = x;
-  });
+    return x;
+  };
   return {
     ready,
     create(format) {
-      const x = lame;
-      if (!x) throw new Error('WASM LAME is not loaded yet');
+      const x = instance();
       let g = x.rec_open(format.channels, format.kbps, quality);
       if (!g) throw new Error(`LAME rejected ${format.channels} channel(s) at ${format.kbps} kbit/s`);
+      open++;
       // one allocation per recording: [left | right | mp3 out], grown when a larger batch comes
       let cap = 0;
       let buf = 0;
@@ -128,14 +141,18 @@ export function wasmLameFactory(quality = DEFAULT_LAME_QUALITY): EncoderFactory 
           return take(out, x.rec_flush(g, out, outBound(cap)));
         },
         free() {
-          if (g) x.rec_close(g);
+          if (!g) return;
+          x.rec_close(g);
           if (buf) x.rec_free(buf);
           g = 0;
           buf = 0;
           cap = 0;
+          // the last one: the instance and its grown memory go (a fresh one for the next recording)
+          if (--open === 0 && lame === x) lame = null;
         },
       };
     },
+    memoryBytes: () => lame?.memory.buffer.byteLength ?? 0,
   };
 }
 

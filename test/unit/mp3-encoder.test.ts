@@ -40,6 +40,29 @@ t.test('wasm: many encoders share one WebAssembly instance and stay independent'
 /** The 4-byte headers of a CBR stream's frames (all the same size). */
 const frames = (all: Buffer, fb: number): Buffer[] => Array.from({ length: all.length / fb }, (_, i) => all.subarray(i * fb, (i + 1) * fb));
 
+t.test('wasm: the instance and its grown memory go when the last encoder is freed; the next one starts fresh', async (t) => {
+  const f = encoderFactory('wasm');
+  await f.ready;
+  t.equal(f.memoryBytes(), 0, 'no instance before the first encoder');
+  const first = f.create({ channels: 2, kbps: 16 });
+  const small = f.memoryBytes();
+  t.ok(small > 0, `one encoder: ${(small / 2 ** 20).toFixed(1)} MB`);
+  const many = Array.from({ length: 60 }, () => f.create({ channels: 2, kbps: 16 }));
+  for (const e of many) e.encode([tone(440, 4000), tone(700, 4000)]);
+  const grown = f.memoryBytes();
+  t.ok(grown > small * 2, `61 encoders grew it to ${(grown / 2 ** 20).toFixed(1)} MB`);
+  for (const e of many) e.free();
+  t.equal(f.memoryBytes(), grown, 'kept while an encoder is open');
+  first.free();
+  first.free(); // idempotent: counted once
+  t.equal(f.memoryBytes(), 0, 'the last one freed: the instance is dropped');
+  const next = f.create({ channels: 1, kbps: 8 });
+  t.equal(f.memoryBytes(), small, 'the next recording starts a fresh instance at its first size');
+  const out = Buffer.concat([next.encode([tone(440, 8000)]), next.flush()]);
+  t.equal(out[0], 0xff, 'and encodes');
+  next.free();
+});
+
 t.test('wasm: true stereo, every frame stands alone (no bit reservoir), mono is mono', async (t) => {
   const f = encoderFactory('wasm');
   await f.ready;
