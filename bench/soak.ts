@@ -14,7 +14,7 @@
  * - RSS, heap, external memory and FDs back to the idle recorder's before the first call (at most 5 % above), ports
  *   and sessions back to 0;
  * - RSS growth between minute 10 and the last minute of calls under 5 % (for shorter runs: a sixth of the run).
- * The report goes to stdout and bench/soak.md; the exit code is 1 if a check failed.
+ * The report goes to stdout and bench/soak.md (SOAK_REPORT); the exit code is 1 if a check failed.
  */
 import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
@@ -41,8 +41,11 @@ const SETTLE_S = Number(process.env.SOAK_SETTLE_S ?? 60);
 const RAMP_RATE = 5;
 const HOLD_S = 5;
 const FREQ = { a: 500, b: 1100 };
-const RTP_MIN = 24000;
-const RTP_MAX = 25999;
+/** The recorder's RTP ports (SOAK_RTP_MIN: another soak beside this one takes another range). */
+const RTP_MIN = Number(process.env.SOAK_RTP_MIN ?? 24000);
+const RTP_MAX = RTP_MIN + 1999;
+/** Where the report goes. */
+const REPORT = process.env.SOAK_REPORT ?? join(ROOT, 'bench/soak.md');
 const TOLERANCE = 0.05;
 
 interface Sample {
@@ -133,6 +136,8 @@ async function main(): Promise<void> {
       MSMLREC_DELIVERY_METADATA_URL: meta.url,
       // admission by load as shipped (the test harness turns it off)
       ...admission(),
+      // glibc's malloc arenas, if the soak is asked to try a limit (MALLOC_ARENA_MAX=2)
+      ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}),
     },
     [],
     compiledRecorderArgs(image),
@@ -341,7 +346,7 @@ async function main(): Promise<void> {
   const peak = samples.reduce((m, s) => Math.max(m, s.rssMb), 0);
   const byMinute = samples.filter((s, i) => i === 0 || Math.floor(s.t / 600) !== Math.floor(samples[i - 1].t / 600));
   const lines = [
-    `machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, load average at the start ${load.map((x) => x.toFixed(2)).join(' ')}; recorder: compiled build, media.udp native, 16 kbit/s stereo, delivery to Redis + Apache mod_dav + a Recording Processor stand-in`,
+    `machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, load average at the start ${load.map((x) => x.toFixed(2)).join(' ')}, at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')}; recorder: compiled build, media.udp native, 16 kbit/s stereo, delivery to Redis + Apache mod_dav + a Recording Processor stand-in${process.env.MALLOC_ARENA_MAX ? `, MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX}` : ''}`,
     '',
     `${CALLS} calls up at a time for ${MINUTES} min, each ${MIN_S}-${MAX_S} s, replaced as it ends (${calls.length} calls; every 4th paused and resumed, every 4th held ${HOLD_S} s by re-INVITE); a sample every ${SAMPLE_S} s; after the last call and its delivery, ${SETTLE_S} s of quiet`,
     '',
@@ -363,7 +368,7 @@ async function main(): Promise<void> {
   ];
   const text = lines.join('\n');
   process.stdout.write(`${text}\n`);
-  writeFileSync(join(ROOT, 'bench/soak.md'), `${text}\n`);
+  writeFileSync(REPORT, `${text}\n`);
   await app.stop('SIGTERM');
   await sim.stop();
   await dav.stop();
