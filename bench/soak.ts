@@ -7,7 +7,7 @@
  * build delivering to Redis + Apache mod_dav + a Recording Processor stand-in.
  *
  * Every SOAK_SAMPLE_S (10) the recorder's RSS, heap used, external memory, open file descriptors, RTP ports in use,
- * live sessions and the spool's size are sampled. After the last call and its delivery, SOAK_SETTLE_S (60) of quiet,
+ * live sessions and the spool's size are sampled. After the last call and its delivery, SOAK_SETTLE_S (180) of quiet,
  * then the verdict:
  * - every recording whole (its length, both parties audible in every 10 ms window outside a pause and, for the held
  *   party, the hold; each party on its own channel) and delivered once (one PUT, one metadata POST);
@@ -36,7 +36,11 @@ const MINUTES = Number(process.env.SOAK_MINUTES ?? 60);
 const MIN_S = Number(process.env.SOAK_MIN_S ?? 30);
 const MAX_S = Number(process.env.SOAK_MAX_S ?? 300);
 const SAMPLE_S = Number(process.env.SOAK_SAMPLE_S ?? 10);
-const SETTLE_S = Number(process.env.SOAK_SETTLE_S ?? 60);
+/**
+ * Quiet after the last delivery before the final sample, s. An idle thread gives its garbage back when V8's memory
+ * reducer runs (10-70 s after the thread went quiet, seen per thread): 60 s was too short to see it in every thread.
+ */
+const SETTLE_S = Number(process.env.SOAK_SETTLE_S ?? 180);
 /** Set-up rate of the first calls, calls/s. */
 const RAMP_RATE = 5;
 const HOLD_S = 5;
