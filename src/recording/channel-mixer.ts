@@ -24,8 +24,8 @@ export class ChannelMixer {
   lateSamples = 0;
   /** Positions handed out that no leg wrote (gaps, hold, no media), per slot. */
   readonly silentSamples: number[];
-  /** The slot of each input (inputs 0..slots-1 are the slots' own). */
-  private readonly slotOf: number[];
+  /** The inputs summed into each slot (its own, index = slot, first). */
+  private readonly inputsOf: number[][];
   private buffers: Int16Array[];
   private written: Uint8Array[];
   private mask: number;
@@ -54,7 +54,7 @@ export class ChannelMixer {
     this.buffers = Array.from({ length: inputs }, () => new Int16Array(cap));
     this.written = Array.from({ length: inputs }, () => new Uint8Array(cap));
     this.silentSamples = Array.from({ length: inputs }, () => 0);
-    this.slotOf = Array.from({ length: inputs }, (_, i) => i);
+    this.inputsOf = Array.from({ length: inputs }, (_, i) => [i]);
   }
 
   /** A further input summed into `slot`; its index for `write`. */
@@ -63,8 +63,9 @@ export class ChannelMixer {
     const cap = this.mask + 1;
     this.buffers.push(new Int16Array(cap));
     this.written.push(new Uint8Array(cap));
-    this.slotOf.push(slot);
-    return this.slotOf.length - 1;
+    const input = this.buffers.length - 1;
+    this.inputsOf[slot].push(input);
+    return input;
   }
 
   /** Clock position up to which frames were handed out (or discarded). */
@@ -163,7 +164,7 @@ export class ChannelMixer {
     const inputs: Int16Array[] = [];
     for (let s = 0; s < this.inputs; s++) {
       const out = new Int16Array(n);
-      const mine = this.inputsOf(s);
+      const mine = this.inputsOf[s];
       let missing = 0;
       if (mine.length === 1) {
         const w = this.written[s];
@@ -182,7 +183,7 @@ export class ChannelMixer {
             v += this.buffers[x][i];
           }
           if (!any) missing++;
-          else out[k] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+          else out[k] = clip16(v);
         }
       }
       this.silentSamples[s] += missing;
@@ -214,16 +215,6 @@ export class ChannelMixer {
     this.pauses = this.pauses.filter((p) => p.to > this.base);
   }
 
-  /** The inputs summed into `slot`. */
-  private inputsOf(slot: number): number[] {
-    if (this.slotOf.length === this.inputs) return [slot];
-    const out: number[] = [];
-    this.slotOf.forEach((s, x) => {
-      if (s === slot) out.push(x);
-    });
-    return out;
-  }
-
   /** Empties the first n held positions (their written marks: a sample is read only where marked) and moves past them. */
   private clear(n: number): void {
     const i = this.base & this.mask;
@@ -236,6 +227,9 @@ export class ChannelMixer {
   }
 }
 
+/** A sum of samples saturated to 16 bits. */
+const clip16 = (v: number): number => (v > 32767 ? 32767 : v < -32768 ? -32768 : v);
+
 /** Sums planar channels into one, clipped to 16 bits (the mono file is both parties mixed). */
 export function mixDown(channels: Int16Array[]): Int16Array {
   const n = channels[0]?.length ?? 0;
@@ -243,7 +237,7 @@ export function mixDown(channels: Int16Array[]): Int16Array {
   for (let i = 0; i < n; i++) {
     let v = 0;
     for (const c of channels) v += c[i];
-    mix[i] = v > 32767 ? 32767 : v < -32768 ? -32768 : v;
+    mix[i] = clip16(v);
   }
   return mix;
 }
