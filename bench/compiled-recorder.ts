@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, symlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { loadConfig } from '../src/config.js';
 import { ROOT, tempDir } from '../test/harness/recorder-harness.js';
 
 /** Compiles src/ into a new folder with conf/, package.json, node_modules and the native UDP engine; the folder. */
@@ -19,3 +20,13 @@ export async function layOutCompiledRecorder(): Promise<string> {
 
 /** The node arguments that run the compiled recorder in `image`. */
 export const compiledRecorderArgs = (image: string): string[] => [join(image, 'dist/src/cli.js'), 'run'];
+
+/**
+ * The recorder's admission settings as env overrides: conf/default.yaml's as it is when the bench starts (the test
+ * harness turns them off), or all off (`on` false).
+ */
+export function admissionEnv(on = true): Record<string, string> {
+  const a = loadConfig({}).admission;
+  const v = (x: number): string => String(on ? x : 0);
+  return { MSMLREC_ADMISSION_MAX_LOOP_DELAY_MS: v(a.maxLoopDelayMs), MSMLREC_ADMISSION_MAX_ENCODE_LAG_MS: v(a.maxEncodeLagMs), MSMLREC_ADMISSION_MAX_THROTTLED_PCT: v(a.maxThrottledPct), MSMLREC_ADMISSION_MAX_CPU_WAIT_PCT: v(a.maxCpuWaitPct) };
+}

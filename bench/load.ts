@@ -36,7 +36,6 @@ import { promisify } from 'node:util';
 import { encryptFile, loadRecipient } from '../src/recording/cms-envelope.js';
 import { encoderFactory, type EncoderFactory } from '../src/recording/mp3-encoder.js';
 import type { Sidecar } from '../src/recording/metadata.js';
-import { loadConfig } from '../src/config.js';
 import { decode, toneShare } from '../test/harness/audio.js';
 import { parsePromText } from '../test/harness/prom-text.js';
 import { ROOT, startApp, startSim, tempDir, type AppProcess } from '../test/harness/recorder-harness.js';
@@ -44,7 +43,7 @@ import { SipUac, type UacDialog } from '../test/harness/sip-uac.js';
 import { startCapture, type CapturedUdp } from '../test/harness/capture.js';
 import { sleep } from '../test/harness/until.js';
 import { silentWindows } from './audible-windows.js';
-import { compiledRecorderArgs, layOutCompiledRecorder } from './compiled-recorder.js';
+import { admissionEnv, compiledRecorderArgs, layOutCompiledRecorder } from './compiled-recorder.js';
 import { Phones } from './phones.js';
 import { cpuSeconds, rssMb, threadCpuSeconds } from './proc-stats.js';
 
@@ -500,13 +499,8 @@ function profileTop(dir: string): string[] {
   return out;
 }
 
-/** The recorder's admission settings: conf/default.yaml's as it was when the bench started (the test harness turns them off), or off. */
-const ADMISSION_ENV = admissionEnv();
-function admissionEnv(): Record<string, string> {
-  const a = loadConfig({}).admission;
-  const on = (v: number): string => String(ADMISSION ? v : 0);
-  return { MSMLREC_ADMISSION_MAX_LOOP_DELAY_MS: on(a.maxLoopDelayMs), MSMLREC_ADMISSION_MAX_ENCODE_LAG_MS: on(a.maxEncodeLagMs), MSMLREC_ADMISSION_MAX_THROTTLED_PCT: on(a.maxThrottledPct), MSMLREC_ADMISSION_MAX_CPU_WAIT_PCT: on(a.maxCpuWaitPct) };
-}
+/** The recorder's admission settings: as shipped, or off. */
+const ADMISSION_ENV = admissionEnv(ADMISSION);
 
 /** A table row of a step. */
 const row = (r: StepResult): string =>

@@ -19,7 +19,6 @@
 import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { loadConfig } from '../src/config.js';
 import { decode, toneShare } from '../test/harness/audio.js';
 import { davServer, metadataReceiver, redisServer } from '../test/harness/delivery-servers.js';
 import { parsePromText } from '../test/harness/prom-text.js';
@@ -27,7 +26,7 @@ import { ROOT, startApp, startSim } from '../test/harness/recorder-harness.js';
 import { SipUac, type UacDialog } from '../test/harness/sip-uac.js';
 import { sleep } from '../test/harness/until.js';
 import { silentWindows } from './audible-windows.js';
-import { compiledRecorderArgs, layOutCompiledRecorder } from './compiled-recorder.js';
+import { admissionEnv, compiledRecorderArgs, layOutCompiledRecorder } from './compiled-recorder.js';
 import { Phones } from './phones.js';
 import { openFds, rssMb } from './proc-stats.js';
 
@@ -107,12 +106,6 @@ const dirBytes = (dir: string): number => {
   return n;
 };
 
-/** conf/default.yaml's admission settings, as env overrides. */
-function admission(): Record<string, string> {
-  const a = loadConfig({}).admission;
-  return { MSMLREC_ADMISSION_MAX_LOOP_DELAY_MS: String(a.maxLoopDelayMs), MSMLREC_ADMISSION_MAX_ENCODE_LAG_MS: String(a.maxEncodeLagMs), MSMLREC_ADMISSION_MAX_THROTTLED_PCT: String(a.maxThrottledPct), MSMLREC_ADMISSION_MAX_CPU_WAIT_PCT: String(a.maxCpuWaitPct) };
-}
-
 async function main(): Promise<void> {
   const started = Date.now();
   const load = loadavg();
@@ -139,7 +132,7 @@ async function main(): Promise<void> {
       MSMLREC_DELIVERY_WEBDAV_PASSWORD: dav.password,
       MSMLREC_DELIVERY_METADATA_URL: meta.url,
       // admission by load as shipped (the test harness turns it off)
-      ...admission(),
+      ...admissionEnv(),
       // glibc's malloc arenas, if the soak is asked to try a limit (MALLOC_ARENA_MAX=2)
       ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}),
     },
