@@ -71,12 +71,21 @@ await until('both recorders registered', async () => (await recorders()).length 
 t.test('calls spread by free capacity; both legs of a conf-id on one recorder; 503 when full', async (t) => {
   // rec-a takes 1 call, rec-b 3: expected placement c1 b, c2 b, c3 a (tie 1:1, lowest id), c4 b, then full
   const sipps: Promise<SippResult>[] = [];
+  // a leg whose SIPp ended before it was placed fails at once, with what SIPp said
+  const placed = async (what: string, sipp: Promise<SippResult>, check: () => boolean): Promise<void> => {
+    let ended: SippResult | null = null;
+    void sipp.then((r) => (ended = r));
+    await until(what, () => {
+      if (!check() && ended) throw new Error(`${what}: SIPp ended first (${ended.code}) ${ended.stderr.slice(-600)} ${ended.errors.slice(-600)}`);
+      return check();
+    });
+  };
   for (const c of ['c1', 'c2', 'c3', 'c4']) {
     const conf = `${c}29460000054b3`;
     sipps.push(leg(conf, '7001', 5000));
-    await until(`${c} first leg placed`, () => [...legsOn(recA), ...legsOn(recB)].includes(conf));
+    await placed(`${c} first leg placed`, sipps.at(-1)!, () => [...legsOn(recA), ...legsOn(recB)].includes(conf));
     sipps.push(leg(conf, '7002', 4500));
-    await until(`${c} second leg placed`, () => [...legsOn(recA), ...legsOn(recB)].filter((x) => x === conf).length === 2);
+    await placed(`${c} second leg placed`, sipps.at(-1)!, () => [...legsOn(recA), ...legsOn(recB)].filter((x) => x === conf).length === 2);
   }
   t.same(legsOn(recA), ['c329460000054b3', 'c329460000054b3'], 'rec-a (room for 1) got c3, both legs');
   t.same(legsOn(recB), ['c129460000054b3', 'c129460000054b3', 'c229460000054b3', 'c229460000054b3', 'c429460000054b3', 'c429460000054b3'], 'rec-b (room for 3) got c1, c2, c4, both legs of each');

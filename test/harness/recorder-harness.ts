@@ -167,6 +167,17 @@ export async function runSipp(sim: DrachtioSim, scenario: string, vars: Record<s
   });
   const scenarioPath = join(dir, scenario);
   writeFileSync(scenarioPath, rendered);
+  // SIPp binds its SIP port and four media ports (mp..mp+3) that freeDualPort only saw free a moment before: when
+  // another process took one in between, SIPp exits before sending anything ("Unable to bind"), and it runs again
+  // on fresh ports (the scenario itself never ran)
+  for (let attempt = 1; ; attempt++) {
+    const r = await spawnSipp(sim, scenarioPath, dir, opts);
+    if (r.code === 254 && /Unable to bind/.test(r.stderr) && attempt < 4) continue;
+    return r;
+  }
+}
+
+async function spawnSipp(sim: DrachtioSim, scenarioPath: string, dir: string, opts: { timeoutS?: number; transport?: 'u1' | 't1' }): Promise<SippResult> {
   const sipPort = await freeDualPort();
   let mediaPort = await freeDualPort();
   if (mediaPort % 2) mediaPort += 1;
