@@ -17,7 +17,23 @@ interface Slot {
   /** Requests of this turn of the event loop, sent as one message. */
   outbox: WorkerItem[];
   outboxTransfer: ArrayBuffer[];
+  /** The most recordings it had at once since it was started (what its WASM memory grew to). */
+  peak: number;
+  /** Replaces it with a fresh thread once it has been idle for `retire.idleMs`. */
+  retireTimer: NodeJS.Timeout | null;
 }
+
+/**
+ * When an idle encoder thread is replaced by a fresh one: after `idleMs` without a recording, if it ever had
+ * `minPeak` or more at once. Its WASM instance is dropped with its last encoder, but an idle thread allocates nothing,
+ * so V8 never collects it: in the soak each encoder thread still held 30-35 MB minutes after the last call, and a
+ * forced GC freed it. Ending the thread frees its whole isolate at once.
+ */
+export interface EncoderRetire {
+  idleMs: number;
+  minPeak: number;
+}
+export const DEFAULT_ENCODER_RETIRE: EncoderRetire = { idleMs: 30_000, minPeak: 8 };
 
 // Under tsx (tests, demo) this module is a .ts file and so is the worker; compiled, both are .js.
 const workerUrl = new URL(import.meta.url.endsWith('.ts') ? './encoder-worker.ts' : './encoder-worker.js', import.meta.url);
@@ -26,7 +42,7 @@ const workerUrl = new URL(import.meta.url.endsWith('.ts') ? './encoder-worker.ts
  * A fixed pool of worker threads that encode MP3. A recording is pinned to the least-loaded worker when it
  * opens. If a worker dies, the calls pending on it reject with EncoderCrashError and a fresh worker takes its place;
  * `Recording` then opens a new encoder for each of its recordings and sends the lost batch again (a splice, not the
- * rest of the recording).
+ * rest of the recording). A thread idle for a while after many recordings is replaced by a fresh one (EncoderRetire).
  */
 export class EncoderPool {
   private slots: Slot[] = [];
@@ -43,6 +59,7 @@ export class EncoderPool {
     private readonly quality = DEFAULT_LAME_QUALITY,
     /** The encoder threads' nice value (0: as the process). */
     private readonly nice = 0,
+    private readonly retire: EncoderRetire = DEFAULT_ENCODER_RETIRE,
   ) {
     for (let i = 0; i < size; i++) this.slots.push(this.spawn());
   }
@@ -59,7 +76,7 @@ export class EncoderPool {
       ? new Worker(`import('tsx/esm/api').then((t) => { t.register(); return import(${JSON.stringify(workerUrl.href)}); });`, { eval: true, workerData })
       : new Worker(fileURLToPath(workerUrl), { workerData });
     const bornAt = Date.now();
-    const slot: Slot = { worker, dead: false, pending: new Map(), recordings: new Set(), outbox: [], outboxTransfer: [] };
+    const slot: Slot = { worker, dead: false, pending: new Map(), recordings: new Set(), outbox: [], outboxTransfer: [], peak: 0, retireTimer: null };
     worker.on('message', (replies: WorkerReply[]) => {
       for (const r of replies) {
         const p = slot.pending.get(r.msgId);
@@ -73,6 +90,7 @@ export class EncoderPool {
     const fail = (why: string): void => {
       if (slot.dead) return;
       slot.dead = true;
+      if (slot.retireTimer) clearTimeout(slot.retireTimer);
       const err = new EncoderCrashError(`encoder worker died: ${why}`);
       for (const p of slot.pending.values()) p.reject(err);
       slot.pending.clear();
@@ -128,6 +146,9 @@ export class EncoderPool {
     if (live.length === 0) throw new RecorderError('no MP3 encoder is available');
     const slot = live.reduce((a, b) => (b.recordings.size < a.recordings.size ? b : a));
     slot.recordings.add(id);
+    slot.peak = Math.max(slot.peak, slot.recordings.size);
+    if (slot.retireTimer) clearTimeout(slot.retireTimer);
+    slot.retireTimer = null;
     this.byRecording.set(id, slot);
     await this.call(slot, { op: 'open', id, format });
   }
@@ -154,7 +175,21 @@ export class EncoderPool {
     } finally {
       slot.recordings.delete(id);
       this.byRecording.delete(id);
+      if (slot.recordings.size === 0 && slot.peak >= this.retire.minPeak && !slot.dead) {
+        slot.retireTimer = setTimeout(() => this.retireIdle(slot), this.retire.idleMs).unref();
+      }
     }
+  }
+
+  /** A fresh thread takes the place of an idle one (see EncoderRetire); one that got work meanwhile stays. */
+  private retireIdle(slot: Slot): void {
+    slot.retireTimer = null;
+    const i = this.slots.indexOf(slot);
+    if (this.closed || i < 0 || slot.dead || slot.recordings.size > 0 || slot.pending.size > 0 || slot.outbox.length > 0) return;
+    slot.dead = true; // its exit is not a crash
+    this.slots[i] = this.spawn();
+    this.log.debug({ thread: i, peak: slot.peak }, 'idle encoder thread replaced by a fresh one (its memory goes with it)');
+    void slot.worker.terminate().catch(() => undefined);
   }
 
   /** Requests waiting for an answer, over all workers. */
@@ -179,6 +214,7 @@ export class EncoderPool {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const s of this.slots) if (s.retireTimer) clearTimeout(s.retireTimer);
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 }
