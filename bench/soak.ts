@@ -173,8 +173,8 @@ async function main(): Promise<void> {
     };
     return s;
   };
-  // the idle recorder, settled
-  await sleep(10_000);
+  // the idle recorder, settled: past its first idle minute, when it gives the C heap's free memory back (IdleTrim)
+  await sleep(70_000);
   const baseline = await sample();
   t0 = performance.now();
   const sampler = setInterval(() => {

@@ -13,6 +13,7 @@ import { RtpPortPool } from './media/rtp-port-pool.js';
 import { udpEngineBinding } from './media/udp-engine.js';
 import { closeSteps, exitOnSignals } from './ops/lifecycle.js';
 import { createLogger } from './ops/logger.js';
+import { IdleTrim } from './ops/idle-trim.js';
 import { LoadWatch } from './ops/load-watch.js';
 import { MediaTally } from './ops/media-tally.js';
 import { MediaPlane } from './plane/media-plane.js';
@@ -140,7 +141,14 @@ export function startRecorder(config: Config): Recorder {
       )
     : null;
 
-  registry.onChange = () => void heartbeat?.beat();
+  // the C heap's free memory goes back to the system after a minute without calls (needs the native engine's binding)
+  const binding = udpEngineBinding();
+  const idleTrim = binding instanceof Error ? null : new IdleTrim(() => binding.trimMalloc(), log.child({ part: 'memory' }));
+  idleTrim?.calls(0);
+  registry.onChange = () => {
+    void heartbeat?.beat();
+    idleTrim?.calls(registry.size);
+  };
 
   const ready = () =>
     readiness({
@@ -307,6 +315,7 @@ export function startRecorder(config: Config): Recorder {
           { name: 'ops server', timeoutMs: 3000, run: () => ops.close() },
           { name: 'spool watch', timeoutMs: 100, run: () => spool.close() },
           { name: 'load watch', timeoutMs: 100, run: () => load.close() },
+          { name: 'idle trim', timeoutMs: 100, run: () => idleTrim?.close() },
           { name: 'profiles watch', timeoutMs: 100, run: () => profiles.close() },
         ],
         log,

@@ -35,6 +35,7 @@ interface Binding {
   destroy(e: Engine): void;
   nowMs(): number;
   niceThread(n: number): boolean;
+  trimMalloc(): boolean;
   headerBytes: number;
 }
 

@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <string.h>
@@ -683,6 +684,18 @@ napi_value NiceThread(napi_env env, napi_callback_info info) {
   return out;
 }
 
+// trimMalloc() -> whether the C heap gave free memory back to the system: glibc keeps what any thread freed in its
+// arenas until malloc_trim (it walks every arena under its lock: for an idle process); false where there is no glibc
+napi_value TrimMalloc(napi_env env, napi_callback_info) {
+  napi_value out;
+#ifdef __GLIBC__
+  napi_get_boolean(env, malloc_trim(0) == 1, &out);
+#else
+  napi_get_boolean(env, false, &out);
+#endif
+  return out;
+}
+
 napi_value NowMs(napi_env env, napi_callback_info) {
   napi_value out;
   napi_create_double(env, monotonicMs(), &out);
@@ -696,7 +709,7 @@ NAPI_MODULE_INIT() {
     const char* name;
     napi_callback f;
   } fns[] = {{"create", Create}, {"open", Open},   {"gen", Gen},     {"close", Close},     {"setRemote", SetRemote}, {"setRoute", SetRoute},
-             {"send", Send},     {"read", Read},   {"stats", Stats}, {"destroy", Destroy}, {"nowMs", NowMs}, {"niceThread", NiceThread}};
+             {"send", Send},     {"read", Read},   {"stats", Stats}, {"destroy", Destroy}, {"nowMs", NowMs}, {"niceThread", NiceThread}, {"trimMalloc", TrimMalloc}};
   for (const auto& f : fns) {
     napi_value fn;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.f, nullptr, &fn);

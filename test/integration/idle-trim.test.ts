@@ -1,0 +1,59 @@
+/**
+ * Memory the threads freed goes back to the system when the recorder is idle: the native engine's trimMalloc
+ * really lowers the RSS of a process whose C heap holds freed memory (a child node with --expose-gc), and IdleTrim
+ * trims once after a quiet minute, never while a call is up.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import pino from 'pino';
+import t from 'tap';
+import { IdleTrim } from '../../src/ops/idle-trim.js';
+import { sleep } from '../harness/until.js';
+
+const ROOT = join(import.meta.dirname, '../..');
+
+t.test('trimMalloc gives freed C heap memory back (RSS of a process that freed 100 MB of small buffers)', async (t) => {
+  // 40,000 buffers of 2 kB (malloc'd by Node's allocator), every 50th kept so the heap cannot shrink from its top
+  const script = `
+    const b = require(${JSON.stringify(join(ROOT, 'build/Release/udp_engine.node'))});
+    const rss = () => process.memoryUsage.rss();
+    let all = [], keep = [];
+    for (let i = 0; i < 40000; i++) { const a = new ArrayBuffer(2048); new Uint8Array(a).fill(1); all.push(a); if (i % 50 === 0) keep.push(a); }
+    all = null; gc(); gc();
+    const before = rss(); const released = b.trimMalloc(); const after = rss();
+    console.log(JSON.stringify({ before, after, released, kept: keep.length }));`;
+  const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  const o = JSON.parse(r.stdout) as { before: number; after: number; released: boolean };
+  t.equal(o.released, true, 'glibc says it gave memory back');
+  t.ok(o.before - o.after > 50 * 2 ** 20, `RSS ${(o.before / 2 ** 20).toFixed(1)} → ${(o.after / 2 ** 20).toFixed(1)} MB`);
+});
+
+t.test('IdleTrim: once per idle period, after idleMs without calls; a call cancels it', async (t) => {
+  let trims = 0;
+  const trim = new IdleTrim(() => (trims++, true), pino({ level: 'silent' }), 200);
+  t.teardown(() => trim.close());
+  const keepAlive = setInterval(() => undefined, 100);
+  t.teardown(() => clearInterval(keepAlive));
+  trim.calls(0);
+  await sleep(300);
+  t.equal(trims, 1, 'the idle start is trimmed');
+  await sleep(300);
+  t.equal(trims, 1, 'once per idle period, not every idleMs');
+  trim.calls(1);
+  trim.calls(0);
+  await sleep(100);
+  trim.calls(2); // a call within idleMs
+  await sleep(300);
+  t.equal(trims, 1, 'never while a call is up');
+  trim.calls(0);
+  await sleep(150);
+  trim.calls(0); // a second report of the same idle period does not restart the wait
+  await sleep(100);
+  t.equal(trims, 2, 'the next idle period is trimmed');
+  trim.calls(0);
+  trim.close();
+  trim.close();
+  await sleep(300);
+  t.equal(trims, 2, 'closed: nothing more');
+});
