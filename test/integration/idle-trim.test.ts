@@ -8,9 +8,8 @@ import { join } from 'node:path';
 import pino from 'pino';
 import t from 'tap';
 import { IdleTrim } from '../../src/ops/idle-trim.js';
+import { ROOT } from '../harness/recorder-harness.js';
 import { sleep } from '../harness/until.js';
-
-const ROOT = join(import.meta.dirname, '../..');
 
 t.test('trimMalloc gives freed C heap memory back (RSS of a process that freed 100 MB of small buffers)', async (t) => {
   // 40,000 buffers of 2 kB (malloc'd by Node's allocator), every 50th kept so the heap cannot shrink from its top
