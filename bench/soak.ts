@@ -56,6 +56,8 @@ interface Sample {
   t: number;
   rssMb: number;
   heapMb: number;
+  /** V8 heap reserved (committed) summed over the threads: what of the heaps counts in the RSS. */
+  heapTotalMb: number;
   externalMb: number;
   fds: number;
   ports: number;
@@ -63,6 +65,8 @@ interface Sample {
   spoolMb: number;
   /** Heap used per JavaScript thread, MB. */
   byThread: Record<string, number>;
+  /** Heap reserved per JavaScript thread, MB. */
+  totalByThread: Record<string, number>;
   /** Our calls up at the time. */
   calls: number;
 }
@@ -157,14 +161,18 @@ async function main(): Promise<void> {
   let t0 = performance.now();
   /** A per-thread gauge summed over the recorder's JavaScript threads (main, media workers, encoder threads), MB. */
   const threads = (m: Map<string, number>, name: string): number => [...m].filter(([k]) => k.startsWith(`${name}{`)).reduce((a, [, v]) => a + v, 0) / 2 ** 20;
+  /** A per-thread gauge by thread, MB. */
+  const perThread = (m: Map<string, number>, name: string): Record<string, number> => Object.fromEntries([...m].filter(([k]) => k.startsWith(`${name}{`)).map(([k, v]) => [/thread="([^"]+)"/.exec(k)?.[1] ?? k, v / 2 ** 20]));
   const sample = async (): Promise<Sample> => {
     const m = parsePromText((await app.ops('/metrics')).body);
     const s: Sample = {
       t: (performance.now() - t0) / 1000,
       rssMb: rssMb(pid),
       heapMb: threads(m, 'msmlrec_thread_heap_used_bytes'),
+      heapTotalMb: threads(m, 'msmlrec_thread_heap_total_bytes'),
       externalMb: threads(m, 'msmlrec_thread_external_bytes'),
-      byThread: Object.fromEntries([...m].filter(([k]) => k.startsWith('msmlrec_thread_heap_used_bytes{')).map(([k, v]) => [/thread="([^"]+)"/.exec(k)?.[1] ?? k, v / 2 ** 20])),
+      byThread: perThread(m, 'msmlrec_thread_heap_used_bytes'),
+      totalByThread: perThread(m, 'msmlrec_thread_heap_total_bytes'),
       fds: openFds(pid),
       ports: m.get('msmlrec_rtp_ports_in_use') ?? NaN,
       sessions: m.get('msmlrec_calls_active') ?? NaN,
@@ -180,7 +188,7 @@ async function main(): Promise<void> {
   const sampler = setInterval(() => {
     void sample().then((s) => {
       samples.push(s);
-      if (samples.length % 6 === 0) process.stderr.write(`  ${(s.t / 60).toFixed(1)} min: ${s.calls} calls, RSS ${s.rssMb.toFixed(1)} MB, heap ${s.heapMb.toFixed(1)} MB (${Object.entries(s.byThread).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}), external ${s.externalMb.toFixed(1)} MB, FDs ${s.fds}, ports ${s.ports}, spool ${s.spoolMb.toFixed(1)} MB\n`);
+      if (samples.length % 6 === 0) process.stderr.write(`  ${(s.t / 60).toFixed(1)} min: ${s.calls} calls, RSS ${s.rssMb.toFixed(1)} MB, heap ${s.heapMb.toFixed(1)} of ${s.heapTotalMb.toFixed(1)} MB (${Object.entries(s.byThread).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}), external ${s.externalMb.toFixed(1)} MB, FDs ${s.fds}, ports ${s.ports}, spool ${s.spoolMb.toFixed(1)} MB\n`);
     }, () => undefined);
   }, SAMPLE_S * 1000);
 
@@ -204,7 +212,7 @@ async function main(): Promise<void> {
     try {
       const invite = async (port: number, ssrc: number, dn: string): Promise<UacDialog> => {
         const r = await uac.request('INVITE', ruri(c.conf, dn), { headers: { 'content-type': 'application/sdp', 'X-Genesys-CallUUID': `${c.conf}UUID` }, body: sdp(port, 1, 'sendrecv') });
-        if (r.status !== 200) throw new Error(`INVITE ${r.status}`);
+        if (r.status !== 200) throw new Error(`INVITE ${r.status}${r.headers.warning ? ` (${String(r.headers.warning)})` : ''}`);
         await phones.start(ssrc, Number(/m=audio (\d+)/.exec(String(r.content))?.[1]));
         const d = uac.dialogOf(r);
         dialogs.push(d);
@@ -319,7 +327,7 @@ async function main(): Promise<void> {
 
   // memory, FDs, ports and sessions back where they were; RSS flat between minute 10 and the end of the calls
   const checks: { what: string; ok: boolean; text: string }[] = [];
-  const back = (what: string, key: Exclude<keyof Sample, 'byThread'>, unit: string, exact = false): void => {
+  const back = (what: string, key: Exclude<keyof Sample, 'byThread' | 'totalByThread'>, unit: string, exact = false): void => {
     const b = baseline[key];
     const f = final[key];
     // back means not above the baseline by more than the tolerance (less than the idle recorder held is no leak)
@@ -328,6 +336,7 @@ async function main(): Promise<void> {
   };
   back('RSS', 'rssMb', ' MB');
   back('heap used', 'heapMb', ' MB');
+  back('heap reserved', 'heapTotalMb', ' MB');
   back('external memory', 'externalMb', ' MB');
   back('open file descriptors', 'fds', '');
   back('RTP ports in use', 'ports', '', true);
@@ -340,6 +349,7 @@ async function main(): Promise<void> {
   checks.push({ what: `RSS growth, minute ${(from / 60).toFixed(0)} → ${((s60?.t ?? 0) / 60).toFixed(0)}`, ok: growth < TOLERANCE, text: `${s10?.rssMb.toFixed(1)} → ${s60?.rssMb.toFixed(1)} MB (${(growth * 100).toFixed(1)} %)` });
   checks.unshift({ what: 'recordings whole and delivered once', ok: problems.length === 0, text: `${whole} of ${calls.length} (${(audioSeconds / 3600).toFixed(1)} h of audio), all delivered ${deliveredAfter.toFixed(0)} s after the last call` });
 
+  const threadLine = (s: Sample): string => Object.entries(s.totalByThread).map(([k, v]) => `${k} ${(s.byThread[k] ?? 0).toFixed(1)}/${v.toFixed(1)}`).join(', ');
   const peak = samples.reduce((m, s) => Math.max(m, s.rssMb), 0);
   const byMinute = samples.filter((s, i) => i === 0 || Math.floor(s.t / 600) !== Math.floor(samples[i - 1].t / 600));
   const lines = [
@@ -353,12 +363,14 @@ async function main(): Promise<void> {
     '',
     `peak RSS ${peak.toFixed(1)} MB; spool peak ${samples.reduce((m, s) => Math.max(m, s.spoolMb), 0).toFixed(1)} MB, at the end ${final.spoolMb.toFixed(1)} MB`,
     '',
-    'heap used and external memory are summed over the recorder\'s JavaScript threads (main, media workers, encoder threads); the idle row is before the first call, the last after the last call and its delivery',
+    'heap used, heap reserved and external memory are summed over the recorder\'s JavaScript threads (main, media workers, encoder threads); the idle row is before the first call, the last after the last call and its delivery',
     '',
-    '| minute | calls | RSS | heap used | external | FDs | ports | sessions | spool |',
-    '|---|---|---|---|---|---|---|---|---|',
-    `| idle | 0 | ${baseline.rssMb.toFixed(1)} MB | ${baseline.heapMb.toFixed(1)} MB | ${baseline.externalMb.toFixed(1)} MB | ${baseline.fds} | ${baseline.ports} | ${baseline.sessions} | ${baseline.spoolMb.toFixed(1)} MB |`,
-    ...[...byMinute, final].map((s) => `| ${(s.t / 60).toFixed(0)} | ${s.calls} | ${s.rssMb.toFixed(1)} MB | ${s.heapMb.toFixed(1)} MB | ${s.externalMb.toFixed(1)} MB | ${s.fds} | ${s.ports} | ${s.sessions} | ${s.spoolMb.toFixed(1)} MB |`),
+    `heap reserved per thread (used of reserved, MB), idle: ${threadLine(baseline)}; at the end: ${threadLine(final)}`,
+    '',
+    '| minute | calls | RSS | heap used | heap reserved | external | FDs | ports | sessions | spool |',
+    '|---|---|---|---|---|---|---|---|---|---|',
+    `| idle | 0 | ${baseline.rssMb.toFixed(1)} MB | ${baseline.heapMb.toFixed(1)} MB | ${baseline.heapTotalMb.toFixed(1)} MB | ${baseline.externalMb.toFixed(1)} MB | ${baseline.fds} | ${baseline.ports} | ${baseline.sessions} | ${baseline.spoolMb.toFixed(1)} MB |`,
+    ...[...byMinute, final].map((s) => `| ${(s.t / 60).toFixed(0)} | ${s.calls} | ${s.rssMb.toFixed(1)} MB | ${s.heapMb.toFixed(1)} MB | ${s.heapTotalMb.toFixed(1)} MB | ${s.externalMb.toFixed(1)} MB | ${s.fds} | ${s.ports} | ${s.sessions} | ${s.spoolMb.toFixed(1)} MB |`),
     '',
     ...(problems.length ? ['problems:', '', ...problems.slice(0, 20).map((p) => `- ${p}`), ''] : []),
     `soak time: ${((Date.now() - started) / 1000).toFixed(0)} s`,

@@ -62,7 +62,7 @@ async function begin(conf: string): Promise<{ dialog: UacDialog; port: number; r
     headers: { 'content-type': 'application/sdp', 'X-Genesys-CallUUID': `${conf}UUID` },
     body: PCMU(rtp.port),
   });
-  if (inv.status !== 200) throw new Error(`INVITE ${inv.status}`);
+  if (inv.status !== 200) throw new Error(`INVITE ${inv.status}${inv.headers.warning ? ` (${String(inv.headers.warning)})` : ''}`);
   const dialog = uac.dialogOf(inv);
   const r = await uac.request('INFO', '', { dialog, headers: { 'content-type': 'application/vnd.radisys.msml+xml' }, body: `<msml version="1.1"><dialogstart target="conf:${conf}" name="rec"><record/></dialogstart></msml>` });
   if (!/response="200"/.test(String(r.content))) throw new Error(`dialogstart: ${r.content}`);
@@ -345,7 +345,7 @@ async function relayedCall(conf: string): Promise<{ dialogs: UacDialog[]; ports:
       headers: { 'content-type': 'application/sdp', 'X-Genesys-CallUUID': `${conf}UUID` },
       body: PCMU(r.port),
     });
-    if (inv.status !== 200) throw new Error(`INVITE ${inv.status}`);
+    if (inv.status !== 200) throw new Error(`INVITE ${inv.status}${inv.headers.warning ? ` (${String(inv.headers.warning)})` : ''}`);
     dialogs.push(uac.dialogOf(inv));
     ports.push(Number(/m=audio (\d+)/.exec(String(inv.content))?.[1]));
   }
