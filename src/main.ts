@@ -13,6 +13,7 @@ import { RtpPortPool } from './media/rtp-port-pool.js';
 import { udpEngineBinding } from './media/udp-engine.js';
 import { closeSteps, exitOnSignals } from './ops/lifecycle.js';
 import { createLogger } from './ops/logger.js';
+import { collectGarbage } from './ops/collect-garbage.js';
 import { IdleTrim } from './ops/idle-trim.js';
 import { LoadWatch } from './ops/load-watch.js';
 import { MediaTally } from './ops/media-tally.js';
@@ -141,13 +142,23 @@ export function startRecorder(config: Config): Recorder {
       )
     : null;
 
-  // the C heap's free memory goes back to the system after a minute without calls (needs the native engine's binding)
+  // after a minute without calls every thread collects its garbage, and the C heap's free memory goes back to the
+  // system (the trim needs the native engine's binding)
   const binding = udpEngineBinding();
-  const idleTrim = binding instanceof Error ? null : new IdleTrim(() => binding.trimMalloc(), log.child({ part: 'memory' }));
-  idleTrim?.calls(0);
+  const idleTrim = new IdleTrim(
+    {
+      collect: async () => {
+        await plane.collectGarbage();
+        collectGarbage();
+      },
+      trim: binding instanceof Error ? null : () => binding.trimMalloc(),
+    },
+    log.child({ part: 'memory' }),
+  );
+  idleTrim.calls(0);
   registry.onChange = () => {
     void heartbeat?.beat();
-    idleTrim?.calls(registry.size);
+    idleTrim.calls(registry.size);
   };
 
   const ready = () =>
@@ -315,7 +326,7 @@ export function startRecorder(config: Config): Recorder {
           { name: 'ops server', timeoutMs: 3000, run: () => ops.close() },
           { name: 'spool watch', timeoutMs: 100, run: () => spool.close() },
           { name: 'load watch', timeoutMs: 100, run: () => load.close() },
-          { name: 'idle trim', timeoutMs: 100, run: () => idleTrim?.close() },
+          { name: 'idle trim', timeoutMs: 100, run: () => idleTrim.close() },
           { name: 'profiles watch', timeoutMs: 100, run: () => profiles.close() },
         ],
         log,

@@ -7,6 +7,7 @@ import { UdpEngine, udpEngineBinding } from '../media/udp-engine.js';
 import { systemClock } from '../media/sample-clock.js';
 import { addCounts, countsOf, MediaTally, NO_MEDIA_AFTER_MS, zeroCounts } from '../ops/media-tally.js';
 import { EncoderPool } from '../recording/encoder-pool.js';
+import { collectGarbage } from '../ops/collect-garbage.js';
 import { ownMemory } from '../ops/thread-memory.js';
 import { encryptionFromOpen, holdSamples } from '../recording/recording.js';
 import { SAMPLES_PER_MS } from '../media/sample-clock.js';
@@ -192,6 +193,10 @@ export class MediaHost {
         await s.close();
         return null;
       }
+      case 'collectGarbage':
+        await this.pool.collectGarbage();
+        collectGarbage();
+        return null;
       case 'close':
         await this.close();
         return null;

@@ -278,6 +278,11 @@ export class MediaPlane {
     return this.slots.filter((s) => !s.dead).map((s) => ({ index: s.index, calls: s.sessions.size, loopDelayP99Ms: s.status?.loopDelayP99Ms ?? 0, memory: s.status?.memory ?? null }));
   }
 
+  /** Every live host collects its garbage and its encoder threads theirs (an idle recorder's; see collectGarbage). */
+  async collectGarbage(): Promise<void> {
+    await Promise.all(this.slots.filter((s) => !s.dead).map((s) => this.request(s, { op: 'collectGarbage' }).catch(() => undefined)));
+  }
+
   /** Finalizes what still records on every host and ends the hosts. Bounded by the caller. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;

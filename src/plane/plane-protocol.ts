@@ -84,6 +84,8 @@ export type PlaneCommand =
   /** `atWallMs`: when the request that stops it arrived; every packet that came before goes in. */
   | { op: 'stop'; key: string; reason: string; atWallMs: number }
   | { op: 'closeSession'; key: string }
+  /** The host thread and its encoder threads collect their garbage (an idle recorder's; see collectGarbage). */
+  | { op: 'collectGarbage' }
   | { op: 'close' };
 
 /** A command with the id its reply carries. */

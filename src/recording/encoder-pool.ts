@@ -69,6 +69,11 @@ export class EncoderPool {
     this.memory = await Promise.all(this.slots.map((s) => (s.dead ? null : workerMemory(s.worker))));
   }
 
+  /** Every live encoder thread collects its garbage (for an idle recorder: see collectGarbage). */
+  async collectGarbage(): Promise<void> {
+    await Promise.all(this.slots.filter((s) => !s.dead).map((s) => this.call(s, { op: 'gc' }).catch(() => undefined)));
+  }
+
   private spawn(): Slot {
     // From source (tests, demo) the worker registers tsx itself: Node 20 workers do not inherit loader hooks.
     const workerData: EncoderWorkerData = { engine: this.engine, quality: this.quality, nice: this.nice };

@@ -6,12 +6,15 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { lowerThreadPriority } from '../media/thread-priority.js';
+import { collectGarbage } from '../ops/collect-garbage.js';
 import { DEFAULT_LAME_QUALITY, encoderFactory, type EncoderEngine, type Mp3Encoder, type Mp3Format } from './mp3-encoder.js';
 
 export type WorkerItem =
   | { op: 'open'; msgId: number; id: string; format: Mp3Format }
   | { op: 'encode'; msgId: number; id: string; channels: Int16Array[] }
-  | { op: 'close'; msgId: number; id: string };
+  | { op: 'close'; msgId: number; id: string }
+  /** The thread's idle garbage collection (see collectGarbage). */
+  | { op: 'gc'; msgId: number };
 
 export type WorkerRequest = { op: 'batch'; items: WorkerItem[] } | { op: 'crash' };
 
@@ -50,6 +53,9 @@ function handle(m: WorkerItem): WorkerReply {
         enc?.free();
         return { msgId: m.msgId, bytes };
       }
+      case 'gc':
+        collectGarbage();
+        return { msgId: m.msgId };
     }
   } catch (err) {
     return { msgId: m.msgId, error: (err as Error).message };
