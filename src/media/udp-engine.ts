@@ -17,6 +17,8 @@ export interface UdpEngineStats {
   truncated: number;
   /** Bytes waiting for the JavaScript thread now. */
   queuedBytes: number;
+  /** Bytes the queue has allocated (64 kB; more only while a backlog waits). */
+  queueAllocatedBytes: number;
 }
 
 type Engine = { readonly brand: unique symbol };
@@ -137,7 +139,7 @@ export class UdpEngine {
   }
 
   get stats(): UdpEngineStats {
-    return this.closed ? { relayed: 0, queueDropped: 0, sendErrors: 0, truncated: 0, queuedBytes: 0 } : this.binding.stats(this.e);
+    return this.closed ? { relayed: 0, queueDropped: 0, sendErrors: 0, truncated: 0, queuedBytes: 0, queueAllocatedBytes: 0 } : this.binding.stats(this.e);
   }
 
   /** Stops the engine's thread and closes every socket it still has. Idempotent. */

@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap';
+import { spawnSync } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
 import { decodeG711, encodeG711, transcodeG711 } from '../../src/media/g711.js';
 import { MediaStream } from '../../src/media/media-stream.js';
@@ -172,4 +173,35 @@ t.test('a port another process holds: EADDRINUSE, nothing left open', async (t) 
   await new Promise<void>((r) => holder.bind(0, '127.0.0.1', r));
   t.teardown(() => holder.close());
   t.throws(() => engine.open(holder.address().port, '127.0.0.1'), { code: 'EADDRINUSE' });
+});
+
+t.test('a backlog grows the queue; once read empty it gives its memory back (64 kB kept)', async (t) => {
+  const engine = new UdpEngine(binding as Exclude<typeof binding, Error>);
+  t.teardown(() => engine.close());
+  const port = await freeUdpPort();
+  const ep = engine.open(port, '127.0.0.1');
+  let delivered = 0;
+  ep.onPacket = () => void delivered++;
+  t.equal(engine.stats.queueAllocatedBytes, 64 * 1024, 'the queue starts at 64 kB');
+  // this thread stands still (a stall: spawnSync blocks it) while another process sends 12,000 packets of 172
+  // bytes: 2.5 MB of records wait
+  const packet = rtp(0, 1, encodeG711('PCMU', pcm)).toString('base64');
+  const sender = `
+    const s = require('node:dgram').createSocket('udp4');
+    const b = Buffer.from(${JSON.stringify(packet)}, 'base64');
+    let i = 0;
+    const burst = () => {
+      for (let k = 0; k < 200 && i < 12000; k++, i++) { b.writeUInt16BE(i & 0xffff, 2); s.send(b, ${port}, '127.0.0.1'); }
+      if (i < 12000) setTimeout(burst, 2); else setTimeout(() => s.close(), 50);
+    };
+    burst();`;
+  const r = spawnSync(process.execPath, ['-e', sender], { encoding: 'utf8' });
+  t.equal(r.status, 0, r.stderr);
+  const { queuedBytes, queueAllocatedBytes } = engine.stats;
+  t.ok(queuedBytes >= 12_000 * 212 * 0.9, `${(queuedBytes / 2 ** 20).toFixed(1)} MB waited`);
+  t.ok(queueAllocatedBytes > 2 * 2 ** 20, `the backlog allocated ${(queueAllocatedBytes / 2 ** 20).toFixed(1)} MB`);
+  engine.dispatch();
+  t.ok(delivered >= 12_000 * 0.9, `${delivered} packets delivered`);
+  t.equal(engine.stats.queuedBytes, 0, 'all read');
+  t.equal(engine.stats.queueAllocatedBytes, 64 * 1024, 'and the queue is back to 64 kB');
 });

@@ -8,7 +8,8 @@
 // - Every datagram, relayed or not, is queued as a record for the JavaScript thread (`read`), which records it and
 //   relays itself what the route leaves to it (alert tone, a party that must not be relayed natively). The thread
 //   wakes JavaScript at once for those; the rest is read by the media host's 10 ms timer.
-// - Nothing here allocates per packet: the receive buffers are fixed, the queue is one growing byte vector reused.
+// - Nothing here allocates per packet: the receive buffers are fixed, the queue is one growing byte vector reused
+//   (once read empty after a backlog grew it past 1 MB, it shrinks back to 64 kB).
 // - A socket is closed under the engine's lock: the relay thread never touches a closed or reused one (generation
 //   numbers). `destroy` stops and joins the thread; an environment cleanup hook does it if JavaScript never did.
 #include <node_api.h>
@@ -41,6 +42,8 @@ constexpr int kMaxDatagram = 2048;   // larger datagrams are cut (RTP of G.711 i
 constexpr size_t kHeader = 40;       // record header bytes (see `read`)
 constexpr size_t kWakeBytes = 1 << 20;
 constexpr size_t kMaxQueue = 256u << 20;  // beyond this JavaScript has stalled for minutes: drop and count
+constexpr size_t kQueueStart = 1 << 16;   // the queue's first allocation
+constexpr size_t kKeepQueue = 1 << 20;    // a queue emptied with more than this allocated shrinks back to kQueueStart
 
 // flags of a record
 constexpr uint8_t kJs = 0;           // the route leaves relaying to JavaScript
@@ -391,7 +394,7 @@ napi_value Create(napi_env env, napi_callback_info info) {
   }
   // the engine must not keep the event loop alive by itself
   napi_unref_threadsafe_function(env, e->tsfn);
-  e->queue.reserve(1 << 16);
+  e->queue.reserve(kQueueStart);
   e->thread = std::thread([e] { e->run(); });
   napi_add_env_cleanup_hook(env, cleanup, e);
   napi_value out;
@@ -631,6 +634,11 @@ napi_value Read(napi_env env, napi_callback_info info) {
     if (e->qr == e->queue.size()) {
       e->queue.clear();
       e->qr = 0;
+      // a backlog (a stall of this thread) grew the queue: give its memory back once it is read, not hold it for ever
+      if (e->queue.capacity() > kKeepQueue) {
+        std::vector<uint8_t>().swap(e->queue);
+        e->queue.reserve(kQueueStart);
+      }
     } else if (e->qr > (4u << 20)) {
       e->queue.erase(e->queue.begin(), e->queue.begin() + e->qr);
       e->qr = 0;
@@ -646,7 +654,7 @@ napi_value Stats(napi_env env, napi_callback_info info) {
   napi_value out;
   CHECK(napi_create_object(env, &out));
   if (!e) return out;
-  double relayed, dropped, sendErrors, truncated, queued;
+  double relayed, dropped, sendErrors, truncated, queued, allocated;
   {
     std::lock_guard<std::mutex> g(e->lock);
     relayed = static_cast<double>(e->relayed);
@@ -654,11 +662,12 @@ napi_value Stats(napi_env env, napi_callback_info info) {
     sendErrors = static_cast<double>(e->sendErrors);
     truncated = static_cast<double>(e->truncated);
     queued = static_cast<double>(e->queue.size() - e->qr);
+    allocated = static_cast<double>(e->queue.capacity());
   }
   const struct {
     const char* name;
     double value;
-  } fields[] = {{"relayed", relayed}, {"queueDropped", dropped}, {"sendErrors", sendErrors}, {"truncated", truncated}, {"queuedBytes", queued}};
+  } fields[] = {{"relayed", relayed}, {"queueDropped", dropped}, {"sendErrors", sendErrors}, {"truncated", truncated}, {"queuedBytes", queued}, {"queueAllocatedBytes", allocated}};
   for (const auto& f : fields) {
     napi_value v;
     napi_create_double(env, f.value, &v);
