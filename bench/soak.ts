@@ -11,8 +11,10 @@
  * then the verdict:
  * - every recording whole (its length, both parties audible in every 10 ms window outside a pause and, for the held
  *   party, the hold; each party on its own channel) and delivered once (one PUT, one metadata POST);
- * - RSS, heap, external memory and FDs back to the idle recorder's before the first call (at most 5 % above), ports
- *   and sessions back to 0;
+ * - RSS, heap, external memory and FDs back to the baseline (at most 5 % above), ports and sessions back to 0. The
+ *   baseline is the idle recorder after a warm-up (the same load for SOAK_WARMUP_S, 180 s) and its first idle minute:
+ *   what the first calls take once and keep (code run for the first time, JIT code, the allocator's high water mark)
+ *   is no leak; the recorder before any call is sampled too and reported ("cold"), with where its RSS is;
  * - RSS growth between minute 10 and the last minute of calls under 5 % (for shorter runs: a sixth of the run).
  * The report goes to stdout and bench/soak.md (SOAK_REPORT); the exit code is 1 if a check failed.
  */
@@ -28,7 +30,7 @@ import { sleep } from '../test/harness/until.js';
 import { silentWindows } from './audible-windows.js';
 import { admissionEnv, compiledRecorderArgs, layOutCompiledRecorder } from './compiled-recorder.js';
 import { Phones } from './phones.js';
-import { openFds, rssMb } from './proc-stats.js';
+import { openFds, rssMb, rssParts } from './proc-stats.js';
 
 const CALLS = Number(process.env.SOAK_CALLS ?? 100);
 const MINUTES = Number(process.env.SOAK_MINUTES ?? 60);
@@ -40,6 +42,8 @@ const SAMPLE_S = Number(process.env.SOAK_SAMPLE_S ?? 10);
  * reducer runs (10-70 s after the thread went quiet, seen per thread): 60 s was too short to see it in every thread.
  */
 const SETTLE_S = Number(process.env.SOAK_SETTLE_S ?? 180);
+/** The warm-up before the baseline, s (0: none; the baseline is then the recorder that never had a call). */
+const WARMUP_S = Number(process.env.SOAK_WARMUP_S ?? 180);
 /** Set-up rate of the first calls, calls/s. */
 const RAMP_RATE = 5;
 const HOLD_S = 5;
@@ -50,6 +54,8 @@ const RTP_MAX = RTP_MIN + 1999;
 /** Where the report goes. */
 const REPORT = process.env.SOAK_REPORT ?? join(ROOT, 'bench/soak.md');
 const TOLERANCE = 0.05;
+/** glibc's malloc settings from the soak's environment, passed on to the recorder. */
+const mallocEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => /^MALLOC_|^GLIBC_TUNABLES$/.test(k))) as Record<string, string>;
 
 interface Sample {
   /** Seconds since the first call began. */
@@ -137,8 +143,8 @@ async function main(): Promise<void> {
       MSMLREC_DELIVERY_METADATA_URL: meta.url,
       // admission by load as shipped (the test harness turns it off)
       ...admissionEnv(),
-      // glibc's malloc arenas, if the soak is asked to try a limit (MALLOC_ARENA_MAX=2)
-      ...(process.env.MALLOC_ARENA_MAX ? { MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX } : {}),
+      // glibc's malloc settings, if the soak is asked to try some (MALLOC_ARENA_MAX=2, GLIBC_TUNABLES=glibc.malloc.…)
+      ...mallocEnv,
     },
     [],
     compiledRecorderArgs(image),
@@ -181,19 +187,7 @@ async function main(): Promise<void> {
     };
     return s;
   };
-  // the idle recorder, settled: past its first idle minute, when it gives the C heap's free memory back (IdleTrim)
-  await sleep(70_000);
-  const baseline = await sample();
-  t0 = performance.now();
-  const sampler = setInterval(() => {
-    void sample().then((s) => {
-      samples.push(s);
-      if (samples.length % 6 === 0) process.stderr.write(`  ${(s.t / 60).toFixed(1)} min: ${s.calls} calls, RSS ${s.rssMb.toFixed(1)} MB, heap ${s.heapMb.toFixed(1)} of ${s.heapTotalMb.toFixed(1)} MB (${Object.entries(s.byThread).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}), external ${s.externalMb.toFixed(1)} MB, FDs ${s.fds}, ports ${s.ports}, spool ${s.spoolMb.toFixed(1)} MB\n`);
-    }, () => undefined);
-  }, SAMPLE_S * 1000);
-
   const random = prng(20261202);
-  const endAt = performance.now() + MINUTES * 60_000;
   let nextSsrc = 2;
   const ruri = (conf: string, dn: string): string => `sip:msml=${conf}@127.0.0.1:${sim.sipPort};dn=${dn};record;tenant-dbid=1;media-service=record;gvp-tenant-id=Soak.Record`;
   const info = async (dialog: UacDialog, body: string): Promise<void> => {
@@ -256,27 +250,63 @@ async function main(): Promise<void> {
   };
 
   let k = 0;
-  const slot = async (i: number): Promise<void> => {
-    await sleep((i * 1000) / RAMP_RATE);
-    for (;;) {
-      const left = (endAt - performance.now()) / 1000;
-      if (left < MIN_S) return;
-      const n = k++;
-      const c: CallRecord = { conf: `soak${String(n).padStart(5, '0')}`, seconds: Math.min(left, MIN_S + random() * (MAX_S - MIN_S)), pauses: n % 4 === 1, holds: n % 4 === 2 };
-      calls.push(c);
-      await oneCall(c);
-    }
+  /** CALLS calls up at a time until `endAt`, each replaced as it ends. */
+  const churn = async (endAt: number): Promise<void> => {
+    const slot = async (i: number): Promise<void> => {
+      await sleep((i * 1000) / RAMP_RATE);
+      for (;;) {
+        const left = (endAt - performance.now()) / 1000;
+        if (left < MIN_S) return;
+        const n = k++;
+        const c: CallRecord = { conf: `soak${String(n).padStart(5, '0')}`, seconds: Math.min(left, MIN_S + random() * (MAX_S - MIN_S)), pauses: n % 4 === 1, holds: n % 4 === 2 };
+        calls.push(c);
+        await oneCall(c);
+      }
+    };
+    await Promise.all(Array.from({ length: CALLS }, (_, i) => slot(i)));
   };
-  await Promise.all(Array.from({ length: CALLS }, (_, i) => slot(i)));
+  const postsOf = (conf: string) => meta.posts.filter((p) => p.body.id === `${conf}UUID`);
+  /** Waits until every call made so far is delivered (5 min at most). */
+  const delivered = async (): Promise<void> => {
+    const deliveryDeadline = Date.now() + 300_000;
+    while (calls.some((c) => !c.error && postsOf(c.conf).length === 0) && Date.now() < deliveryDeadline) await sleep(1000);
+  };
+
+  // the idle recorder, settled: past its first idle minute, when it gives memory back (IdleTrim)
+  await sleep(70_000);
+  const cold = await sample();
+  const coldParts = rssParts(pid);
+  // the warm-up: what a recorder takes once and keeps (code run for the first time, JIT code, its allocator's high
+  // water mark) is not a leak; the baseline is the idle recorder after the warm-up's calls and its idle minute
+  if (WARMUP_S > 0) {
+    process.stderr.write(`warm-up: ${CALLS} calls for ${WARMUP_S} s (idle RSS ${cold.rssMb.toFixed(1)} MB)\n`);
+    await churn(performance.now() + WARMUP_S * 1000);
+    await delivered();
+    await sleep(70_000);
+  }
+  const warmUpCalls = calls.length;
+  const baseline = await sample();
+  const baselineParts = rssParts(pid);
+  t0 = performance.now();
+  const sampler = setInterval(() => {
+    void sample().then((s) => {
+      samples.push(s);
+      if (samples.length % 6 === 0) process.stderr.write(`  ${(s.t / 60).toFixed(1)} min: ${s.calls} calls, RSS ${s.rssMb.toFixed(1)} MB, heap ${s.heapMb.toFixed(1)} of ${s.heapTotalMb.toFixed(1)} MB (${Object.entries(s.byThread).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(', ')}), external ${s.externalMb.toFixed(1)} MB, FDs ${s.fds}, ports ${s.ports}, spool ${s.spoolMb.toFixed(1)} MB\n`);
+    }, () => undefined);
+  }, SAMPLE_S * 1000);
+
+  await churn(performance.now() + MINUTES * 60_000);
   const churnEnded = (performance.now() - t0) / 1000;
   process.stderr.write(`calls done: ${calls.length} calls; waiting for their delivery\n`);
-  const postsOf = (conf: string) => meta.posts.filter((p) => p.body.id === `${conf}UUID`);
-  const deliveryDeadline = Date.now() + 300_000;
-  while (calls.some((c) => !c.error && postsOf(c.conf).length === 0) && Date.now() < deliveryDeadline) await sleep(1000);
+  await delivered();
   const deliveredAfter = (performance.now() - t0) / 1000 - churnEnded;
   await sleep(SETTLE_S * 1000);
   clearInterval(sampler);
   const final = await sample();
+  const finalParts = rssParts(pid);
+  // what the recorder's idle step did (IdleTrim): before and after its collections and the trim
+  const idleSteps = app.logs.filter((l) => l.includes('"msg":"idle:')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  for (const l of idleSteps) process.stderr.write(`  recorder: ${String(l.msg)} ${JSON.stringify({ ...l, msg: undefined, time: undefined, level: undefined, pid: undefined, hostname: undefined, part: undefined })}\n`);
   await phones.close();
   uac.stop();
 
@@ -347,15 +377,17 @@ async function main(): Promise<void> {
   const s60 = near(churnEnded - SAMPLE_S);
   const growth = s10 && s60 ? (s60.rssMb - s10.rssMb) / s10.rssMb : NaN;
   checks.push({ what: `RSS growth, minute ${(from / 60).toFixed(0)} → ${((s60?.t ?? 0) / 60).toFixed(0)}`, ok: growth < TOLERANCE, text: `${s10?.rssMb.toFixed(1)} → ${s60?.rssMb.toFixed(1)} MB (${(growth * 100).toFixed(1)} %)` });
-  checks.unshift({ what: 'recordings whole and delivered once', ok: problems.length === 0, text: `${whole} of ${calls.length} (${(audioSeconds / 3600).toFixed(1)} h of audio), all delivered ${deliveredAfter.toFixed(0)} s after the last call` });
+  checks.unshift({ what: 'recordings whole and delivered once', ok: problems.length === 0, text: `${whole} of ${calls.length}${warmUpCalls ? ` (the warm-up's ${warmUpCalls} included)` : ''} (${(audioSeconds / 3600).toFixed(1)} h of audio), all delivered ${deliveredAfter.toFixed(0)} s after the last call` });
 
+  const row = (what: string, s: Sample): string =>
+    `| ${what} | ${s.calls} | ${s.rssMb.toFixed(1)} MB | ${s.heapMb.toFixed(1)} MB | ${s.heapTotalMb.toFixed(1)} MB | ${s.externalMb.toFixed(1)} MB | ${s.fds} | ${s.ports} | ${s.sessions} | ${s.spoolMb.toFixed(1)} MB |`;
   const threadLine = (s: Sample): string => Object.entries(s.totalByThread).map(([k, v]) => `${k} ${(s.byThread[k] ?? 0).toFixed(1)}/${v.toFixed(1)}`).join(', ');
   const peak = samples.reduce((m, s) => Math.max(m, s.rssMb), 0);
   const byMinute = samples.filter((s, i) => i === 0 || Math.floor(s.t / 600) !== Math.floor(samples[i - 1].t / 600));
   const lines = [
-    `machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, load average at the start ${load.map((x) => x.toFixed(2)).join(' ')}, at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')}; recorder: compiled build, media.udp native, 16 kbit/s stereo, delivery to Redis + Apache mod_dav + a Recording Processor stand-in${process.env.MALLOC_ARENA_MAX ? `, MALLOC_ARENA_MAX=${process.env.MALLOC_ARENA_MAX}` : ''}`,
+    `machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, load average at the start ${load.map((x) => x.toFixed(2)).join(' ')}, at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')}; recorder: compiled build, media.udp native, 16 kbit/s stereo, delivery to Redis + Apache mod_dav + a Recording Processor stand-in${Object.entries(mallocEnv).map(([k, v]) => `, ${k}=${v}`).join('')}`,
     '',
-    `${CALLS} calls up at a time for ${MINUTES} min, each ${MIN_S}-${MAX_S} s, replaced as it ends (${calls.length} calls; every 4th paused and resumed, every 4th held ${HOLD_S} s by re-INVITE); a sample every ${SAMPLE_S} s; after the last call and its delivery, ${SETTLE_S} s of quiet`,
+    `${CALLS} calls up at a time for ${MINUTES} min, each ${MIN_S}-${MAX_S} s, replaced as it ends (${calls.length - warmUpCalls} calls; every 4th paused and resumed, every 4th held ${HOLD_S} s by re-INVITE); a sample every ${SAMPLE_S} s; after the last call and its delivery, ${SETTLE_S} s of quiet. ${WARMUP_S > 0 ? `The baseline is the idle recorder after a warm-up (the same load for ${WARMUP_S} s, ${warmUpCalls} calls) and its first idle minute; the recorder that never had a call is the "cold" row` : 'The baseline is the idle recorder before its first call'}`,
     '',
     '| check | result | |',
     '|---|---|---|',
@@ -363,14 +395,19 @@ async function main(): Promise<void> {
     '',
     `peak RSS ${peak.toFixed(1)} MB; spool peak ${samples.reduce((m, s) => Math.max(m, s.spoolMb), 0).toFixed(1)} MB, at the end ${final.spoolMb.toFixed(1)} MB`,
     '',
-    'heap used, heap reserved and external memory are summed over the recorder\'s JavaScript threads (main, media workers, encoder threads); the idle row is before the first call, the last after the last call and its delivery',
+    'heap used, heap reserved and external memory are summed over the recorder\'s JavaScript threads (main, media workers, encoder threads); the idle row is the baseline, the last after the last call and its delivery',
+    '',
+    `the recorder's idle steps (a minute after the start, and after the last call): ${idleSteps.map((l) => `RSS ${String(l.rssBeforeMb)} → ${String(l.rssAfterGcMb ?? l.rssAfterMb)} MB collected${l.rssAfterGcMb !== undefined ? ` → ${String(l.rssAfterMb)} MB trimmed` : ''} (${String(l.ms)} ms)`).join('; ') || 'none logged'}`,
+    '',
+    `where the RSS is, ${WARMUP_S > 0 ? 'cold → ' : ''}idle → at the end: ${(['arenas', 'anon', 'files'] as const).map((k) => `${{ arenas: "glibc's malloc arenas", anon: 'other anonymous memory (V8 heaps, stacks, large mmapped blocks)', files: 'mapped files' }[k]} ${WARMUP_S > 0 ? `${coldParts[k].toFixed(1)} → ` : ''}${baselineParts[k].toFixed(1)} → ${finalParts[k].toFixed(1)} MB`).join('; ')}`,
     '',
     `heap reserved per thread (used of reserved, MB), idle: ${threadLine(baseline)}; at the end: ${threadLine(final)}`,
     '',
     '| minute | calls | RSS | heap used | heap reserved | external | FDs | ports | sessions | spool |',
     '|---|---|---|---|---|---|---|---|---|---|',
-    `| idle | 0 | ${baseline.rssMb.toFixed(1)} MB | ${baseline.heapMb.toFixed(1)} MB | ${baseline.heapTotalMb.toFixed(1)} MB | ${baseline.externalMb.toFixed(1)} MB | ${baseline.fds} | ${baseline.ports} | ${baseline.sessions} | ${baseline.spoolMb.toFixed(1)} MB |`,
-    ...[...byMinute, final].map((s) => `| ${(s.t / 60).toFixed(0)} | ${s.calls} | ${s.rssMb.toFixed(1)} MB | ${s.heapMb.toFixed(1)} MB | ${s.heapTotalMb.toFixed(1)} MB | ${s.externalMb.toFixed(1)} MB | ${s.fds} | ${s.ports} | ${s.sessions} | ${s.spoolMb.toFixed(1)} MB |`),
+    ...(WARMUP_S > 0 ? [row('cold', cold)] : []),
+    row('idle', baseline),
+    ...[...byMinute, final].map((s) => row((s.t / 60).toFixed(0), s)),
     '',
     ...(problems.length ? ['problems:', '', ...problems.slice(0, 20).map((p) => `- ${p}`), ''] : []),
     `soak time: ${((Date.now() - started) / 1000).toFixed(0)} s`,
