@@ -172,6 +172,7 @@ t.test('a media worker dies mid-call: its recording is delivered up to then, the
   t.not(workerOf('mw1'), workerOf('mw2'), `the two calls are on different workers (${workerOf('mw1')}, ${workerOf('mw2')})`);
   const playA = a.rtp.play(a.port, { law: 'PCMU', freq: 600, seconds: 4, ssrc: 21 });
   const playB = b.rtp.play(b.port, { law: 'PCMU', freq: 900, seconds: 5, ssrc: 22 });
+  const playStartedAt = Date.now();
   await sleep(2000);
   const killedAt = Date.now();
   t.equal((await app.ops(`/media-workers/${workerOf('mw1')}/restart`, 'POST')).status, 202, 'worker restart accepted');
@@ -194,10 +195,18 @@ t.test('a media worker dies mid-call: its recording is delivered up to then, the
   const secondsB = await deliveredOnce(t, app, 'mw2');
   t.ok(secondsB > 4.8, `the call on the other worker is whole: ${secondsB.toFixed(2)} s`);
   const dB = decode(storedFiles('mw2')[0]);
+  const holes: string[] = [];
   for (let s = 0.2; s + 0.1 < 4.8; s += 0.1) {
     const share = toneShare(span(dB.channels[0], s, s + 0.1), 900);
-    if (share < 0.9) t.fail(`the other call has a hole at ${s.toFixed(1)} s (900 Hz share ${share.toFixed(2)})`);
+    if (share < 0.9) holes.push(`${s.toFixed(1)} s (900 Hz share ${share.toFixed(2)}, ${rmsDb(span(dB.channels[0], s, s + 0.1)).toFixed(1)} dBFS)`);
   }
+  if (holes.length) {
+    // what the recorder saw of its RTP, and what it warned of, for whoever reads a failure
+    const m = parsePromText((await app.ops('/metrics')).body);
+    const rtp = [...m].filter(([k, v]) => v !== 0 && /^msmlrec_(rtp_|audio_|recording_)/.test(k) && !/bucket|relay/.test(k)).map(([k, v]) => `${k} ${v}`);
+    const warnings = app.logs.filter((l) => /"level":(40|50)/.test(l)).slice(-10);
+    t.fail(`the other call has holes at ${holes.join(', ')}`, { diagnostic: true, rtp, warnings, killedAt: `${killedAt - playStartedAt} ms into the play` });
+  } else t.pass('the other call has no hole (every 100 ms window 900 Hz ≥ 0.9)');
   t.equal(await metric(app, 'msmlrec_media_worker_exits_total'), 1, 'the exit is counted');
   t.equal(await metric(app, 'msmlrec_recordings_total{reason="media-worker.exit"}'), 1, 'the recording is counted as media-worker.exit');
   t.ok(app.logs.some((l) => l.includes('media worker died')), 'and logged');
