@@ -397,7 +397,7 @@ async function main(): Promise<void> {
     '',
     'heap used, heap reserved and external memory are summed over the recorder\'s JavaScript threads (main, media workers, encoder threads); the idle row is the baseline, the last after the last call and its delivery',
     '',
-    `the recorder's idle steps (a minute after the start, and after the last call): ${idleSteps.map((l) => `RSS ${String(l.rssBeforeMb)} → ${String(l.rssAfterGcMb ?? l.rssAfterMb)} MB collected${l.rssAfterGcMb !== undefined ? ` → ${String(l.rssAfterMb)} MB trimmed` : ''} (${String(l.ms)} ms)`).join('; ') || 'none logged'}`,
+    `the recorder's idle steps (a minute after its start${WARMUP_S > 0 ? ', after the warm-up' : ''} and after the last call): ${idleSteps.map((l) => `RSS ${String(l.rssBeforeMb)} → ${String(l.rssAfterGcMb ?? l.rssAfterMb)} MB collected${l.rssAfterGcMb !== undefined ? ` → ${String(l.rssAfterMb)} MB trimmed` : ''} (${String(l.ms)} ms)`).join('; ') || 'none logged'}`,
     '',
     `where the RSS is, ${WARMUP_S > 0 ? 'cold → ' : ''}idle → at the end: ${(['arenas', 'anon', 'files'] as const).map((k) => `${{ arenas: "glibc's malloc arenas", anon: 'other anonymous memory (V8 heaps, stacks, large mmapped blocks)', files: 'mapped files' }[k]} ${WARMUP_S > 0 ? `${coldParts[k].toFixed(1)} → ` : ''}${baselineParts[k].toFixed(1)} → ${finalParts[k].toFixed(1)} MB`).join('; ')}`,
     '',
