@@ -1,7 +1,8 @@
 /**
  * An idle encoder thread gives its memory back: a thread that had many recordings at once is replaced by a fresh
  * one after it has been idle a while (its WASM memory and heap go with it; V8 never collects an idle thread), one
- * that gets a recording meanwhile stays, and one that never had many is left alone.
+ * that gets a recording meanwhile stays, and one that never had many is left alone; a thread asked to collect its
+ * garbage (the recorder's idle step) gives back what its dropped encoders held.
  */
 import pino from 'pino';
 import t from 'tap';
@@ -63,4 +64,22 @@ t.test('a thread that gets a recording within the idle time, or never had many a
   await burst(pool, 'd', 3);
   await sleep(700);
   t.equal(threadOf(pool), second_, 'a peak of 3 (under minPeak 8): left alone');
+});
+
+t.test('collectGarbage: a thread kept (no retire) gives back what its dropped encoders held', async (t) => {
+  const pool = new EncoderPool(1, log, 'wasm', 7, 0, { idleMs: 60_000, minPeak: 1000 });
+  t.teardown(() => pool.close());
+  await burst(pool, 'warm', 1);
+  const idle = await external(pool);
+  const first = threadOf(pool);
+  await burst(pool, 'a', 40);
+  await sleep(300);
+  const held = await external(pool);
+  t.ok(held > idle + 10e6, `idle after 40 recordings at once it still holds ${(held / 1e6).toFixed(1)} MB (after one: ${(idle / 1e6).toFixed(1)} MB)`);
+  await pool.collectGarbage();
+  const after = await external(pool);
+  t.ok(after < idle + 1e6, `after its collection: ${(after / 1e6).toFixed(1)} MB`);
+  t.equal(threadOf(pool), first, 'on the same thread');
+  await pool.open('b', format);
+  t.ok((await pool.encode('b', second())).length + (await pool.finish('b')).length > 1500, 'and it encodes the next recording');
 });
