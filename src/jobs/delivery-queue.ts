@@ -60,6 +60,7 @@ export class DeliveryQueue {
   private queue: Queue;
   private worker: Worker;
   private readonly connections: Redis[];
+  /** Media ids this process enqueued whose sidecars were still in the spool at the last sweep. */
   private queued = new Set<string>();
   private sweeper: NodeJS.Timeout | null = null;
   private sweeping = false;
@@ -217,12 +218,22 @@ export class DeliveryQueue {
     }
   }
 
+  /** Recordings enqueued and still in the spool as of the last sweep (bounded by the spool, not by the uptime). */
+  get tracked(): number {
+    return this.queued.size;
+  }
+
   /** Enqueues every sidecar in the spool not yet queued by this process. */
   async sweep(): Promise<void> {
     if (this.sweeping || this.closed) return;
     this.sweeping = true;
     try {
-      for (const name of await pendingSidecars(this.spoolDir)) {
+      const pending = await pendingSidecars(this.spoolDir);
+      // what left the spool (delivered) is forgotten: the set holds what still waits, not every recording ever made
+      // (one that was enqueued after the listing is offered again next sweep: same job id, no duplicate)
+      const waiting = new Set(pending.map((n) => n.replace(/\.json$/, '')));
+      for (const id of this.queued) if (!waiting.has(id)) this.queued.delete(id);
+      for (const name of pending) {
         if (!(await this.enqueue(name))) break;
       }
     } finally {
