@@ -46,10 +46,11 @@ export function rssParts(pid: number): RssParts {
   const parts: RssParts = { arenas: 0, anon: 0, files: 0 };
   let kind: keyof RssParts = 'anon';
   for (const line of readFileSync(`/proc/${pid}/smaps`, 'utf8').split('\n')) {
-    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S+) \S+ \S+ (\d+)\s*(.*)$/.exec(line);
+    // a mapping's header: start-end perms offset dev inode [path]
+    const m = /^([0-9a-f]+)-[0-9a-f]+ \S+ \S+ \S+ \d+\s*(.*)$/.exec(line);
     if (m) {
       const start = Number.parseInt(m[1], 16);
-      const path = m[5];
+      const path = m[2];
       // a thread arena starts 64 MB-aligned (its header first) and is anonymous; [heap] is the main arena
       kind = path === '[heap]' || (path === '' && start % ARENA === 0) ? 'arenas' : path === '' || path.startsWith('[') ? 'anon' : 'files';
       continue;

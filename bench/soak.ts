@@ -25,7 +25,7 @@ import { decode, toneShare } from '../test/harness/audio.js';
 import { davServer, metadataReceiver, redisServer } from '../test/harness/delivery-servers.js';
 import { parsePromText } from '../test/harness/prom-text.js';
 import { ROOT, startApp, startSim } from '../test/harness/recorder-harness.js';
-import { SipUac, type UacDialog } from '../test/harness/sip-uac.js';
+import { SipUac, statusText, type UacDialog } from '../test/harness/sip-uac.js';
 import { sleep } from '../test/harness/until.js';
 import { silentWindows } from './audible-windows.js';
 import { admissionEnv, compiledRecorderArgs, layOutCompiledRecorder } from './compiled-recorder.js';
@@ -165,20 +165,22 @@ async function main(): Promise<void> {
 
   const samples: Sample[] = [];
   let t0 = performance.now();
-  /** A per-thread gauge summed over the recorder's JavaScript threads (main, media workers, encoder threads), MB. */
-  const threads = (m: Map<string, number>, name: string): number => [...m].filter(([k]) => k.startsWith(`${name}{`)).reduce((a, [, v]) => a + v, 0) / 2 ** 20;
-  /** A per-thread gauge by thread, MB. */
+  /** A per-thread gauge by thread (main, media workers, encoder threads), MB. */
   const perThread = (m: Map<string, number>, name: string): Record<string, number> => Object.fromEntries([...m].filter(([k]) => k.startsWith(`${name}{`)).map(([k, v]) => [/thread="([^"]+)"/.exec(k)?.[1] ?? k, v / 2 ** 20]));
+  /** Summed over the threads. */
+  const sum = (byThread: Record<string, number>): number => Object.values(byThread).reduce((a, v) => a + v, 0);
   const sample = async (): Promise<Sample> => {
     const m = parsePromText((await app.ops('/metrics')).body);
+    const byThread = perThread(m, 'msmlrec_thread_heap_used_bytes');
+    const totalByThread = perThread(m, 'msmlrec_thread_heap_total_bytes');
     const s: Sample = {
       t: (performance.now() - t0) / 1000,
       rssMb: rssMb(pid),
-      heapMb: threads(m, 'msmlrec_thread_heap_used_bytes'),
-      heapTotalMb: threads(m, 'msmlrec_thread_heap_total_bytes'),
-      externalMb: threads(m, 'msmlrec_thread_external_bytes'),
-      byThread: perThread(m, 'msmlrec_thread_heap_used_bytes'),
-      totalByThread: perThread(m, 'msmlrec_thread_heap_total_bytes'),
+      heapMb: sum(byThread),
+      heapTotalMb: sum(totalByThread),
+      externalMb: sum(perThread(m, 'msmlrec_thread_external_bytes')),
+      byThread,
+      totalByThread,
       fds: openFds(pid),
       ports: m.get('msmlrec_rtp_ports_in_use') ?? NaN,
       sessions: m.get('msmlrec_calls_active') ?? NaN,
@@ -206,7 +208,7 @@ async function main(): Promise<void> {
     try {
       const invite = async (port: number, ssrc: number, dn: string): Promise<UacDialog> => {
         const r = await uac.request('INVITE', ruri(c.conf, dn), { headers: { 'content-type': 'application/sdp', 'X-Genesys-CallUUID': `${c.conf}UUID` }, body: sdp(port, 1, 'sendrecv') });
-        if (r.status !== 200) throw new Error(`INVITE ${r.status}${r.headers.warning ? ` (${String(r.headers.warning)})` : ''}`);
+        if (r.status !== 200) throw new Error(`INVITE ${statusText(r)}`);
         await phones.start(ssrc, Number(/m=audio (\d+)/.exec(String(r.content))?.[1]));
         const d = uac.dialogOf(r);
         dialogs.push(d);

@@ -12,7 +12,7 @@ import type { Sidecar } from '../recording/metadata.js';
 import { deliverRecording, type DeliveryProgress, type RecordingTargets, type SpeechMinerStore } from './deliver-recording.js';
 import { parseS3Url, S3Store, type S3Target } from './s3-store.js';
 import { WebDavClient } from './webdav-client.js';
-import { isSidecar } from '../recording/spool-names.js';
+import { isSidecar, mediaIdOfSidecar } from '../recording/spool-names.js';
 
 export interface DeliveryJobData {
   /** Sidecar file name in the spool. */
@@ -200,7 +200,7 @@ export class DeliveryQueue {
 
   /** Enqueues a finalized recording now (the sweeper catches it later if Redis is away). */
   async enqueue(sidecarName: string): Promise<boolean> {
-    const mediaId = sidecarName.replace(/\.json$/, '');
+    const mediaId = mediaIdOfSidecar(sidecarName);
     if (this.queued.has(mediaId) || this.closed) return true;
     try {
       await this.queue.add('deliver', { sidecar: sidecarName, mediaId } satisfies DeliveryJobData, {
@@ -231,7 +231,7 @@ export class DeliveryQueue {
       const pending = await pendingSidecars(this.spoolDir);
       // what left the spool (delivered) is forgotten: the set holds what still waits, not every recording ever made
       // (one that was enqueued after the listing is offered again next sweep: same job id, no duplicate)
-      const waiting = new Set(pending.map((n) => n.replace(/\.json$/, '')));
+      const waiting = new Set(pending.map(mediaIdOfSidecar));
       for (const id of this.queued) if (!waiting.has(id)) this.queued.delete(id);
       for (const name of pending) {
         if (!(await this.enqueue(name))) break;

@@ -11,6 +11,9 @@ export const spoolNames = (mediaId: string) => ({
   open: `${mediaId}.open.json`,
 });
 
+/** The media id a sidecar's name carries (see `spoolNames`). */
+export const mediaIdOfSidecar = (name: string): string => name.slice(0, -'.json'.length);
+
 /** A finalized recording's sidecar (not a recovery record). */
 export const isSidecar = (name: string): boolean => name.endsWith('.json') && !name.endsWith('.open.json');
 

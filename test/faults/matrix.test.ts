@@ -14,7 +14,7 @@ import { davServer, metadataReceiver, redisServer } from '../harness/delivery-se
 import { parsePromText } from '../harness/prom-text.js';
 import { rtpRange, startApp, startSim, tempDir, type AppProcess } from '../harness/recorder-harness.js';
 import { RtpSender } from '../harness/rtp-sender.js';
-import { SipUac, type UacDialog } from '../harness/sip-uac.js';
+import { SipUac, statusText, type UacDialog } from '../harness/sip-uac.js';
 import { sleep, until } from '../harness/until.js';
 
 const sim = await startSim();
@@ -62,7 +62,7 @@ async function begin(conf: string): Promise<{ dialog: UacDialog; port: number; r
     headers: { 'content-type': 'application/sdp', 'X-Genesys-CallUUID': `${conf}UUID` },
     body: PCMU(rtp.port),
   });
-  if (inv.status !== 200) throw new Error(`INVITE ${inv.status}${inv.headers.warning ? ` (${String(inv.headers.warning)})` : ''}`);
+  if (inv.status !== 200) throw new Error(`INVITE ${statusText(inv)}`);
   const dialog = uac.dialogOf(inv);
   const r = await uac.request('INFO', '', { dialog, headers: { 'content-type': 'application/vnd.radisys.msml+xml' }, body: `<msml version="1.1"><dialogstart target="conf:${conf}" name="rec"><record/></dialogstart></msml>` });
   if (!/response="200"/.test(String(r.content))) throw new Error(`dialogstart: ${r.content}`);
@@ -354,7 +354,7 @@ async function relayedCall(conf: string): Promise<{ dialogs: UacDialog[]; ports:
       headers: { 'content-type': 'application/sdp', 'X-Genesys-CallUUID': `${conf}UUID` },
       body: PCMU(r.port),
     });
-    if (inv.status !== 200) throw new Error(`INVITE ${inv.status}${inv.headers.warning ? ` (${String(inv.headers.warning)})` : ''}`);
+    if (inv.status !== 200) throw new Error(`INVITE ${statusText(inv)}`);
     dialogs.push(uac.dialogOf(inv));
     ports.push(Number(/m=audio (\d+)/.exec(String(inv.content))?.[1]));
   }

@@ -96,4 +96,7 @@ export class SipUac {
   }
 }
 
+/** A response's status and, when it has one, its Warning (why a request was refused): for an error message. */
+export const statusText = (rs: sip.SipMessage): string => `${rs.status}${rs.headers.warning ? ` (${String(rs.headers.warning)})` : ''}`;
+
 export const PCMU_OFFER = 'v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n';
