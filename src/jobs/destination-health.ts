@@ -29,14 +29,17 @@ export function destinationLabel(url: string): string {
 export class DestinationHealth {
   private readonly states = new Map<string, DestinationState>();
 
+  /** At most `maxDestinations` are kept (an MSML `dest` may name a collection per call): the longest unused goes. */
+  constructor(private readonly maxDestinations = 100) {}
+
   private get(kind: DestinationState['kind'], url: string): DestinationState {
     const destination = destinationLabel(url);
     const key = `${kind} ${destination}`;
-    let s = this.states.get(key);
-    if (!s) {
-      s = { kind, destination, up: true, failuresInARow: 0, lastError: null, lastErrorAt: null, lastOkAt: null };
-      this.states.set(key, s);
-    }
+    const s = this.states.get(key) ?? { kind, destination, up: true, failuresInARow: 0, lastError: null, lastErrorAt: null, lastOkAt: null };
+    // the Map's order is the order of use: the first is the longest unused
+    this.states.delete(key);
+    if (this.states.size >= this.maxDestinations) this.states.delete(this.states.keys().next().value as string);
+    this.states.set(key, s);
     return s;
   }
 

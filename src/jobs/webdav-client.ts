@@ -5,6 +5,8 @@ export interface WebDavOptions {
   user: string;
   password: string;
   timeoutMs: number;
+  /** Collections remembered as existing, at most (the least recently made goes first). */
+  maxKnown?: number;
 }
 
 /**
@@ -12,7 +14,10 @@ export interface WebDavOptions {
  * missing collection is 409, or 404 on some servers), and PUT with a Content-Length.
  */
 export class WebDavClient {
-  /** Collections known to exist, so a busy recorder does not MKCOL the same day's folder for every file. */
+  /**
+   * Collections known to exist, so a busy recorder does not MKCOL the same day's folder for every file. Bounded: a
+   * day's folder is one more a day, and an MSML `dest` may name a collection per call.
+   */
   private known = new Set<string>();
 
   constructor(private readonly opts: WebDavOptions) {}
@@ -43,6 +48,7 @@ export class WebDavClient {
     }
     // 201 created; 405 = it exists already
     if (r.status !== 405 && !(r.status >= 200 && r.status < 300)) throw new DeliveryError(`MKCOL ${url}: ${r.status}`, 'mkcol', r.status);
+    if (this.known.size >= (this.opts.maxKnown ?? 1000)) this.known.delete(this.known.values().next().value as string);
     this.known.add(url);
   }
 

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { DeliveryError } from '../../src/errors.js';
 import { destCollection } from '../../src/jobs/deliver-recording.js';
+import { DestinationHealth } from '../../src/jobs/destination-health.js';
 import { buildRecordingResource, girTime } from '../../src/jobs/recording-resource.js';
 import { parseS3Url } from '../../src/jobs/s3-store.js';
 import type { Sidecar } from '../../src/recording/metadata.js';
@@ -67,4 +68,23 @@ t.test('S3 destinations: S3:<bucket>[/<prefix>]', async (t) => {
   t.same(parseS3Url('S3:analytics'), { bucket: 'analytics', prefix: '' });
   t.same(parseS3Url('s3:analytics/speech/miner/'), { bucket: 'analytics', prefix: 'speech/miner/' }, 'prefix kept, one trailing slash');
   t.equal(parseS3Url('https://dav.example/x'), null, 'a WebDAV URL is not S3');
+});
+
+t.test('destination health keeps the destinations last used, at most its bound', async (t) => {
+  const h = new DestinationHealth(3);
+  // a per-call MSML dest: one collection per recording
+  for (let i = 0; i < 50; i++) h.ok('webdav', `http://dav.example/calls/${i}`);
+  h.failed('metadata', 'http://rp.example/api', 'HTTP 503');
+  t.same(h.all().map((d) => d.destination), ['http://dav.example/calls/48', 'http://dav.example/calls/49', 'http://rp.example/api']);
+  // used again, a destination is kept with its state; the longest unused goes
+  h.failed('webdav', 'http://dav.example/calls/48', 'HTTP 500');
+  h.ok('webdav', 'http://dav.example/calls/50');
+  t.same(
+    h.all().map((d) => [d.destination, d.up, d.failuresInARow]),
+    [
+      ['http://rp.example/api', false, 1],
+      ['http://dav.example/calls/48', false, 1],
+      ['http://dav.example/calls/50', true, 0],
+    ],
+  );
 });
