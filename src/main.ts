@@ -15,6 +15,7 @@ import { collectGarbage } from './ops/collect-garbage.js';
 import { closeSteps, exitOnSignals } from './ops/lifecycle.js';
 import { createLogger } from './ops/logger.js';
 import { IdleTrim } from './ops/idle-trim.js';
+import { mmapThresholdToFix } from './ops/mmap-threshold.js';
 import { LoadWatch } from './ops/load-watch.js';
 import { MediaTally } from './ops/media-tally.js';
 import { MediaPlane } from './plane/media-plane.js';
@@ -55,6 +56,10 @@ export interface Recorder {
 export function startRecorder(config: Config): Recorder {
   const log = createLogger(config.log.level);
   log.info({ config: redacted(config) }, 'starting');
+  // before the threads start: large blocks get mappings of their own (see mmap-threshold.ts)
+  const binding = udpEngineBinding();
+  const threshold = mmapThresholdToFix(process.env);
+  if (threshold !== null && !(binding instanceof Error) && !binding.fixMmapThreshold(threshold)) log.warn({ bytes: threshold }, 'the C heap\'s mmap threshold could not be set');
   const spoolDir = resolve(config.spool.dir);
   const profiles = new ProfileSource(config, log.child({ part: 'profiles' }));
   // encryption.* as the default profile has it: its certificates were read and checked with the profiles
@@ -144,7 +149,6 @@ export function startRecorder(config: Config): Recorder {
 
   // after a minute without calls every thread collects its garbage, and the C heap's free memory goes back to the
   // system (the trim needs the native engine's binding)
-  const binding = udpEngineBinding();
   const idleTrim = new IdleTrim(
     {
       collect: async () => {

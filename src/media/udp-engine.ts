@@ -38,6 +38,7 @@ interface Binding {
   nowMs(): number;
   niceThread(n: number): boolean;
   trimMalloc(): boolean;
+  fixMmapThreshold(bytes: number): boolean;
   headerBytes: number;
 }
 

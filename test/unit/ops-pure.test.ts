@@ -2,6 +2,7 @@ import t from 'tap';
 import { AdmissionGate } from '../../src/ops/load-watch.js';
 import { readiness } from '../../src/ops/readiness.js';
 import { lookAtSpool } from '../../src/ops/spool-watch.js';
+import { MMAP_THRESHOLD_BYTES, mmapThresholdToFix } from '../../src/ops/mmap-threshold.js';
 import { appendFileSync, mkdtempSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -159,4 +160,11 @@ t.test('spool look: finished files are stat\'ed once, files being written every 
   unlinkSync(join(dir, 'a.json'));
   s = await lookAtSpool(dir, Date.now(), seen);
   t.same([s.files, s.pending, s.bytes, seen.size], [1, 0, 50, 0], 'delivered files are gone from the look and the cache');
+});
+
+t.test('the mmap threshold is fixed unless the operator set glibc\'s own', async (t) => {
+  t.equal(mmapThresholdToFix({}), MMAP_THRESHOLD_BYTES);
+  t.equal(mmapThresholdToFix({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2' }), MMAP_THRESHOLD_BYTES);
+  t.equal(mmapThresholdToFix({ MALLOC_MMAP_THRESHOLD_: '65536' }), null);
+  t.equal(mmapThresholdToFix({ GLIBC_TUNABLES: 'glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=262144' }), null);
 });

@@ -1,12 +1,14 @@
 import t, { type Test } from 'tap';
 import { spawnSync } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
+import { fileURLToPath } from 'node:url';
 import { decodeG711, encodeG711, transcodeG711 } from '../../src/media/g711.js';
 import { MediaStream } from '../../src/media/media-stream.js';
 import { buildRtp, parseRtp, type RtpPacket } from '../../src/media/rtp-packet.js';
 import { ToneInjector } from '../../src/media/tone-injector.js';
 import { UdpEngine, udpEngineBinding } from '../../src/media/udp-engine.js';
 import type { NegotiatedMedia } from '../../src/media/negotiated-media.js';
+import { MMAP_THRESHOLD_BYTES } from '../../src/ops/mmap-threshold.js';
 import { freeUdpPort } from '../harness/free-port.js';
 import { until } from '../harness/until.js';
 
@@ -204,4 +206,28 @@ t.test('a backlog grows the queue; once read empty it gives its memory back (64 
   t.ok(delivered >= 12_000 * 0.9, `${delivered} packets delivered`);
   t.equal(engine.stats.queuedBytes, 0, 'all read');
   t.equal(engine.stats.queueAllocatedBytes, 64 * 1024, 'and the queue is back to 64 kB');
+});
+
+t.test('a fixed mmap threshold keeps large freed blocks out of the arenas', async (t) => {
+  // a 4 MB block freed raises glibc's threshold to 4 MB; then 64 blocks of 512 kB come from the main arena ([heap])
+  // unless the threshold is fixed at 128 kB (mmap-threshold.ts), when each gets a mapping given back on free
+  const file = fileURLToPath(new URL('../../build/Release/udp_engine.node', import.meta.url));
+  const child = (fix: boolean): number => {
+    const script = `
+      const b = require(${JSON.stringify(file)});
+      if (${fix} && !b.fixMmapThreshold(${MMAP_THRESHOLD_BYTES})) process.exit(3);
+      const heapKb = () => { const s = require('node:fs').readFileSync('/proc/self/smaps', 'utf8'); const i = s.indexOf('[heap]'); return i < 0 ? 0 : Number(/Rss:\\s+(\\d+)/.exec(s.slice(i))[1]); };
+      (() => Buffer.allocUnsafeSlow(4 << 20).fill(1))(); gc(); gc();
+      const before = heapKb();
+      const keep = []; for (let i = 0; i < 64; i++) keep.push(Buffer.allocUnsafeSlow(512 << 10).fill(2));
+      console.log((heapKb() - before) / 1024);`;
+    // a bare node: no loader hooks (tap's NODE_OPTIONS) whose allocations come first, no glibc settings inherited
+    const r = spawnSync(process.execPath, ['--expose-gc', '-e', script], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+    t.equal(r.status, 0, r.stderr);
+    return Number(r.stdout.trim());
+  };
+  const dynamic = child(false);
+  const fixed = child(true);
+  t.ok(dynamic > 16, `glibc's own threshold: the main arena grew ${dynamic.toFixed(1)} MB`);
+  t.ok(fixed < 4, `fixed at 128 kB: it grew ${fixed.toFixed(1)} MB`);
 });

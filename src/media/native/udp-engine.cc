@@ -705,6 +705,23 @@ napi_value TrimMalloc(napi_env env, napi_callback_info) {
   return out;
 }
 
+// fixMmapThreshold(bytes) -> whether it was set: glibc serves a block of at least `bytes` from its own mapping, given
+// back when freed. glibc's default starts at 128 kB but rises (up to 32 MB) to the largest block freed so far, and from
+// then on such blocks come from the arenas, where the holes they leave keep the arenas' memory for good. Setting the
+// threshold fixes it (and ends the rise); false where there is no glibc
+napi_value FixMmapThreshold(napi_env env, napi_callback_info info) {
+  ARGS(1);
+  int32_t bytes = 0;
+  CHECK(napi_get_value_int32(env, argv[0], &bytes));
+  napi_value out;
+#ifdef __GLIBC__
+  napi_get_boolean(env, bytes > 0 && mallopt(M_MMAP_THRESHOLD, bytes) == 1, &out);
+#else
+  napi_get_boolean(env, false, &out);
+#endif
+  return out;
+}
+
 napi_value NowMs(napi_env env, napi_callback_info) {
   napi_value out;
   napi_create_double(env, monotonicMs(), &out);
@@ -718,7 +735,7 @@ NAPI_MODULE_INIT() {
     const char* name;
     napi_callback f;
   } fns[] = {{"create", Create}, {"open", Open},   {"gen", Gen},     {"close", Close},     {"setRemote", SetRemote}, {"setRoute", SetRoute},
-             {"send", Send},     {"read", Read},   {"stats", Stats}, {"destroy", Destroy}, {"nowMs", NowMs}, {"niceThread", NiceThread}, {"trimMalloc", TrimMalloc}};
+             {"send", Send},     {"read", Read},   {"stats", Stats}, {"destroy", Destroy}, {"nowMs", NowMs}, {"niceThread", NiceThread}, {"trimMalloc", TrimMalloc}, {"fixMmapThreshold", FixMmapThreshold}};
   for (const auto& f : fns) {
     napi_value fn;
     napi_create_function(env, f.name, NAPI_AUTO_LENGTH, f.f, nullptr, &fn);
