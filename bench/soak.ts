@@ -12,9 +12,11 @@
  * - every recording whole (its length, both parties audible in every 10 ms window outside a pause and, for the held
  *   party, the hold; each party on its own channel) and delivered once (one PUT, one metadata POST);
  * - RSS, heap, external memory and FDs back to the baseline (at most 5 % above), ports and sessions back to 0. The
- *   baseline is the idle recorder after a warm-up (the same load for SOAK_WARMUP_S, 180 s) and its first idle minute:
- *   what the first calls take once and keep (code run for the first time, JIT code, the allocator's high water mark)
- *   is no leak; the recorder before any call is sampled too and reported ("cold"), with where its RSS is;
+ *   baseline is the idle recorder after a warm-up (the same load for SOAK_WARMUP_S, twice the longest call: 600 s)
+ *   and its first idle minute: what the first calls take once and keep (code run for the first time, JIT code, the
+ *   allocator's high water mark) is no leak. Twice the longest call, because the load is steady only once every
+ *   call of the ramp has ended and been replaced (a 3-minute warm-up ended while half of them were still up); the
+ *   recorder before any call is sampled too and reported ("cold"), with where its RSS is;
  * - RSS growth between minute 10 and the last minute of calls under 5 % (for shorter runs: a sixth of the run).
  * The report goes to stdout and bench/soak.md (SOAK_REPORT); the exit code is 1 if a check failed.
  */
@@ -43,7 +45,7 @@ const SAMPLE_S = Number(process.env.SOAK_SAMPLE_S ?? 10);
  */
 const SETTLE_S = Number(process.env.SOAK_SETTLE_S ?? 180);
 /** The warm-up before the baseline, s (0: none; the baseline is then the recorder that never had a call). */
-const WARMUP_S = Number(process.env.SOAK_WARMUP_S ?? 180);
+const WARMUP_S = Number(process.env.SOAK_WARMUP_S ?? 2 * MAX_S);
 /** Set-up rate of the first calls, calls/s. */
 const RAMP_RATE = 5;
 const HOLD_S = 5;
