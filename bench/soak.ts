@@ -13,7 +13,7 @@
  *   party, the hold; each party on its own channel) and delivered once (one PUT, one metadata POST);
  * - RSS, heap, external memory and FDs back to the baseline (at most 5 % above), ports and sessions back to 0. The
  *   baseline is the idle recorder after a warm-up (the same load for SOAK_WARMUP_S, twice the longest call: 600 s)
- *   and its first idle minute: what the first calls take once and keep (code run for the first time, JIT code, the
+ *   and SOAK_SETTLE_S of quiet, as before the final sample: what the first calls take once and keep (code run for the first time, JIT code, the
  *   allocator's high water mark) is no leak. Twice the longest call, because the load is steady only once every
  *   call of the ramp has ended and been replaced (a 3-minute warm-up ended while half of them were still up); the
  *   recorder before any call is sampled too and reported ("cold"), with where its RSS is;
@@ -281,12 +281,19 @@ async function main(): Promise<void> {
   const cold = await sample();
   const coldParts = rssParts(pid);
   // the warm-up: what a recorder takes once and keeps (code run for the first time, JIT code, its allocator's high
-  // water mark) is not a leak; the baseline is the idle recorder after the warm-up's calls and its idle minute
+  // water mark) is not a leak; the baseline is the idle recorder after the warm-up's calls, at the same point of its
+  // quiet as the final sample: SETTLE_S after the last delivery, its /metrics read every SAMPLE_S meanwhile (as the
+  // sampler reads it before the final sample; an idle recorder's RSS grows back a few MB in the minutes after its
+  // trim, so a baseline taken sooner than the final sample is lower for that alone)
   if (WARMUP_S > 0) {
     process.stderr.write(`warm-up: ${CALLS} calls for ${WARMUP_S} s (idle RSS ${cold.rssMb.toFixed(1)} MB)\n`);
     await churn(performance.now() + WARMUP_S * 1000);
     await delivered();
-    await sleep(70_000);
+    const quietEnds = performance.now() + SETTLE_S * 1000;
+    while (performance.now() < quietEnds) {
+      await sleep(Math.min(SAMPLE_S * 1000, quietEnds - performance.now()));
+      await sample();
+    }
   }
   const warmUpCalls = calls.length;
   const baseline = await sample();
@@ -391,7 +398,7 @@ async function main(): Promise<void> {
   const lines = [
     `machine: ${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(1)} GiB, Node ${process.version}, load average at the start ${load.map((x) => x.toFixed(2)).join(' ')}, at the end ${loadavg().map((x) => x.toFixed(2)).join(' ')}; recorder: compiled build, media.udp native, 16 kbit/s stereo, delivery to Redis + Apache mod_dav + a Recording Processor stand-in${Object.entries(mallocEnv).map(([k, v]) => `, ${k}=${v}`).join('')}`,
     '',
-    `${CALLS} calls up at a time for ${MINUTES} min, each ${MIN_S}-${MAX_S} s, replaced as it ends (${calls.length - warmUpCalls} calls; every 4th paused and resumed, every 4th held ${HOLD_S} s by re-INVITE); a sample every ${SAMPLE_S} s; after the last call and its delivery, ${SETTLE_S} s of quiet. ${WARMUP_S > 0 ? `The baseline is the idle recorder after a warm-up (the same load for ${WARMUP_S} s, ${warmUpCalls} calls) and its first idle minute; the recorder that never had a call is the "cold" row` : 'The baseline is the idle recorder before its first call'}`,
+    `${CALLS} calls up at a time for ${MINUTES} min, each ${MIN_S}-${MAX_S} s, replaced as it ends (${calls.length - warmUpCalls} calls; every 4th paused and resumed, every 4th held ${HOLD_S} s by re-INVITE); a sample every ${SAMPLE_S} s; after the last call and its delivery, ${SETTLE_S} s of quiet. ${WARMUP_S > 0 ? `The baseline is the idle recorder after a warm-up (the same load for ${WARMUP_S} s, ${warmUpCalls} calls) and ${SETTLE_S} s of quiet; the recorder that never had a call is the "cold" row` : 'The baseline is the idle recorder before its first call'}`,
     '',
     '| check | result | |',
     '|---|---|---|',
