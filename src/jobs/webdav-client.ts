@@ -5,7 +5,7 @@ export interface WebDavOptions {
   user: string;
   password: string;
   timeoutMs: number;
-  /** Collections remembered as existing, at most (the least recently made goes first). */
+  /** Collections remembered as existing, at most (1,000; the one made longest ago is forgotten first). */
   maxKnown?: number;
 }
 

@@ -12,6 +12,8 @@
 //   (once read empty after a backlog grew it past 1 MB, it shrinks back to 64 kB).
 // - A socket is closed under the engine's lock: the relay thread never touches a closed or reused one (generation
 //   numbers). `destroy` stops and joins the thread; an environment cleanup hook does it if JavaScript never did.
+// - Two process-wide C heap calls live here because this is the recorder's one native module: `trimMalloc` (the idle
+//   step's malloc_trim) and `fixMmapThreshold` (mallopt at start).
 #include <node_api.h>
 
 #include <arpa/inet.h>
