@@ -13,10 +13,10 @@
  *   party, the hold; each party on its own channel) and delivered once (one PUT, one metadata POST);
  * - RSS, heap, external memory and FDs back to the baseline (at most 5 % above), ports and sessions back to 0. The
  *   baseline is the idle recorder after a warm-up (the same load for SOAK_WARMUP_S, twice the longest call: 600 s)
- *   and SOAK_SETTLE_S of quiet, as before the final sample: what the first calls take once and keep (code run for the first time, JIT code, the
- *   allocator's high water mark) is no leak. Twice the longest call, because the load is steady only once every
- *   call of the ramp has ended and been replaced (a 3-minute warm-up ended while half of them were still up); the
- *   recorder before any call is sampled too and reported ("cold"), with where its RSS is;
+ *   and SOAK_SETTLE_S of quiet, as before the final sample: what the first calls take once and keep (code run for
+ *   the first time, JIT code, the allocator's high water mark) is no leak. Twice the longest call, because the load
+ *   is steady only once every call of the ramp has ended and been replaced (a 3-minute warm-up ended while half of
+ *   them were still up); the recorder before any call is sampled too and reported ("cold"), with where its RSS is;
  * - RSS growth between minute 10 and the last minute of calls under 5 % (for shorter runs: a sixth of the run).
  * The report goes to stdout and bench/soak.md (SOAK_REPORT); the exit code is 1 if a check failed.
  */
