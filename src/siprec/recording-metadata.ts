@@ -110,13 +110,18 @@ export function parseRecordingMetadata(xml: string): RecordingMetadata {
   return { sessionId: (sessions[0] && attr(sessions[0], 'session_id', 'id')) ?? null, participants, streams, extensions };
 }
 
+/** The recording slot of each of `count` m-lines by their order: the first left (0), all the others right (1). Pure. */
+export function channelsByOrder(count: number): number[] {
+  return Array.from({ length: count }, (_, i) => Math.min(i, 1));
+}
+
 /**
  * The recording slot (0 = left, 1 = right) of each m-line: by metadata when it says who sends the stream with the
  * m-line's `a=label` — the `left` participant (default: the first listed, the caller for the SRCs in the fixtures)
  * left, the others right — else by m-line order (first left). Never by which RTP arrives first. Pure.
  */
 export function channelsOf(meta: RecordingMetadata | null, labels: (string | null)[], left: (m: RecordingMetadata) => MetadataParticipant | undefined = (m) => m.participants[0]): number[] {
-  const byOrder = labels.map((_, i) => Math.min(i, 1));
+  const byOrder = channelsByOrder(labels.length);
   if (!meta || meta.participants.length === 0) return byOrder;
   const caller = left(meta);
   return labels.map((label, i) => {

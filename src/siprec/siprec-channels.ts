@@ -1,5 +1,5 @@
 import type { SiprecInfo, SiprecParticipant } from '../recording/metadata.js';
-import { channelsOf, type RecordingMetadata } from './recording-metadata.js';
+import { channelsByOrder, channelsOf, type RecordingMetadata } from './recording-metadata.js';
 
 /** Which participant is the left channel: the caller (the first participant the metadata lists) or the callee. */
 export type SiprecLeft = 'caller' | 'callee';
@@ -20,7 +20,7 @@ export interface SiprecStream {
  */
 export function siprecChannels(meta: RecordingMetadata | null, metadataXml: string | null, streams: SiprecStream[], left: SiprecLeft, callId: string): { slots: number[]; info: SiprecInfo } {
   const labels = streams.map((s) => s.label);
-  const byOrder = labels.map((_, i) => Math.min(i, 1));
+  const byOrder = channelsByOrder(labels.length);
   let byMetadata = meta !== null && sendersKnown(meta, labels);
   let slots = byMetadata ? channelsOf(meta, labels) : byOrder;
   if (streams.length > 1 && new Set(slots).size === 1) {

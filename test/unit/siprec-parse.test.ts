@@ -6,7 +6,7 @@
 import { parse as parseSdp } from 'sdp-transform';
 import t from 'tap';
 import { parseMultipart } from '../../src/siprec/multipart-body.js';
-import { channelsOf, parseRecordingMetadata } from '../../src/siprec/recording-metadata.js';
+import { channelsByOrder, channelsOf, parseRecordingMetadata } from '../../src/siprec/recording-metadata.js';
 import { metadataUpdate, siprecChannels } from '../../src/siprec/siprec-channels.js';
 import { isSiprecInvite, readSiprecBody } from '../../src/siprec/siprec-request.js';
 import { negotiate } from '../../src/sip/sdp-answer.js';
@@ -142,6 +142,7 @@ t.test('part content kept whole: blank lines inside a part, CRLF or LF, any head
 t.test('no metadata (Cisco NBR style: plain SDP, two sendonly m-lines): channels by m-line order', async (t) => {
   t.same(channelsOf(null, [null, null]), [0, 1]);
   t.same(channelsOf({ sessionId: null, participants: [], streams: [], extensions: {} }, ['1', '2']), [0, 1], 'metadata with no participants: by order');
+  t.same([0, 1, 2, 3].map(channelsByOrder), [[], [0], [0, 1], [0, 1, 1]], 'by order: the first m-line left, every other right');
 });
 
 t.test('broken bodies get a clear error (400), never a crash', async (t) => {
