@@ -97,11 +97,12 @@ export class MediaHost {
   receive(req: PlaneRequest): void {
     this.handle(req).then(
       (result) => this.send({ kind: 'reply', id: req.id, result }),
-      (err: Error & { sipStatus?: number; msmlCode?: number; openError?: boolean }) =>
+      (err: Error & { sipStatus?: number; msmlCode?: number; openError?: boolean; code?: unknown }) =>
         this.send({
           kind: 'reply',
           id: req.id,
-          error: { message: err.message, name: err.name, sipStatus: err.sipStatus ?? 500, msmlCode: err.msmlCode ?? 500, openError: err.openError },
+          // code: the system error's (EADDRINUSE: a port another process holds), which the message may not name
+          error: { message: err.message, name: err.name, sipStatus: err.sipStatus ?? 500, msmlCode: err.msmlCode ?? 500, openError: err.openError, code: typeof err.code === 'string' ? err.code : undefined },
         }),
     );
   }

@@ -125,7 +125,7 @@ export class MediaPlane {
         slot.pending.delete(m.id);
         if (m.error) {
           const err = new RecorderError(m.error.message, { sipStatus: m.error.sipStatus, msmlCode: m.error.msmlCode });
-          p.reject(Object.assign(err, { openError: m.error.openError === true }));
+          p.reject(Object.assign(err, { openError: m.error.openError === true, code: m.error.code }));
         } else p.resolve(m.result);
         return;
       }
@@ -354,10 +354,12 @@ export class PlaneSession {
         this.legPorts.set(legId, ports);
         return { legId, ports };
       } catch (err) {
-        // taken by another process (EADDRINUSE): the ports go to the end of the free list, others are tried
+        // taken by another process (EADDRINUSE) or not ours to bind (EACCES): the ports go to the end of the free
+        // list, others are tried. By the error's code: the native engine's message is strerror's text.
         for (const p of ports) this.ports.release(p);
         lastErr = err;
-        if (err instanceof MediaWorkerLostError || !/EADDRINUSE|EACCES/.test((err as Error).message)) throw err;
+        const code = (err as { code?: string }).code;
+        if (err instanceof MediaWorkerLostError || (code !== 'EADDRINUSE' && code !== 'EACCES')) throw err;
       }
     }
     throw lastErr;

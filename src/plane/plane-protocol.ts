@@ -119,7 +119,7 @@ export interface HostStatus {
 }
 
 export type PlaneMessage =
-  | { kind: 'reply'; id: number; result?: unknown; error?: { message: string; name: string; sipStatus: number; msmlCode: number; openError?: boolean } }
+  | { kind: 'reply'; id: number; result?: unknown; error?: { message: string; name: string; sipStatus: number; msmlCode: number; openError?: boolean; code?: string } }
   | { kind: 'openFailed'; key: string; mediaId: string; message: string }
   | { kind: 'status'; status: HostStatus }
   /** A log line of the worker's (JSON, newline-terminated). */

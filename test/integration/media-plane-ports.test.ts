@@ -1,0 +1,50 @@
+/**
+ * A port of the RTP range that another process holds (a sidecar, a phone's ephemeral port) costs a bind attempt, not
+ * the call: the leg opens on the next free port, on a media worker thread, with the native engine and with Node's
+ * sockets.
+ */
+import { createSocket, type Socket } from 'node:dgram';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { pino } from 'pino';
+import t from 'tap';
+import { RtpPortPool } from '../../src/media/rtp-port-pool.js';
+import { MediaPlane } from '../../src/plane/media-plane.js';
+
+/** A UDP socket on an even port of 127.0.0.1 (the first of a range the plane will be given). */
+async function holdEvenPort(): Promise<Socket> {
+  for (;;) {
+    const port = 40000 + 2 * Math.floor(Math.random() * 5000);
+    const s = createSocket('udp4');
+    const ok = await new Promise<boolean>((resolve) => {
+      s.once('error', () => resolve(false));
+      s.bind(port, '127.0.0.1', () => resolve(true));
+    });
+    if (ok) return s;
+    s.close();
+  }
+}
+
+for (const udp of ['native', 'js'] as const) {
+  t.test(`${udp} UDP: the first port of the range is held by another process; the leg opens on the next one`, async (t) => {
+    const holder = await holdEvenPort();
+    t.teardown(() => holder.close());
+    const held = holder.address().port;
+    const ports = new RtpPortPool(held, held + 10);
+    const plane = new MediaPlane({
+      workers: 1,
+      ports,
+      log: pino({ level: 'silent' }),
+      config: { spoolDir: mkdtempSync(join(tmpdir(), 'spool-')), bindAddress: '127.0.0.1', udp, jitterMs: 80, maxSkewMs: 400, horizonMs: 2500, encoder: { workers: 1, engine: 'wasm', quality: 7, batchMs: 500, nice: 0 }, logLevel: 'silent', statusMs: 200, loadWindowMs: 1000 },
+    });
+    t.teardown(() => plane.close());
+    const session = plane.session('held-port', {});
+    const leg = await session.openLeg('call-1', 'recordDN', [0], [null]);
+    t.same(leg.ports, [held + 2], `opened on ${leg.ports.join(', ')}, not on ${held}`);
+    t.equal(ports.inUse, 1, 'the held port went back to the pool: only the leg holds one');
+    await session.closeLeg(leg.legId);
+    t.equal(ports.inUse, 0, 'closed, every port is free');
+    await session.close();
+  });
+}
