@@ -36,7 +36,7 @@ import { promisify } from 'node:util';
 import { encryptFile, loadRecipient } from '../src/recording/cms-envelope.js';
 import { encoderFactory, type EncoderFactory } from '../src/recording/mp3-encoder.js';
 import type { Sidecar } from '../src/recording/metadata.js';
-import { decode, toneShare } from '../test/harness/audio.js';
+import { decode, medianToneShare } from '../test/harness/audio.js';
 import { parsePromText } from '../test/harness/prom-text.js';
 import { ROOT, startApp, startSim, tempDir, type AppProcess } from '../test/harness/recorder-harness.js';
 import { SipUac, type UacDialog } from '../test/harness/sip-uac.js';
@@ -324,11 +324,7 @@ async function step(n: number, mode: Mode, sim: Awaited<ReturnType<typeof startS
     const to = Math.min(d.seconds, (sendingStopped - Date.parse(s.startTime)) / 1000) - 0.1;
     const silent = silentWindows(d, from, to, (_ch, t) => inPause(t));
     // and each party on its own channel (fixed by leg): the tone of party A dominates the left, B the right
-    const share = (c: Int16Array, f: number): number => {
-      const xs: number[] = [];
-      for (let i = 8000; i + 800 <= c.length - 8000; i += 800) if (!inPause(i / 8000) && !inPause((i + 800) / 8000)) xs.push(toneShare(c.subarray(i, i + 800), f));
-      return pct(xs, 50);
-    };
+    const share = (c: Int16Array, f: number): number => medianToneShare(c, f, 1, c.length / 8000 - 1, (a, b) => inPause(a) || inPause(b));
     if (share(d.channels[0], FREQ.a) < 0.8 || share(d.channels[1], FREQ.b) < 0.8) gaps.push(`${s.confId}: parties not on their channels`);
     if (silent.length > 0) {
       const legs = s.legs.map((l) => `${l.role} ${l.packets} pkts, ${l.lost} lost, ${l.late} late`).join(' / ');

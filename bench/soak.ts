@@ -23,7 +23,7 @@
 import { readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { decode, toneShare } from '../test/harness/audio.js';
+import { decode, medianToneShare } from '../test/harness/audio.js';
 import { davServer, metadataReceiver, redisServer } from '../test/harness/delivery-servers.js';
 import { parsePromText } from '../test/harness/prom-text.js';
 import { ROOT, startApp, startSim } from '../test/harness/recorder-harness.js';
@@ -354,12 +354,7 @@ async function main(): Promise<void> {
     const to = Math.min(d.seconds, ((c.endedAt ?? 0) - start) / 1000) - 0.1;
     const silent = silentWindows(d, 0, to, (ch, t) => inPause(t) || (ch === 1 && inHold(t)));
     if (silent.length) bad.push(`${silent.length} window(s) of 10 ms without its party, first at ${silent[0]}`);
-    const share = (ch: number, f: number): number => {
-      const xs: number[] = [];
-      for (let i = 0; i + 800 <= d.channels[ch].length; i += 800) if (!inPause(i / 8000) && !inPause((i + 800) / 8000) && !inHold(i / 8000) && !inHold((i + 800) / 8000)) xs.push(toneShare(d.channels[ch].subarray(i, i + 800), f));
-      xs.sort((x, y) => x - y);
-      return xs[Math.floor(xs.length / 2)] ?? 0;
-    };
+    const share = (ch: number, f: number): number => medianToneShare(d.channels[ch], f, 0, d.seconds, (a, b) => inPause(a) || inPause(b) || inHold(a) || inHold(b));
     if (share(0, FREQ.a) < 0.8 || share(1, FREQ.b) < 0.8) bad.push('parties not on their channels');
     if (bad.length) problems.push(`${c.conf}: ${bad.join('; ')}`);
     else whole++;

@@ -63,11 +63,11 @@ export function span(ch: Int16Array, from: number, to: number, rate = 8000): Int
 /**
  * The median tone share of the 100 ms windows of [from, to) seconds. A long window's share drops at a clock
  * correction's phase step (a few samples, inaudible) although the audio is all there; the median of short windows
- * says whether the tone is.
+ * says whether the tone is. `skip`: windows left out (a pause, a hold); none left gives 0.
  */
-export function medianToneShare(ch: Int16Array, freq: number, from: number, to: number): number {
+export function medianToneShare(ch: Int16Array, freq: number, from: number, to: number, skip: (from: number, to: number) => boolean = () => false): number {
   const shares: number[] = [];
-  for (let s = from; s + 0.1 <= to + 1e-9; s += 0.1) shares.push(toneShare(span(ch, s, s + 0.1), freq));
+  for (let s = from; s + 0.1 <= to + 1e-9; s += 0.1) if (!skip(s, s + 0.1)) shares.push(toneShare(span(ch, s, s + 0.1), freq));
   shares.sort((a, b) => a - b);
   return shares[Math.floor(shares.length / 2)] ?? 0;
 }
