@@ -4,13 +4,11 @@
  * sockets.
  */
 import { createSocket, type Socket } from 'node:dgram';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { pino } from 'pino';
 import t from 'tap';
 import { RtpPortPool } from '../../src/media/rtp-port-pool.js';
 import { MediaPlane } from '../../src/plane/media-plane.js';
+import { testHostConfig } from '../harness/host-config.js';
 
 /** A UDP socket on an even port of 127.0.0.1 (the first of a range the plane will be given). */
 async function holdEvenPort(): Promise<Socket> {
@@ -36,7 +34,7 @@ for (const udp of ['native', 'js'] as const) {
       workers: 1,
       ports,
       log: pino({ level: 'silent' }),
-      config: { spoolDir: mkdtempSync(join(tmpdir(), 'spool-')), bindAddress: '127.0.0.1', udp, jitterMs: 80, maxSkewMs: 400, horizonMs: 2500, encoder: { workers: 1, engine: 'wasm', quality: 7, batchMs: 500, nice: 0 }, logLevel: 'silent', statusMs: 200, loadWindowMs: 1000 },
+      config: testHostConfig(udp),
     });
     t.teardown(() => plane.close());
     const session = plane.session('held-port', {});

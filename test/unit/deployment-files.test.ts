@@ -24,6 +24,7 @@ import { SpoolWatch } from '../../src/ops/spool-watch.js';
 import { MediaPlane } from '../../src/plane/media-plane.js';
 import { SessionRegistry } from '../../src/session/session-registry.js';
 import { ROOT } from '../harness/recorder-harness.js';
+import { testHostConfig } from '../harness/host-config.js';
 import { thrown } from '../harness/thrown.js';
 
 type Doc = { apiVersion: string; kind: string; metadata: { name: string }; [k: string]: unknown };
@@ -129,7 +130,7 @@ t.test('HPA and dashboard use metrics the program exports', async (t) => {
     workers: 0,
     ports: new RtpPortPool(20000, 20010),
     log: pino({ level: 'silent' }),
-    config: { spoolDir: mkdtempSync(join(tmpdir(), 'spool-')), bindAddress: '127.0.0.1', udp: 'js', jitterMs: 80, maxSkewMs: 400, horizonMs: 2500, encoder: { workers: 1, engine: 'wasm', quality: 7, batchMs: 500, nice: 0 }, logLevel: 'silent', statusMs: 200, loadWindowMs: 1000 },
+    config: testHostConfig(),
   });
   t.teardown(() => plane.close());
   const metrics = new RecorderMetrics({
